@@ -1,0 +1,233 @@
+"""The command-line interface: a thin client of :class:`desktop_rag.core.engine.Engine`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+from collections import Counter
+from pathlib import Path
+
+import click
+
+from desktop_rag.core.errors import UserError
+from desktop_rag.core.types import Answer, FileResult, IndexSummary
+
+log = logging.getLogger("desktop_rag.cli")
+
+
+def _engine():  # type: ignore[no-untyped-def]
+    from desktop_rag.core.engine import Engine
+
+    return Engine()
+
+
+def _fail(err: UserError) -> None:
+    raise click.ClickException(str(err))
+
+
+@click.group(invoke_without_command=True)
+@click.option("-v", "--verbose", is_flag=True, help="Log debug details to the log file.")
+@click.version_option(package_name="desktop-rag")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """desktop-rag: ask questions about your own documents, offline, with page citations."""
+    from desktop_rag.logs import setup_logging
+
+    setup_logging(verbose)
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+def _print_problems(problems: list[FileResult]) -> None:
+    if not problems:
+        return
+    click.echo(f"\n{len(problems)} file(s) not indexed:")
+    shown = 0
+    for p in problems:
+        if shown < 30:
+            click.echo(f"  {p.status:8} {p.path}: {p.reason}")
+        shown += 1
+    if shown > 30:
+        counts = Counter(f"{p.status}: {p.reason}" for p in problems)
+        click.echo("  ... and more; by reason:")
+        for reason, n in counts.most_common(10):
+            click.echo(f"  {n:6}  {reason}")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+def index(paths: tuple[Path, ...]) -> None:
+    """Index folders (and files) so their documents can be searched.
+
+    Running it again only processes new and changed files, removes deleted ones, and resumes an
+    interrupted run.
+    """
+    from tqdm import tqdm
+
+    from desktop_rag.core.types import CancelToken
+
+    cancel = CancelToken()
+    try:
+        engine = _engine()
+        click.echo(f"Loading the embedding model {engine.embedding_model.name}...", err=True)
+        gen = engine.index(list(paths), cancel)
+        bar = None
+        summary: IndexSummary | None = None
+        try:
+            while True:
+                try:
+                    prog = next(gen)
+                except StopIteration as stop:
+                    summary = stop.value
+                    break
+                if bar is None:
+                    bar = tqdm(total=prog.files_total, initial=prog.files_done, unit="file",
+                               desc="Indexing", dynamic_ncols=True, file=sys.stderr)  # fmt: skip
+                    bar.last_done = prog.files_done  # type: ignore[attr-defined]
+                bar.update(prog.files_done - bar.n)
+                bar.set_postfix(chunks=prog.chunks_added, file=prog.current[:30], refresh=False)
+        except KeyboardInterrupt:
+            cancel.cancel()
+            try:
+                gen.throw(KeyboardInterrupt)
+            except (StopIteration, KeyboardInterrupt):
+                pass
+            click.echo("\nInterrupted: everything indexed so far is kept; run the same command to "
+                       "resume.", err=True)  # fmt: skip
+            sys.exit(130)
+        finally:
+            if bar is not None:
+                bar.close()
+            engine.close()
+    except UserError as err:
+        _fail(err)
+    assert summary is not None
+    rate = summary.pages / summary.elapsed_s if summary.elapsed_s else 0.0
+    click.echo(
+        f"Indexed {summary.indexed} file(s) ({summary.pages} pages, {summary.chunks_added} chunks) "
+        f"in {summary.elapsed_s:.1f} s ({rate:.1f} pages/s); {summary.unchanged} unchanged, "
+        f"{summary.removed} removed."
+    )
+    _print_problems(summary.problems)
+
+
+@cli.command()
+@click.argument("question", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.option("-k", "--top-k", type=int, default=None, help="Number of sources (default: settings).")
+def ask(question: tuple[str, ...], as_json: bool, top_k: int | None) -> None:
+    """Answer a QUESTION from the indexed documents, with numbered sources."""
+    from desktop_rag.core.types import CancelToken
+
+    text = " ".join(question).strip()
+    if not text:
+        raise click.UsageError("the question is empty")
+    cancel = CancelToken()
+    try:
+        engine = _engine()
+        if engine.store.chunk_count() == 0:
+            raise UserError("nothing is indexed yet", hint="run `desktop-rag index FOLDER` first")
+        final: Answer | None = None
+        try:
+            for item in engine.ask(text, k=top_k, cancel=cancel):
+                if isinstance(item, Answer):
+                    final = item
+                elif not as_json:
+                    click.echo(item, nl=False)
+        except KeyboardInterrupt:
+            cancel.cancel()
+            click.echo("\n[stopped]", err=True)
+            sys.exit(130)
+        finally:
+            engine.close()
+    except UserError as err:
+        _fail(err)
+    assert final is not None
+    if as_json:
+        click.echo(json.dumps(final.to_json(), ensure_ascii=False))
+        return
+    click.echo("\n\nSources:")
+    for c in final.citations:
+        where = f"page {c.hit.page}" if c.hit.page else "text"
+        mark = "*" if c.cited else " "
+        snippet = " ".join(c.hit.text.split())[:110]
+        click.echo(f" {mark}[{c.n}] {c.hit.file_name}, {where} (score {c.hit.score:.2f})  {snippet}...")
+    t = final.timings
+    click.echo(f"\n(retrieval {t.retrieval_ms:.0f} ms, first token {t.ttft_s:.2f} s, "
+               f"{t.tokens_per_s:.0f} tokens/s; * = cited in the answer)")  # fmt: skip
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(as_json: bool) -> None:
+    """Show the collections, files, chunks and models."""
+    from desktop_rag.core.models import list_models
+
+    try:
+        engine = _engine()
+        cols = engine.store.collections()
+        ident = engine.store.stored_identity()
+        models = list_models()
+    except UserError as err:
+        _fail(err)
+    data = {
+        "data_dir": str(engine.paths.data),
+        "collections": [c.__dict__ for c in cols],
+        "chunks": engine.store.chunk_count(),
+        "embedding_model": ident,
+        "models": [{"name": m.name, "kind": m.kind, "path": str(m.path), "bundled": m.bundled}
+                   for m in models],  # fmt: skip
+    }
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"Data: {engine.paths.data}")
+    if not cols:
+        click.echo("No collections yet: run `desktop-rag index FOLDER`.")
+    for c in cols:
+        click.echo(f"  [{c.id}] {c.root}: {c.files} files, {c.indexed} indexed, {c.problems} not "
+                   f"indexed, {c.chunks} chunks")  # fmt: skip
+    if ident:
+        click.echo(f"Index embedding model: {ident.get('name')} ({ident.get('dim')} dimensions)")
+    click.echo(f"Chunks: {data['chunks']}")
+    for m in models:
+        click.echo(f"Model ({m.kind}{', bundled' if m.bundled else ''}): {m.name}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def models(as_json: bool) -> None:
+    """List the models available offline (bundled and in the models folder)."""
+    from desktop_rag.core.models import list_models
+    from desktop_rag.core.paths import app_paths
+
+    found = list_models()
+    if as_json:
+        click.echo(json.dumps([{"name": m.name, "kind": m.kind, "path": str(m.path),
+                                "bundled": m.bundled, "bytes": m.bytes} for m in found], indent=2))  # fmt: skip
+        return
+    for m in found:
+        click.echo(f"{m.kind:9} {m.name:32} {m.bytes / 1e6:8.1f} MB  {'bundled' if m.bundled else ''}"
+                   f"  {m.path}")  # fmt: skip
+    click.echo(f"\nAdd your own: put .gguf files or sentence-transformers folders in "
+               f"{app_paths().models_dir}")  # fmt: skip
+
+
+@cli.command()
+@click.confirmation_option(prompt="Delete the whole index (your documents are not touched)?")
+def reset() -> None:
+    """Delete the index (the SQLite store and vector cache); documents are never touched."""
+    from desktop_rag.core.paths import app_paths
+
+    paths = app_paths()
+    for p in (paths.index_db, Path(str(paths.index_db) + "-wal"), Path(str(paths.index_db) + "-shm")):
+        p.unlink(missing_ok=True)
+    shutil.rmtree(paths.vectors_dir, ignore_errors=True)
+    click.echo("Index deleted.")
+
+
+def main() -> None:
+    """Console entry point."""
+    cli(prog_name="desktop-rag")

@@ -1,0 +1,184 @@
+"""Sentence embeddings with sentence-transformers, strictly offline, on the CPU.
+
+Vectors are L2-normalised float32, so inner product equals cosine similarity. The model's identity
+(name, dimension and a fingerprint of its files) is recorded with the index; opening an index with a
+different model is refused (:class:`~desktop_rag.core.errors.EmbeddingMismatchError`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from desktop_rag.core.errors import ModelLoadError
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+
+def force_offline() -> None:
+    """Forbid the Hugging Face libraries any network access (set before they are imported)."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ["HF_DATASETS_OFFLINE"] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+
+
+@dataclass(frozen=True)
+class EmbeddingIdentity:
+    """What an index records about its embedding model: ``dim`` is the vector length."""
+
+    name: str
+    dim: int
+    fingerprint: str
+    max_seq_tokens: int
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-serialisable form."""
+        return {"name": self.name, "dim": self.dim, "fingerprint": self.fingerprint,
+                "max_seq_tokens": self.max_seq_tokens}  # fmt: skip
+
+
+def model_fingerprint(model_dir: Path) -> str:
+    """A short sha256 of a model folder's configuration files and weight-file heads and sizes.
+
+    Cheap (reads about 1 MB per weights file) and stable when the folder is copied or moved.
+    """
+    h = hashlib.sha256()
+    for p in sorted(model_dir.rglob("*")):
+        if not p.is_file() or p.name in {"README.md", ".gitattributes"}:
+            continue
+        rel = p.relative_to(model_dir).as_posix()
+        h.update(rel.encode())
+        h.update(str(p.stat().st_size).encode())
+        with p.open("rb") as f:
+            h.update(f.read(1 << 20))
+    return h.hexdigest()[:16]
+
+
+def read_model_dims(model_dir: Path) -> tuple[int, int]:
+    """(embedding dimension, max sequence tokens) from a sentence-transformers folder's configs.
+
+    The dimension is the last Dense layer's ``out_features`` if there is one, else the Pooling
+    layer's ``word_embedding_dimension``.
+
+    Raises:
+        ModelLoadError: the folder is not a sentence-transformers model.
+    """
+    try:
+        modules = json.loads((model_dir / "modules.json").read_text())
+        dim = None
+        for m in modules:
+            cfg_file = model_dir / m.get("path", "") / "config.json"
+            if m["type"].endswith("Pooling") and cfg_file.exists():
+                dim = json.loads(cfg_file.read_text())["word_embedding_dimension"]
+            elif m["type"].endswith("Dense") and cfg_file.exists():
+                dim = json.loads(cfg_file.read_text())["out_features"]
+        sbert = model_dir / "sentence_bert_config.json"
+        max_seq = json.loads(sbert.read_text()).get("max_seq_length", 256) if sbert.exists() else 256
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise ModelLoadError(f"{model_dir} is not a readable sentence-transformers model: {exc}") from None
+    if not isinstance(dim, int):
+        raise ModelLoadError(f"cannot tell the embedding dimension of {model_dir}")
+    return dim, int(max_seq)
+
+
+class Embedder:
+    """A sentence-transformers model loaded lazily on first use (loading imports torch: ~2-5 s).
+
+    Thread-safe: one lock serialises calls into the model. ``chunks_embedded`` counts texts
+    embedded by :meth:`embed` (documents, not queries) and ``forward_s`` the seconds spent there.
+    """
+
+    def __init__(self, model_dir: Path, name: str | None = None, *, threads: int | None = None) -> None:
+        self.model_dir = Path(model_dir)
+        dim, max_seq = read_model_dims(self.model_dir)
+        self.identity = EmbeddingIdentity(
+            name=name or self.model_dir.name,
+            dim=dim,
+            fingerprint=model_fingerprint(self.model_dir),
+            max_seq_tokens=max_seq,
+        )
+        self.threads = threads
+        self.batch_size = 32
+        self._model: Any = None
+        self._lock = threading.Lock()
+        self.chunks_embedded = 0
+        self.forward_s = 0.0
+
+    @property
+    def dim(self) -> int:
+        """The embedding dimension (384 for all-MiniLM-L6-v2)."""
+        return self.identity.dim
+
+    def load(self) -> None:
+        """Load the model now (otherwise the first call does).
+
+        Raises:
+            ModelLoadError: the folder could not be loaded as a sentence-transformers model.
+        """
+        with self._lock:
+            self._load_locked()
+
+    def _load_locked(self) -> None:
+        if self._model is not None:
+            return
+        force_offline()
+        try:
+            import torch
+            import transformers
+            from sentence_transformers import SentenceTransformer
+
+            transformers.logging.disable_progress_bar()
+            transformers.logging.set_verbosity_error()
+
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            self._model = SentenceTransformer(
+                str(self.model_dir), device="cpu", local_files_only=True, trust_remote_code=False
+            )
+            self._model.eval()
+        except Exception as exc:
+            raise ModelLoadError(f"could not load the embedding model {self.model_dir}: {exc}") from exc
+
+    def _encode(self, texts: list[str]) -> NDArray[np.float32]:
+        with self._lock:
+            self._load_locked()
+            import torch
+
+            with torch.inference_mode():
+                vecs = self._model.encode(
+                    texts,
+                    batch_size=self.batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def embed(self, texts: list[str]) -> NDArray[np.float32]:
+        """Embed document chunks: ``(len(texts), dim)`` float32, each row of L2 norm 1.
+
+        Texts are sorted by length into batches by sentence-transformers (less padding).
+        """
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        t0 = time.perf_counter()
+        vecs = self._encode(texts)
+        self.forward_s += time.perf_counter() - t0
+        self.chunks_embedded += len(texts)
+        return vecs
+
+    def embed_query(self, text: str) -> NDArray[np.float32]:
+        """Embed one query: ``(dim,)`` float32 of L2 norm 1."""
+        return self._encode([text])[0]

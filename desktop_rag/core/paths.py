@@ -1,0 +1,68 @@
+"""Where desktop_rag keeps its data, configuration, logs and user models.
+
+By default these are the platformdirs user directories for the app ``desktop-rag``. Setting the
+environment variable ``DESKTOP_RAG_HOME`` puts everything under that one folder instead (used by the
+tests and for portable installs).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+APP_NAME = "desktop-rag"
+HOME_ENV = "DESKTOP_RAG_HOME"
+
+
+@dataclass(frozen=True)
+class AppPaths:
+    """The app's directories; :meth:`ensure` creates them."""
+
+    data: Path
+    config: Path
+    cache: Path
+    logs: Path
+
+    @property
+    def index_db(self) -> Path:
+        """The SQLite database: the source of truth for files, pages, chunks and embeddings."""
+        return self.data / "index.sqlite3"
+
+    @property
+    def vectors_dir(self) -> Path:
+        """The folder of the hnswlib cache and its manifest."""
+        return self.data / "vectors"
+
+    @property
+    def models_dir(self) -> Path:
+        """User models: ``*.gguf`` LLMs and sentence-transformers folders."""
+        return self.data / "models"
+
+    @property
+    def settings_file(self) -> Path:
+        """The JSON settings file."""
+        return self.config / "settings.json"
+
+    def ensure(self) -> AppPaths:
+        """Create every directory (idempotent) and return self."""
+        for d in (self.data, self.config, self.cache, self.logs, self.vectors_dir, self.models_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def app_paths() -> AppPaths:
+    """The directories in force now (``DESKTOP_RAG_HOME`` wins over platformdirs)."""
+    home = os.environ.get(HOME_ENV)
+    if home:
+        root = Path(home).expanduser().resolve()
+        return AppPaths(root / "data", root / "config", root / "cache", root / "logs")
+    import platformdirs
+
+    dirs = platformdirs.PlatformDirs(APP_NAME, appauthor=False)
+    return AppPaths(
+        Path(dirs.user_data_dir),
+        Path(dirs.user_config_dir),
+        Path(dirs.user_cache_dir),
+        Path(dirs.user_log_dir),
+    )

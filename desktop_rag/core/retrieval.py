@@ -1,0 +1,139 @@
+"""Hybrid retrieval: dense (hnswlib) and lexical (SQLite FTS5 BM25) candidates, fused.
+
+Plain reciprocal rank fusion throws the scores away and lost to BM25 alone on covidqa (answer-span
+recall@5 0.64 vs 0.71). We instead score every candidate with *both* retrievers: the dense cosine of
+each BM25 candidate is computed from its stored embedding, and the BM25 score of each dense candidate
+is computed by FTS5 restricted to those rows. The fused score is a convex combination of the two
+normalised scores (Bruch, Gai & Ingber, "An Analysis of Fusion Functions for Hybrid Retrieval",
+ACM TOIS 2023, found it more accurate than RRF): BM25 divided by the best BM25 of the candidates,
+cosine min-max normalised over the candidates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from desktop_rag.core.types import Hit
+
+if TYPE_CHECKING:
+    from desktop_rag.core.embedding import Embedder
+    from desktop_rag.core.store import Store
+    from desktop_rag.core.vectors import VectorIndex
+
+Mode = Literal["hybrid", "dense", "bm25", "rrf"]
+MODES: tuple[str, ...] = ("hybrid", "dense", "bm25", "rrf")
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """Retrieval parameters.
+
+    ``candidates`` is how many chunks each retriever contributes before fusion; ``dense_weight`` is
+    the weight of the dense score in the convex combination (1 - it goes to BM25); ``rrf_k`` = 60 is
+    the constant of Cormack, Clarke & Büttcher (SIGIR 2009), used by the ``rrf`` mode only.
+    """
+
+    candidates: int = 50
+    dense_weight: float = 0.4
+    rrf_k: int = 60
+
+
+@dataclass(frozen=True)
+class RetrievalResult:
+    """Top-k hits, best first, and the retrieval latency in milliseconds."""
+
+    hits: list[Hit]
+    retrieval_ms: float
+    best_dense: float  # the highest cosine similarity of any candidate (relevance evidence)
+
+
+class Retriever:
+    """Runs a query against the store and the vector index."""
+
+    def __init__(self, store: Store, vectors: VectorIndex, embedder: Embedder,
+                 config: RetrievalConfig | None = None) -> None:  # fmt: skip
+        self.store = store
+        self.vectors = vectors
+        self.embedder = embedder
+        self.config = config or RetrievalConfig()
+
+    def search(self, query: str, k: int = 5, *, mode: Mode = "hybrid",
+               collections: Sequence[int] | None = None) -> RetrievalResult:  # fmt: skip
+        """The top ``k`` chunks for ``query``.
+
+        ``collections`` restricts the search to those collection ids (None = all).
+        """
+        if mode != "bm25":
+            self.embedder.load()  # a first-use model load is not retrieval latency
+        t0 = time.perf_counter()
+        cfg = self.config
+        n_cand = max(cfg.candidates, k)
+        if collections is not None:
+            n_cand *= 4  # filtered after retrieval; fetch more so k survive
+        qvec = self.embedder.embed_query(query) if mode != "bm25" else None
+        dense = self.vectors.search(qvec, n_cand) if qvec is not None else []
+        lexical = self.store.bm25(query, n_cand) if mode != "dense" else []
+        if collections is not None:
+            allowed = set(collections)
+            owner = self.store.chunk_collections([c for c, _ in dense] + [c for c, _ in lexical])
+            dense = [(c, s) for c, s in dense if owner.get(c) in allowed]
+            lexical = [(c, s) for c, s in lexical if owner.get(c) in allowed]
+        dense_of = dict(dense)
+        bm25_of = dict(lexical)
+        if mode == "dense":
+            ranked = sorted(dense_of, key=lambda c: -dense_of[c])
+            fused = {c: dense_of[c] for c in ranked}
+        elif mode == "bm25":
+            ranked = sorted(bm25_of, key=lambda c: -bm25_of[c])
+            top = max(bm25_of.values(), default=1.0) or 1.0
+            fused = {c: bm25_of[c] / top for c in ranked}
+        elif mode == "rrf":
+            fused = {}
+            for lst in (sorted(dense, key=lambda x: -x[1]), lexical):
+                for rank, (c, _) in enumerate(lst):
+                    fused[c] = fused.get(c, 0.0) + 1.0 / (cfg.rrf_k + rank + 1)
+            ranked = sorted(fused, key=lambda c: -fused[c])
+        else:
+            ranked, fused = self._fuse(query, qvec, dense_of, bm25_of)
+        ranked = ranked[:k]
+        rows = self.store.chunks_by_id(ranked)
+        hits = [
+            Hit(chunk_id=c, file_id=r.file_id, path=r.path, page=r.page, start=r.start, end=r.end,
+                text=r.text, context=r.context, score=float(fused[c]), dense=dense_of.get(c),
+                bm25=bm25_of.get(c))  # fmt: skip
+            for c in ranked
+            if (r := rows.get(c)) is not None
+        ]
+        best_dense = max(dense_of.values(), default=0.0)
+        return RetrievalResult(hits, (time.perf_counter() - t0) * 1000.0, best_dense)
+
+    def _fuse(self, query: str, qvec: np.ndarray | None, dense_of: dict[int, float],
+              bm25_of: dict[int, float]) -> tuple[list[int], dict[int, float]]:  # fmt: skip
+        """Complete both scores for every candidate, then combine them convexly (see module doc)."""
+        cand = list(dict.fromkeys([*dense_of, *bm25_of]))
+        if not cand:
+            return [], {}
+        missing_dense = [c for c in cand if c not in dense_of]
+        if missing_dense and qvec is not None:
+            vecs = self.store.embeddings_for(missing_dense)
+            for c, v in vecs.items():
+                dense_of[c] = float(np.dot(v, qvec))
+        missing_bm25 = [c for c in cand if c not in bm25_of]
+        if missing_bm25:
+            bm25_of.update(self.store.bm25(query, len(missing_bm25), only_ids=missing_bm25))
+        d = np.array([dense_of.get(c, 0.0) for c in cand], dtype=np.float64)
+        b = np.array([bm25_of.get(c, 0.0) for c in cand], dtype=np.float64)
+        d_lo, d_hi = float(d.min()), float(d.max())
+        d_norm = (d - d_lo) / (d_hi - d_lo) if d_hi > d_lo else np.ones_like(d)
+        b_hi = float(b.max())
+        b_norm = b / b_hi if b_hi > 0 else np.zeros_like(b)
+        w = self.config.dense_weight
+        score = w * d_norm + (1.0 - w) * b_norm
+        order = np.argsort(-score, kind="stable")
+        ranked = [cand[i] for i in order]
+        return ranked, {cand[i]: float(score[i]) for i in range(len(cand))}

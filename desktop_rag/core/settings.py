@@ -1,0 +1,56 @@
+"""User settings: one typed dataclass with defaults, persisted as JSON in the config dir."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from desktop_rag.core.vectors import atomic_write
+
+log = logging.getLogger(__name__)
+
+SETTINGS_VERSION = 1
+
+
+@dataclass
+class Settings:
+    """Every option, with its default.
+
+    - ``llm_model`` / ``embedding_model``: a model name or path (None = the bundled default).
+    - ``context_size``: the LLM context window in tokens (prompt + answer).
+    - ``max_answer_tokens``: tokens reserved for the answer.
+    - ``temperature``: sampling temperature (0 = greedy).
+    - ``top_k``: number of sources given to the model.
+    - ``threads``: CPU threads for llama.cpp and torch (0 = all cores).
+    - ``min_relevance``: cosine similarity below which retrieval counts as "nothing relevant".
+    """
+
+    llm_model: str | None = None
+    embedding_model: str | None = None
+    context_size: int = 4096
+    max_answer_tokens: int = 384
+    temperature: float = 0.1
+    top_k: int = 5
+    threads: int = 0
+    min_relevance: float = 0.2
+    version: int = SETTINGS_VERSION
+
+    @classmethod
+    def load(cls, path: Path) -> Settings:
+        """Read settings (unknown keys ignored; a broken file gives the defaults, logged)."""
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return cls()
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable settings %s: %s", path, exc)
+            return cls()
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+    def save(self, path: Path) -> None:
+        """Write settings atomically."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps(asdict(self), indent=2).encode("utf-8"))

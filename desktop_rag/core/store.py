@@ -1,0 +1,462 @@
+"""The SQLite store (WAL mode): the source of truth for collections, files, pages, chunks and
+embeddings, plus the FTS5 full-text index used for BM25.
+
+Every change to one file's chunks happens in one transaction, so an interrupted run leaves each
+file either fully indexed (with its hash recorded) or untouched; the next run resumes from there.
+``meta.vectors_version`` increases with every transaction that adds or removes embeddings; the
+hnswlib cache records the version it was built at, so a stale cache is detected and rebuilt.
+
+Connections are per thread (SQLite objects must not cross threads); WAL lets readers (questions)
+run while the indexer writes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from desktop_rag.core.embedding import EmbeddingIdentity
+from desktop_rag.core.errors import EmbeddingMismatchError, UserError
+from desktop_rag.core.types import Chunk, Page
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS collections(
+    id INTEGER PRIMARY KEY, root TEXT NOT NULL UNIQUE, name TEXT NOT NULL, added_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS files(
+    id INTEGER PRIMARY KEY,
+    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    path TEXT NOT NULL UNIQUE, size INTEGER, mtime_ns INTEGER, sha256 TEXT, kind TEXT, title TEXT,
+    status TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
+    pages INTEGER NOT NULL DEFAULT 0, chunks INTEGER NOT NULL DEFAULT 0, indexed_at REAL);
+CREATE INDEX IF NOT EXISTS files_collection ON files(collection_id);
+CREATE TABLE IF NOT EXISTS pages(
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    page INTEGER NOT NULL, text TEXT NOT NULL, PRIMARY KEY(file_id, page));
+CREATE TABLE IF NOT EXISTS chunks(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    ord INTEGER NOT NULL, page INTEGER, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
+    text TEXT NOT NULL, context TEXT NOT NULL, n_tokens INTEGER NOT NULL, embedding BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS chunks_file ON chunks(file_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    text, context, content='chunks', content_rowid='id',
+    tokenize='porter unicode61 remove_diacritics 2');
+CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts(rowid, text, context) VALUES (new.id, new.text, new.context);
+END;
+CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts(chunks_fts, rowid, text, context)
+    VALUES ('delete', old.id, old.text, old.context);
+END;
+"""
+
+# A short English stop list for turning questions into BM25 queries (from the Lucene/Snowball
+# English lists); BM25's IDF already discounts common words, this only keeps queries small.
+_STOP = frozenset(
+    ["a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "can", "could", "did", "do", "does", "for", "from", "had", "has", "have", "how", "i", "if", "in", "into", "is", "it", "its", "of", "on", "or", "our", "s", "so", "such", "t", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "to", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your"]
+)
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def fts_query(question: str) -> str | None:
+    """An FTS5 MATCH expression: the question's distinct non-stop words, quoted, OR-ed together.
+
+    Returns None when nothing searchable is left. Quoting makes every word a literal string, so
+    FTS5 syntax in the question (``AND``, ``*``, ``:``, quotes) cannot break or change the query.
+    """
+    words: list[str] = []
+    for w in _WORD.findall(question.lower()):
+        if w in _STOP or w in words or (len(w) == 1 and not w.isdigit()):
+            continue
+        words.append(w)
+    if not words:
+        return None
+    return " OR ".join(f'"{w}"' for w in words[:64])
+
+
+@dataclass(frozen=True)
+class FileRow:
+    """A row of the ``files`` table."""
+
+    id: int
+    collection_id: int
+    path: str
+    size: int | None
+    mtime_ns: int | None
+    sha256: str | None
+    status: str
+    reason: str
+    pages: int
+    chunks: int
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """A chunk with its file path (for building hits and citations)."""
+
+    id: int
+    file_id: int
+    path: str
+    page: int | None
+    start: int
+    end: int
+    text: str
+    context: str
+
+
+@dataclass(frozen=True)
+class CollectionRow:
+    """A collection (an indexed folder) with its counts."""
+
+    id: int
+    root: str
+    name: str
+    files: int
+    indexed: int
+    problems: int
+    chunks: int
+
+
+class Store:
+    """The SQLite database at ``path`` (created on first use)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self.con.executescript(_SCHEMA)  # idempotent; executescript commits on its own
+        with self._tx() as con:
+            row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None:
+                con.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise UserError(
+                    f"the index at {self.path} was made by a newer version of desktop_rag",
+                    hint="upgrade desktop_rag, or point DESKTOP_RAG_HOME at another folder",
+                )
+
+    # -- connections -------------------------------------------------------------------------
+    @property
+    def con(self) -> sqlite3.Connection:
+        """This thread's connection (autocommit mode; use :meth:`_tx` for transactions)."""
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+            con.execute("PRAGMA foreign_keys=ON")
+            self._local.con = con
+        return con
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self.con)
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
+
+    # -- meta --------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        """A value of the ``meta`` table, or None."""
+        row = self.con.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def vectors_version(self) -> int:
+        """Increases with every committed change to the set of embeddings."""
+        return int(self.get_meta("vectors_version") or 0)
+
+    def check_identity(self, identity: EmbeddingIdentity) -> None:
+        """Record the embedding model on first use; refuse a different one later.
+
+        Raises:
+            EmbeddingMismatchError: the index holds embeddings of another model.
+        """
+        with self._tx() as con:
+            row = con.execute("SELECT value FROM meta WHERE key='embedding_model'").fetchone()
+            if row is None:
+                con.execute("INSERT INTO meta VALUES ('embedding_model', ?)",
+                            (json.dumps(identity.to_dict()),))  # fmt: skip
+                return
+        stored = json.loads(row[0])
+        if stored.get("dim") != identity.dim or stored.get("fingerprint") != identity.fingerprint:
+            raise EmbeddingMismatchError(
+                f"this index was built with the embedding model {stored.get('name')!r} "
+                f"({stored.get('dim')} dimensions), but {identity.name!r} ({identity.dim} dimensions) "
+                "is selected; vectors of different models cannot be compared",
+                hint="select the original embedding model, or run `desktop-rag reset` and index again",
+            )
+
+    def stored_identity(self) -> dict[str, object] | None:
+        """The recorded embedding model identity, or None for an empty index."""
+        raw = self.get_meta("embedding_model")
+        return None if raw is None else dict(json.loads(raw))
+
+    # -- collections and files ---------------------------------------------------------------
+    def add_collection(self, root: Path) -> int:
+        """The id of the collection rooted at ``root`` (an absolute folder), creating it if new."""
+        with self._tx() as con:
+            row = con.execute("SELECT id FROM collections WHERE root=?", (str(root),)).fetchone()
+            if row:
+                return int(row[0])
+            cur = con.execute(
+                "INSERT INTO collections(root, name, added_at) VALUES (?, ?, ?)",
+                (str(root), root.name or str(root), time.time()),
+            )
+            return int(cur.lastrowid or 0)
+
+    def collections(self) -> list[CollectionRow]:
+        """All collections with file and chunk counts."""
+        rows = self.con.execute(
+            """SELECT c.id, c.root, c.name, COUNT(f.id),
+                      COALESCE(SUM(f.status='indexed'), 0),
+                      COALESCE(SUM(f.status IN ('failed', 'skipped')), 0),
+                      COALESCE(SUM(f.chunks), 0)
+               FROM collections c LEFT JOIN files f ON f.collection_id = c.id
+               GROUP BY c.id ORDER BY c.id"""
+        ).fetchall()
+        return [CollectionRow(*r) for r in rows]
+
+    def files(self, collection_id: int | None = None) -> list[FileRow]:
+        """Rows of ``files`` (of one collection, or all)."""
+        sql = ("SELECT id, collection_id, path, size, mtime_ns, sha256, status, reason, pages, chunks"
+               " FROM files")  # fmt: skip
+        args: tuple[object, ...] = ()
+        if collection_id is not None:
+            sql += " WHERE collection_id=?"
+            args = (collection_id,)
+        return [FileRow(*r) for r in self.con.execute(sql + " ORDER BY path", args)]
+
+    def touch_file(self, file_id: int, size: int, mtime_ns: int) -> None:
+        """Record a new size/mtime for a file whose content hash did not change."""
+        with self._tx() as con:
+            con.execute("UPDATE files SET size=?, mtime_ns=? WHERE id=?", (size, mtime_ns, file_id))
+
+    def _bump_version(self, con: sqlite3.Connection) -> None:
+        con.execute(
+            "INSERT INTO meta VALUES ('vectors_version', '1') ON CONFLICT(key) DO UPDATE "
+            "SET value = CAST(value AS INTEGER) + 1"
+        )
+
+    def _delete_chunks(self, con: sqlite3.Connection, file_id: int) -> list[int]:
+        ids = [r[0] for r in con.execute("SELECT id FROM chunks WHERE file_id=?", (file_id,))]
+        if ids:
+            con.execute("DELETE FROM chunks WHERE file_id=?", (file_id,))
+        con.execute("DELETE FROM pages WHERE file_id=?", (file_id,))
+        return ids
+
+    def write_file(
+        self,
+        *,
+        collection_id: int,
+        path: str,
+        size: int,
+        mtime_ns: int,
+        sha256: str,
+        kind: str,
+        title: str,
+        pages: Sequence[Page],
+        chunks: Sequence[Chunk],
+        embeddings: NDArray[np.float32],
+    ) -> tuple[list[int], list[int]]:
+        """Replace a file's pages, chunks and embeddings in one transaction.
+
+        ``embeddings`` is ``(len(chunks), dim)`` float32. Returns (new chunk ids, removed chunk ids).
+        """
+        assert embeddings.shape[0] == len(chunks)
+        with self._tx() as con:
+            file_id = self._upsert_file(con, collection_id, path, size, mtime_ns, sha256, kind,
+                                        title, "indexed", "", len(pages), len(chunks))  # fmt: skip
+            removed = self._delete_chunks(con, file_id)
+            con.executemany(
+                "INSERT INTO pages(file_id, page, text) VALUES (?, ?, ?)",
+                [(file_id, p.number or 0, p.text) for p in pages],
+            )
+            new_ids: list[int] = []
+            for i, (c, vec) in enumerate(zip(chunks, embeddings, strict=True)):
+                cur = con.execute(
+                    'INSERT INTO chunks(file_id, ord, page, start, "end", text, context, n_tokens,'
+                    " embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (file_id, i, c.page, c.start, c.end, c.text, c.context, c.n_tokens,
+                     vec.astype(np.float32).tobytes()),  # fmt: skip
+                )
+                new_ids.append(int(cur.lastrowid or 0))
+            self._bump_version(con)
+        return new_ids, removed
+
+    def mark_file(
+        self, *, collection_id: int, path: str, size: int | None, mtime_ns: int | None,
+        sha256: str | None, status: str, reason: str,
+    ) -> list[int]:  # fmt: skip
+        """Record a skipped or failed file with its reason; its old chunks (if any) are removed.
+
+        Returns the removed chunk ids.
+        """
+        with self._tx() as con:
+            file_id = self._upsert_file(con, collection_id, path, size, mtime_ns, sha256, None,
+                                        None, status, reason, 0, 0)  # fmt: skip
+            removed = self._delete_chunks(con, file_id)
+            if removed:
+                self._bump_version(con)
+        return removed
+
+    def _upsert_file(
+        self, con: sqlite3.Connection, collection_id: int, path: str, size: int | None,
+        mtime_ns: int | None, sha256: str | None, kind: str | None, title: str | None,
+        status: str, reason: str, pages: int, chunks: int,
+    ) -> int:  # fmt: skip
+        row = con.execute("SELECT id FROM files WHERE path=?", (path,)).fetchone()
+        values = (collection_id, size, mtime_ns, sha256, kind, title, status, reason, pages, chunks,
+                  time.time())  # fmt: skip
+        if row:
+            con.execute(
+                "UPDATE files SET collection_id=?, size=?, mtime_ns=?, sha256=?, kind=?, title=?,"
+                " status=?, reason=?, pages=?, chunks=?, indexed_at=? WHERE id=?",
+                (*values, row[0]),
+            )
+            return int(row[0])
+        cur = con.execute(
+            "INSERT INTO files(collection_id, size, mtime_ns, sha256, kind, title, status, reason,"
+            " pages, chunks, indexed_at, path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*values, path),
+        )
+        return int(cur.lastrowid or 0)
+
+    def remove_file(self, file_id: int) -> list[int]:
+        """Delete a file and its chunks; returns the removed chunk ids."""
+        with self._tx() as con:
+            removed = self._delete_chunks(con, file_id)
+            con.execute("DELETE FROM files WHERE id=?", (file_id,))
+            if removed:
+                self._bump_version(con)
+        return removed
+
+    def remove_collection(self, collection_id: int) -> list[int]:
+        """Delete a collection with all its files and chunks; returns the removed chunk ids."""
+        removed: list[int] = []
+        with self._tx() as con:
+            for (fid,) in con.execute("SELECT id FROM files WHERE collection_id=?",
+                                      (collection_id,)).fetchall():  # fmt: skip
+                removed += self._delete_chunks(con, fid)
+            con.execute("DELETE FROM files WHERE collection_id=?", (collection_id,))
+            con.execute("DELETE FROM collections WHERE id=?", (collection_id,))
+            self._bump_version(con)
+        return removed
+
+    # -- reading -----------------------------------------------------------------------------
+    def chunk_count(self) -> int:
+        """The number of chunks (= embeddings) in the store."""
+        return int(self.con.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+
+    def iter_embeddings(self, batch: int = 4096) -> Iterator[tuple[NDArray[np.int64], NDArray[np.float32]]]:
+        """All (chunk ids ``(n,)`` int64, embeddings ``(n, dim)`` float32) in batches, by id."""
+        last = -1
+        while True:
+            rows = self.con.execute(
+                "SELECT id, embedding FROM chunks WHERE id > ? ORDER BY id LIMIT ?", (last, batch)
+            ).fetchall()
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vecs = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+            yield ids, vecs
+            last = int(ids[-1])
+
+    def embeddings_for(self, ids: Sequence[int]) -> dict[int, NDArray[np.float32]]:
+        """Embeddings of the given chunk ids (missing ids are left out)."""
+        out: dict[int, NDArray[np.float32]] = {}
+        for part in _parts(ids):
+            q = f"SELECT id, embedding FROM chunks WHERE id IN ({','.join('?' * len(part))})"
+            for cid, blob in self.con.execute(q, part):
+                out[int(cid)] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def chunks_by_id(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
+        """Chunks with their file paths, by id (ids no longer in the store are left out)."""
+        out: dict[int, ChunkRow] = {}
+        for part in _parts(ids):
+            q = ('SELECT c.id, c.file_id, f.path, c.page, c.start, c."end", c.text, c.context '
+                 "FROM chunks c JOIN files f ON f.id = c.file_id "
+                 f"WHERE c.id IN ({','.join('?' * len(part))})")  # fmt: skip
+            for r in self.con.execute(q, part):
+                out[int(r[0])] = ChunkRow(*r)
+        return out
+
+    def chunk_collections(self, ids: Sequence[int]) -> dict[int, int]:
+        """Chunk id -> collection id."""
+        out: dict[int, int] = {}
+        for part in _parts(ids):
+            q = ("SELECT c.id, f.collection_id FROM chunks c JOIN files f ON f.id = c.file_id "
+                 f"WHERE c.id IN ({','.join('?' * len(part))})")  # fmt: skip
+            out.update((int(a), int(b)) for a, b in self.con.execute(q, part))
+        return out
+
+    def page_text(self, file_id: int, page: int | None) -> str | None:
+        """The stored text of one page (``page`` None or 0 for single-page text documents)."""
+        row = self.con.execute("SELECT text FROM pages WHERE file_id=? AND page=?",
+                               (file_id, page or 0)).fetchone()  # fmt: skip
+        return None if row is None else str(row[0])
+
+    def bm25(self, query: str, limit: int, only_ids: Sequence[int] | None = None) -> list[tuple[int, float]]:
+        """BM25 search over chunk text (weight 1) and context (weight 0.5) with FTS5.
+
+        Returns up to ``limit`` (chunk id, score) pairs, best first; scores are FTS5's ``bm25()``
+        negated, so higher is better (FTS5 uses k1 = 1.2, b = 0.75). With ``only_ids``, scores just
+        those chunks (those that do not match are left out).
+        """
+        match = fts_query(query)
+        if match is None:
+            return []
+        sql = "SELECT rowid, -bm25(chunks_fts, 1.0, 0.5) FROM chunks_fts WHERE chunks_fts MATCH ?"
+        args: list[object] = [match]
+        if only_ids is not None:
+            if not only_ids:
+                return []
+            sql += f" AND rowid IN ({','.join('?' * len(only_ids))})"
+            args += list(only_ids)
+        sql += " ORDER BY bm25(chunks_fts, 1.0, 0.5) LIMIT ?"
+        args.append(limit)
+        try:
+            return [(int(r[0]), float(r[1])) for r in self.con.execute(sql, args)]
+        except sqlite3.OperationalError:
+            return []
+
+
+def _parts(ids: Sequence[int], size: int = 900) -> Iterator[list[int]]:
+    ids = list(ids)
+    for i in range(0, len(ids), size):
+        yield ids[i : i + size]
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK`` on an exception)."""
+
+    def __init__(self, con: sqlite3.Connection) -> None:
+        self.con = con
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.con.execute("BEGIN IMMEDIATE")
+        return self.con
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.con.execute("COMMIT")
+        else:
+            self.con.execute("ROLLBACK")

@@ -1,0 +1,205 @@
+"""Plain value types shared by every layer (frozen dataclasses, no behaviour beyond helpers)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Literal
+
+from desktop_rag.core.errors import Cancelled
+
+
+class CancelToken:
+    """A thread-safe flag that long work checks between steps (and llama.cpp checks per token)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        """Ask the work to stop at its next check."""
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        """True once :meth:`cancel` was called."""
+        return self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        """Raise :class:`~desktop_rag.core.errors.Cancelled` if cancel was requested."""
+        if self._event.is_set():
+            raise Cancelled()
+
+
+@dataclass(frozen=True)
+class Heading:
+    """A heading found in a page's text: ``offset`` is its character offset in that page's text."""
+
+    offset: int
+    level: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Page:
+    """The text of one page (PDF) or of a whole text-like document (``number`` is None).
+
+    ``number`` is 1-based (the physical page index of the PDF file).
+    """
+
+    number: int | None
+    text: str
+    headings: tuple[Heading, ...] = ()
+
+
+@dataclass(frozen=True)
+class Document:
+    """An extracted document: its title and pages in reading order."""
+
+    title: str
+    pages: tuple[Page, ...]
+    kind: str  # "pdf", "docx", "html", "markdown", "text"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage cut from one page.
+
+    ``start``/``end`` are character offsets into that page's text (``text == page.text[start:end]``);
+    ``context`` is the document title and the heading path in force at ``start``; it is embedded and
+    indexed with the passage but is not part of the cited span.
+    """
+
+    page: int | None
+    start: int
+    end: int
+    text: str
+    context: str
+    n_tokens: int
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk with its fused score and the per-retriever evidence.
+
+    ``score`` is the fused relevance in [0, 1] (higher is better); ``dense`` is the cosine similarity
+    of the query and chunk embeddings (None if the dense retriever did not return it); ``bm25`` is the
+    FTS5 BM25 score made positive (None if the lexical retriever did not return it).
+    """
+
+    chunk_id: int
+    file_id: int
+    path: str
+    page: int | None
+    start: int
+    end: int
+    text: str
+    context: str
+    score: float
+    dense: float | None = None
+    bm25: float | None = None
+
+    @property
+    def file_name(self) -> str:
+        """The base name of the source file."""
+        return self.path.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A numbered source given to the model (``n`` is 1-based, as in the prompt)."""
+
+    n: int
+    hit: Hit
+    cited: bool
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Latency of one answer: retrieval in milliseconds, time to first token in seconds, tokens/s."""
+
+    retrieval_ms: float
+    ttft_s: float
+    tokens_per_s: float
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The final answer: text, numbered sources (``citations``), abstention flag and timings."""
+
+    text: str
+    abstained: bool
+    citations: tuple[Citation, ...]
+    timings: Timings
+
+    def to_json(self) -> dict[str, object]:
+        """The ``ask --json`` object (see the README for the schema)."""
+        return {
+            "answer": self.text,
+            "abstained": self.abstained,
+            "citations": [
+                {
+                    "n": c.n,
+                    "file": c.hit.path,
+                    "page": c.hit.page,
+                    "text": c.hit.text,
+                    "start": c.hit.start,
+                    "end": c.hit.end,
+                    "score": round(c.hit.score, 6),
+                    "cited": c.cited,
+                }
+                for c in self.citations
+            ],
+            "timings": {
+                "retrieval_ms": round(self.timings.retrieval_ms, 3),
+                "ttft_s": round(self.timings.ttft_s, 4),
+                "tokens_per_s": round(self.timings.tokens_per_s, 2),
+            },
+        }
+
+
+FileStatus = Literal["indexed", "unchanged", "skipped", "failed", "removed"]
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What happened to one file in an indexing run, with a human ``reason`` when not indexed."""
+
+    path: str
+    status: FileStatus
+    reason: str = ""
+    chunks: int = 0
+    pages: int = 0
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Progress of an indexing run, yielded after each file (and at the start).
+
+    ``files_done``/``files_total`` count files; ``elapsed_s`` is seconds since the run began;
+    ``result`` is the outcome of the file just finished (None for the first event).
+    """
+
+    files_done: int
+    files_total: int
+    chunks_added: int
+    elapsed_s: float
+    current: str = ""
+    result: FileResult | None = None
+
+
+@dataclass
+class IndexSummary:
+    """Totals of an indexing run."""
+
+    files_total: int = 0
+    indexed: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    chunks_added: int = 0
+    pages: int = 0
+    elapsed_s: float = 0.0
+    embed_s: float = 0.0
+    cancelled: bool = False
+    problems: list[FileResult] = field(default_factory=list)

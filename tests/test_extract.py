@@ -1,0 +1,94 @@
+"""Extraction of every supported format from real generated files, and the failure reasons."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from desktop_rag.core.errors import ExtractionError, UnsupportedFileError
+from desktop_rag.core.extract import extract
+from tests.conftest import make_pdf
+
+
+def test_pdf_pages_are_one_based_with_metadata_title(corpus: Path) -> None:
+    doc = extract(corpus / "orchard.pdf")
+    assert doc.kind == "pdf"
+    assert doc.title == "Hollow Farm orchard report"
+    assert [p.number for p in doc.pages] == [1, 2, 3]
+    assert "38 tonnes" in doc.pages[1].text
+    assert "Ludlow" in doc.pages[2].text
+
+
+def test_pdf_encrypted_with_empty_password_opens(corpus: Path) -> None:
+    doc = extract(corpus / "locked-empty-password.pdf")
+    assert "fog horn" in doc.pages[0].text
+
+
+def test_pdf_with_a_real_password_fails_with_reason(tmp_path: Path) -> None:
+    path = make_pdf(tmp_path / "secret.pdf", ["classified"], user_pw="hunter2", owner_pw="x")
+    with pytest.raises(ExtractionError, match="password required"):
+        extract(path)
+
+
+def test_broken_pdf_fails_with_a_human_reason(corpus: Path) -> None:
+    with pytest.raises(ExtractionError) as err:
+        extract(corpus / "broken.pdf")
+    assert "PDF" in str(err.value)
+    assert not isinstance(err.value, UnsupportedFileError)
+
+
+def test_markdown_headings_and_title(corpus: Path) -> None:
+    doc = extract(corpus / "notes" / "beekeeping.md")
+    assert doc.title == "Beekeeping notes"
+    page = doc.pages[0]
+    assert page.number is None
+    assert [h.text for h in page.headings] == ["Beekeeping notes", "Winter care", "Swarming"]
+    for h in page.headings:
+        assert page.text[h.offset :].lstrip("# ").startswith(h.text)
+
+
+def test_text_encoding_is_detected(corpus: Path) -> None:
+    doc = extract(corpus / "notes" / "recipe-latin1.txt")
+    assert "Crème brûlée" in doc.pages[0].text
+    assert "150 °C" in doc.pages[0].text
+
+
+def test_utf16_text(tmp_path: Path) -> None:
+    path = tmp_path / "u16.txt"
+    path.write_bytes("Ünïcode in UTF-16: naïve café".encode("utf-16"))
+    assert "naïve café" in extract(path).pages[0].text
+
+
+def test_html_visible_text_only(corpus: Path) -> None:
+    doc = extract(corpus / "station.html")
+    text = doc.pages[0].text
+    assert doc.title == "Weather station"
+    assert "142 km/h" in text
+    assert "do-not-index-this-script" not in text
+    assert "color:red" not in text
+    assert "hidden-banner-text" not in text
+    assert [h.text for h in doc.pages[0].headings] == ["Weather station", "Calibration"]
+
+
+def test_docx_paragraphs_headings_and_tables(corpus: Path) -> None:
+    doc = extract(corpus / "climate.docx")
+    text = doc.pages[0].text
+    assert doc.title == "Highland climate"
+    assert "most rain in October" in text
+    assert "Highlands | 1840" in text
+    assert {"Rainfall", "Snow"} <= {h.text for h in doc.pages[0].headings}
+
+
+def test_docx_that_is_not_a_zip_fails(tmp_path: Path) -> None:
+    path = tmp_path / "old.docx"
+    path.write_bytes(b"\xd0\xcf\x11\xe0 old binary word")
+    with pytest.raises(ExtractionError, match="not a Word .docx"):
+        extract(path)
+
+
+def test_unsupported_and_empty_files_are_skipped(corpus: Path) -> None:
+    with pytest.raises(UnsupportedFileError, match="unsupported file type .xyz"):
+        extract(corpus / "image.xyz")
+    with pytest.raises(UnsupportedFileError, match="no text"):
+        extract(corpus / "empty.txt")
