@@ -75,17 +75,27 @@ def read_model_dims(model_dir: Path) -> tuple[int, int]:
     Raises:
         ModelLoadError: the folder is not a sentence-transformers model.
     """
+    def read(name: str) -> dict[str, Any]:
+        f = model_dir / name
+        return dict(json.loads(f.read_text())) if f.exists() else {}
+
     try:
         modules = json.loads((model_dir / "modules.json").read_text())
         dim = None
         for m in modules:
-            cfg_file = model_dir / m.get("path", "") / "config.json"
-            if m["type"].endswith("Pooling") and cfg_file.exists():
-                dim = json.loads(cfg_file.read_text())["word_embedding_dimension"]
-            elif m["type"].endswith("Dense") and cfg_file.exists():
-                dim = json.loads(cfg_file.read_text())["out_features"]
-        sbert = model_dir / "sentence_bert_config.json"
-        max_seq = json.loads(sbert.read_text()).get("max_seq_length", 256) if sbert.exists() else 256
+            cfg = read(f"{m.get('path', '')}/config.json".lstrip("/"))
+            if m["type"].endswith("Pooling"):
+                dim = cfg.get("word_embedding_dimension", cfg.get("embedding_dimension", dim))
+            elif m["type"].endswith("Dense"):
+                dim = cfg.get("out_features", dim)
+        # sentence-transformers < 5 writes max_seq_length; newer folders rely on the tokenizer's
+        # model_max_length; the transformer's position embeddings bound both.
+        max_seq = read("sentence_bert_config.json").get("max_seq_length")
+        if not isinstance(max_seq, int):
+            max_seq = read("tokenizer_config.json").get("model_max_length")
+        positions = read("config.json").get("max_position_embeddings", 512)
+        if not isinstance(max_seq, int) or max_seq > positions:
+            max_seq = min(512, int(positions))
     except (OSError, KeyError, ValueError, TypeError) as exc:
         raise ModelLoadError(f"{model_dir} is not a readable sentence-transformers model: {exc}") from None
     if not isinstance(dim, int):

@@ -1,0 +1,165 @@
+"""Indexing with the real embedding model: incremental updates, resume, refusal of another model."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from desktop_rag.core.embedding import Embedder
+from desktop_rag.core.engine import Engine
+from desktop_rag.core.errors import EmbeddingMismatchError
+from desktop_rag.core.models import bundled_embedding_dir
+from desktop_rag.core.paths import app_paths
+from desktop_rag.core.types import CancelToken
+
+
+def _statuses(engine: Engine) -> dict[str, tuple[str, str]]:
+    return {Path(f.path).name: (f.status, f.reason) for f in engine.store.files()}
+
+
+def test_index_folder_records_every_file_with_status(engine: Engine, corpus: Path) -> None:
+    summary = engine.index_all([corpus])
+    st = _statuses(engine)
+    assert summary.indexed == 6
+    for name in ("orchard.pdf", "locked-empty-password.pdf", "beekeeping.md", "recipe-latin1.txt",
+                 "station.html", "climate.docx"):  # fmt: skip
+        assert st[name][0] == "indexed", (name, st[name])
+    assert st["broken.pdf"][0] == "failed" and "PDF" in st["broken.pdf"][1]
+    assert st["image.xyz"] == ("skipped", "unsupported file type .xyz")
+    assert st["empty.txt"][0] == "skipped"
+    assert {Path(p.path).name for p in summary.problems} == {"broken.pdf", "image.xyz", "empty.txt"}
+    # SQLite holds pages, chunks and embeddings; hnswlib mirrors them.
+    assert engine.store.chunk_count() == len(engine.vectors)
+    ids, vecs = next(engine.store.iter_embeddings())
+    assert vecs.dtype == np.float32 and vecs.shape[1] == 384
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+
+
+def test_search_finds_the_page_of_a_fact(engine: Engine, corpus: Path) -> None:
+    engine.index_all([corpus])
+    hits = engine.search("How many tonnes of apples did the orchard yield in 2022?", 3).hits
+    assert hits[0].file_name == "orchard.pdf" and hits[0].page == 2
+    assert "38 tonnes" in hits[0].text
+    # The cited span is the exact passage of the stored page text.
+    page = engine.store.page_text(hits[0].file_id, 2)
+    assert page is not None and page[hits[0].start : hits[0].end] == hits[0].text
+    for mode in ("dense", "bm25", "rrf"):
+        top = engine.search("anemometer gust during the storm", 3, mode=mode).hits  # type: ignore[arg-type]
+        assert top[0].file_name == "station.html", mode
+
+
+def test_incremental_reindex_embeds_only_what_changed(engine: Engine, corpus: Path) -> None:
+    emb = engine.embedder
+    engine.index_all([corpus])
+    first = emb.chunks_embedded
+
+    again = engine.index_all([corpus])
+    assert emb.chunks_embedded == first, "nothing re-embedded when nothing changed"
+    assert again.indexed == 0 and again.unchanged == 9
+
+    # touch without changing content: hash equal, nothing re-embedded
+    md = corpus / "notes" / "beekeeping.md"
+    time.sleep(0.01)
+    md.write_text(md.read_text())
+    assert engine.index_all([corpus]).indexed == 0
+    assert emb.chunks_embedded == first
+
+    # modify one, add one, delete one
+    md.write_text("# Beekeeping notes\n\nThe hives moved to the heather moor in August.\n")
+    (corpus / "new.md").write_text("# Ferry\n\nThe ferry to the island leaves at 07:40 daily.\n")
+    (corpus / "station.html").unlink()
+    before = engine.store.chunk_count()
+    summary = engine.index_all([corpus])
+    assert summary.indexed == 2 and summary.removed == 1
+    assert emb.chunks_embedded - first == 2  # one chunk each for the two short markdown files
+    names = _statuses(engine)
+    assert "station.html" not in names
+    assert engine.store.chunk_count() == len(engine.vectors)
+    assert engine.store.chunk_count() < before
+    hits = engine.search("When does the ferry leave?", 1).hits
+    assert hits[0].file_name == "new.md"
+    assert not engine.search("anemometer gust", 5, mode="bm25").hits, "deleted file is not searchable"
+    assert "heather moor" in engine.search("where did the hives move", 1).hits[0].text
+
+
+def test_interrupted_run_resumes_where_it_stopped(home: Path, embedder: Embedder, corpus: Path) -> None:
+    eng = Engine(app_paths(), embedder=embedder)
+    cancel = CancelToken()
+    gen = eng.index([corpus], cancel)
+    indexed_before_stop = 0
+    for prog in gen:
+        if prog.result is not None and prog.result.status == "indexed":
+            indexed_before_stop += 1
+            if indexed_before_stop == 2:
+                cancel.cancel()
+    assert indexed_before_stop == 2
+    eng.close()
+
+    # A new process-like engine: only the remaining files are extracted and embedded.
+    start = embedder.chunks_embedded
+    eng2 = Engine(app_paths(), embedder=embedder)
+    summary = eng2.index_all([corpus])
+    assert summary.indexed == 4
+    assert summary.unchanged >= 2
+    total = sum(f.chunks for f in eng2.store.files())
+    assert embedder.chunks_embedded - start < total
+    assert eng2.store.chunk_count() == total == len(eng2.vectors)
+    eng2.close()
+
+
+def test_vector_cache_is_rebuilt_from_sqlite_when_stale_or_corrupt(engine: Engine, corpus: Path) -> None:
+    engine.index_all([corpus])
+    paths = engine.paths
+    q = engine.embedder.embed_query("fog horn tests")
+    expected = engine.vectors.search(q, 3)
+    embedded = engine.embedder.chunks_embedded
+    engine.close()
+
+    blob = bytearray((paths.vectors_dir / "index.bin").read_bytes())
+    blob[len(blob) // 2] ^= 0xFF  # flip a bit
+    (paths.vectors_dir / "index.bin").write_bytes(bytes(blob))
+    eng = Engine(paths, embedder=engine.embedder)
+    vectors = eng.vectors  # detects the checksum mismatch and rebuilds
+    assert [c for c, _ in vectors.search(q, 3)] == [c for c, _ in expected]
+    assert eng.embedder.chunks_embedded == embedded, "rebuilt without re-embedding"
+    manifest = json.loads((paths.vectors_dir / "manifest.json").read_text())
+    assert manifest["count"] == eng.store.chunk_count()
+    eng.close()
+
+    (paths.vectors_dir / "index.bin").unlink()
+    eng = Engine(paths, embedder=engine.embedder)
+    assert eng.vectors.ensure(eng.store) == "current"
+    assert len(eng.vectors) == eng.store.chunk_count()
+    eng.close()
+
+
+@pytest.fixture(scope="module")
+def other_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real, different sentence-transformers model: the bundled one plus a 384->128 Dense layer."""
+    from sentence_transformers import SentenceTransformer, models
+
+    base = bundled_embedding_dir()
+    assert base is not None
+    st = SentenceTransformer(str(base), device="cpu", local_files_only=True)
+    dense = models.Dense(in_features=384, out_features=128)
+    model = SentenceTransformer(modules=[*st, dense], device="cpu")
+    out = tmp_path_factory.mktemp("models") / "minilm-128"
+    model.save(str(out))
+    return out
+
+
+def test_mismatched_embedding_model_is_refused(engine: Engine, corpus: Path, other_model: Path) -> None:
+    engine.index_all([corpus])
+    engine.close()
+    other = Embedder(other_model)
+    assert other.dim == 128
+    eng = Engine(engine.paths, embedder=other)
+    with pytest.raises(EmbeddingMismatchError, match="all-MiniLM-L6-v2") as err:
+        eng.index_all([corpus])
+    assert "128 dimensions" in str(err.value)
+    with pytest.raises(EmbeddingMismatchError):
+        eng.search("anything")
