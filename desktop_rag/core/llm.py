@@ -53,15 +53,22 @@ def _install_log_capture() -> None:
         return
     import llama_cpp
 
+    partial: list[str] = []
+
     @llama_cpp.llama_log_callback  # type: ignore[misc]
     def _callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        # llama.cpp logs in pieces (level 5 continues the previous line): join them into lines.
         try:
-            line = text.decode("utf-8", errors="replace").rstrip()
-        except Exception:
-            return
-        if line:
-            _LOG_LINES.append(line)
-            log.debug("llama.cpp: %s", line)
+            partial.append(text.decode("utf-8", errors="replace"))
+            joined = "".join(partial)
+            *lines, rest = joined.split("\n")
+            partial[:] = [rest] if rest else []
+            for line in lines:
+                if line.strip():
+                    _LOG_LINES.append(line.strip())
+                    log.debug("llama.cpp: %s", line.strip())
+        except Exception:  # never raise into C
+            partial.clear()
 
     llama_cpp.llama_log_set(_callback, ctypes.c_void_p(0))
     _LOG_CALLBACK = _callback  # keep a reference: ctypes callbacks die with their Python object

