@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -83,19 +84,25 @@ def index(paths: tuple[Path, ...]) -> None:
                     summary = stop.value
                     break
                 if bar is None:
-                    bar = tqdm(total=prog.files_total, initial=prog.files_done, unit="file",
-                               desc="Indexing", dynamic_ncols=True, file=sys.stderr)  # fmt: skip
+                    bar = tqdm(
+                        total=prog.files_total,
+                        initial=prog.files_done,
+                        unit="file",
+                        desc="Indexing",
+                        dynamic_ncols=True,
+                        file=sys.stderr,
+                    )
                     bar.last_done = prog.files_done  # type: ignore[attr-defined]
                 bar.update(prog.files_done - bar.n)
                 bar.set_postfix(chunks=prog.chunks_added, file=prog.current[:30], refresh=False)
         except KeyboardInterrupt:
             cancel.cancel()
-            try:
+            with contextlib.suppress(StopIteration, KeyboardInterrupt):
                 gen.throw(KeyboardInterrupt)
-            except (StopIteration, KeyboardInterrupt):
-                pass
-            click.echo("\nInterrupted: everything indexed so far is kept; run the same command to "
-                       "resume.", err=True)  # fmt: skip
+            click.echo(
+                "\nInterrupted: everything indexed so far is kept; run the same command to resume.",
+                err=True,
+            )
             sys.exit(130)
         finally:
             if bar is not None:
@@ -116,7 +123,9 @@ def index(paths: tuple[Path, ...]) -> None:
 @cli.command()
 @click.argument("question", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-@click.option("-k", "--top-k", type=int, default=None, help="Number of sources (default: settings).")
+@click.option(
+    "-k", "--top-k", type=int, default=None, help="Number of sources (default: settings)."
+)
 def ask(question: tuple[str, ...], as_json: bool, top_k: int | None) -> None:
     """Answer a QUESTION from the indexed documents, with numbered sources."""
     from desktop_rag.core.types import CancelToken
@@ -153,10 +162,14 @@ def ask(question: tuple[str, ...], as_json: bool, top_k: int | None) -> None:
         where = f"page {c.hit.page}" if c.hit.page else "text"
         mark = "*" if c.cited else " "
         snippet = " ".join(c.hit.text.split())[:110]
-        click.echo(f" {mark}[{c.n}] {c.hit.file_name}, {where} (score {c.hit.score:.2f})  {snippet}...")
+        click.echo(
+            f" {mark}[{c.n}] {c.hit.file_name}, {where} (score {c.hit.score:.2f})  {snippet}..."
+        )
     t = final.timings
-    click.echo(f"\n(retrieval {t.retrieval_ms:.0f} ms, first token {t.ttft_s:.2f} s, "
-               f"{t.tokens_per_s:.0f} tokens/s; * = cited in the answer)")  # fmt: skip
+    click.echo(
+        f"\n(retrieval {t.retrieval_ms:.0f} ms, first token {t.ttft_s:.2f} s, "
+        f"{t.tokens_per_s:.0f} tokens/s; * = cited in the answer)"
+    )
 
 
 @cli.command()
@@ -177,8 +190,10 @@ def status(as_json: bool) -> None:
         "collections": [c.__dict__ for c in cols],
         "chunks": engine.store.chunk_count(),
         "embedding_model": ident,
-        "models": [{"name": m.name, "kind": m.kind, "path": str(m.path), "bundled": m.bundled}
-                   for m in models],  # fmt: skip
+        "models": [
+            {"name": m.name, "kind": m.kind, "path": str(m.path), "bundled": m.bundled}
+            for m in models
+        ],
     }
     if as_json:
         click.echo(json.dumps(data, indent=2))
@@ -187,8 +202,10 @@ def status(as_json: bool) -> None:
     if not cols:
         click.echo("No collections yet: run `desktop-rag index FOLDER`.")
     for c in cols:
-        click.echo(f"  [{c.id}] {c.root}: {c.files} files, {c.indexed} indexed, {c.problems} not "
-                   f"indexed, {c.chunks} chunks")  # fmt: skip
+        click.echo(
+            f"  [{c.id}] {c.root}: {c.files} files, {c.indexed} indexed, {c.problems} not "
+            f"indexed, {c.chunks} chunks"
+        )
     if ident:
         click.echo(f"Index embedding model: {ident.get('name')} ({ident.get('dim')} dimensions)")
     click.echo(f"Chunks: {data['chunks']}")
@@ -205,14 +222,31 @@ def models(as_json: bool) -> None:
 
     found = list_models()
     if as_json:
-        click.echo(json.dumps([{"name": m.name, "kind": m.kind, "path": str(m.path),
-                                "bundled": m.bundled, "bytes": m.bytes} for m in found], indent=2))  # fmt: skip
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "name": m.name,
+                        "kind": m.kind,
+                        "path": str(m.path),
+                        "bundled": m.bundled,
+                        "bytes": m.bytes,
+                    }
+                    for m in found
+                ],
+                indent=2,
+            )
+        )
         return
     for m in found:
-        click.echo(f"{m.kind:9} {m.name:32} {m.bytes / 1e6:8.1f} MB  {'bundled' if m.bundled else ''}"
-                   f"  {m.path}")  # fmt: skip
-    click.echo(f"\nAdd your own: put .gguf files or sentence-transformers folders in "
-               f"{app_paths().models_dir}")  # fmt: skip
+        click.echo(
+            f"{m.kind:9} {m.name:32} {m.bytes / 1e6:8.1f} MB  {'bundled' if m.bundled else ''}"
+            f"  {m.path}"
+        )
+    click.echo(
+        f"\nAdd your own: put .gguf files or sentence-transformers folders in "
+        f"{app_paths().models_dir}"
+    )
 
 
 @cli.command()
@@ -222,7 +256,11 @@ def reset() -> None:
     from desktop_rag.core.paths import app_paths
 
     paths = app_paths()
-    for p in (paths.index_db, Path(str(paths.index_db) + "-wal"), Path(str(paths.index_db) + "-shm")):
+    for p in (
+        paths.index_db,
+        Path(str(paths.index_db) + "-wal"),
+        Path(str(paths.index_db) + "-shm"),
+    ):
         p.unlink(missing_ok=True)
     shutil.rmtree(paths.vectors_dir, ignore_errors=True)
     click.echo("Index deleted.")

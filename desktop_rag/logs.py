@@ -15,8 +15,9 @@ def setup_logging(verbose: bool = False) -> Path:
     log_file = paths.logs / "desktop-rag.log"
     root = logging.getLogger()
     if not any(isinstance(h, logging.handlers.RotatingFileHandler) for h in root.handlers):
-        handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=5_000_000, backupCount=3,
-                                                       encoding="utf-8")  # fmt: skip
+        handler = logging.handlers.RotatingFileHandler(
+            log_file, maxBytes=5_000_000, backupCount=3, encoding="utf-8"
+        )
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
         root.setLevel(logging.DEBUG if verbose else logging.INFO)

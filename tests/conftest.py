@@ -56,8 +56,14 @@ def engine(home: Path, embedder: Embedder) -> Iterator[Engine]:
     eng.close()
 
 
-def make_pdf(path: Path, pages: list[str], *, title: str = "", user_pw: str | None = None,
-             owner_pw: str | None = None) -> Path:  # fmt: skip
+def make_pdf(
+    path: Path,
+    pages: list[str],
+    *,
+    title: str = "",
+    user_pw: str | None = None,
+    owner_pw: str | None = None,
+) -> Path:
     """Write a real PDF with one text page per entry (PyMuPDF), optionally encrypted."""
     import pymupdf
 
@@ -69,8 +75,12 @@ def make_pdf(path: Path, pages: list[str], *, title: str = "", user_pw: str | No
         doc.set_metadata({"title": title})
     kwargs: dict[str, object] = {}
     if user_pw is not None or owner_pw is not None:
-        kwargs = {"encryption": pymupdf.PDF_ENCRYPT_AES_256, "user_pw": user_pw or "",
-                  "owner_pw": owner_pw or "owner", "permissions": pymupdf.PDF_PERM_PRINT}  # fmt: skip
+        kwargs = {
+            "encryption": pymupdf.PDF_ENCRYPT_AES_256,
+            "user_pw": user_pw or "",
+            "owner_pw": owner_pw or "owner",
+            "permissions": pymupdf.PDF_PERM_PRINT,
+        }
     doc.save(path, **kwargs)
     doc.close()
     return path
@@ -108,9 +118,11 @@ def corpus(tmp_path: Path) -> Path:
     root = tmp_path / "docs"
     (root / "notes").mkdir(parents=True)
     make_pdf(root / "orchard.pdf", ORCHARD, title="Hollow Farm orchard report")
-    make_pdf(root / "locked-empty-password.pdf",
-             ["The lighthouse keeper logs the fog horn tests every Tuesday at noon."],
-             owner_pw="secret")  # fmt: skip
+    make_pdf(
+        root / "locked-empty-password.pdf",
+        ["The lighthouse keeper logs the fog horn tests every Tuesday at noon."],
+        owner_pw="secret",
+    )
     (root / "notes" / "beekeeping.md").write_text(
         "# Beekeeping notes\n\nIntro line.\n\n## Winter care\n\nIn winter the colony clusters to "
         "keep the queen warm; we leave 18 kg of honey in each hive.\n\n## Swarming\n\nSwarms "
@@ -129,9 +141,14 @@ def corpus(tmp_path: Path) -> Path:
         "<h2>Calibration</h2><p>The rain gauge is calibrated each spring.</p></body></html>",
         encoding="utf-8",
     )
-    make_docx(root / "climate.docx", "Highland climate",
-              [("Rainfall", "The western highlands receive the most rain in October."),
-               ("Snow", "Snow lies on the summits for about 100 days a year.")])  # fmt: skip
+    make_docx(
+        root / "climate.docx",
+        "Highland climate",
+        [
+            ("Rainfall", "The western highlands receive the most rain in October."),
+            ("Snow", "Snow lies on the summits for about 100 days a year."),
+        ],
+    )
     (root / "broken.pdf").write_bytes(b"%PDF-1.7\n this is not really a pdf \x00\x01\x02")
     (root / "image.xyz").write_bytes(os.urandom(64))
     (root / "empty.txt").write_bytes(b"")

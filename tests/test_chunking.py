@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from desktop_rag.core.chunking import Chunker, ChunkerConfig, embedding_text, load_tokenizer
@@ -16,7 +17,8 @@ def _chunker(**kw: int) -> Chunker:
 
 
 LONG = " ".join(
-    f"Sentence number {i} explains how the pump station {i % 7} moves water uphill." for i in range(300)
+    f"Sentence number {i} explains how the pump station {i % 7} moves water uphill."
+    for i in range(300)
 )
 
 
@@ -33,7 +35,7 @@ def test_chunks_fit_256_word_pieces_and_spans_are_exact() -> None:
         assert n <= 256, n
     # Whole text covered, in order, with overlap between neighbours.
     assert chunks[0].start == 0 and chunks[-1].end == len(LONG)
-    for a, b in zip(chunks, chunks[1:], strict=False):
+    for a, b in itertools.pairwise(chunks):
         assert b.start < a.end, "neighbouring chunks overlap"
         assert b.start > a.start
 
@@ -49,9 +51,16 @@ def test_chunks_end_and_start_at_sentence_boundaries() -> None:
 
 
 def test_heading_path_travels_with_chunk() -> None:
-    text = "# Guide\n\nIntro.\n\n## Install\n\n" + LONG[:3000] + "\n\n## Uninstall\n\nRemove the folder."
-    headings = (Heading(0, 1, "Guide"), Heading(text.index("## Install"), 2, "Install"),
-                Heading(text.index("## Uninstall"), 2, "Uninstall"))  # fmt: skip
+    text = (
+        "# Guide\n\nIntro.\n\n## Install\n\n"
+        + LONG[:3000]
+        + "\n\n## Uninstall\n\nRemove the folder."
+    )
+    headings = (
+        Heading(0, 1, "Guide"),
+        Heading(text.index("## Install"), 2, "Install"),
+        Heading(text.index("## Uninstall"), 2, "Uninstall"),
+    )
     chunks = _chunker(chunk_tokens=80).chunk_document(
         Document("Guide", (Page(None, text, headings),), "markdown")
     )

@@ -25,8 +25,14 @@ def test_index_folder_records_every_file_with_status(engine: Engine, corpus: Pat
     summary = engine.index_all([corpus])
     st = _statuses(engine)
     assert summary.indexed == 6
-    for name in ("orchard.pdf", "locked-empty-password.pdf", "beekeeping.md", "recipe-latin1.txt",
-                 "station.html", "climate.docx"):  # fmt: skip
+    for name in (
+        "orchard.pdf",
+        "locked-empty-password.pdf",
+        "beekeeping.md",
+        "recipe-latin1.txt",
+        "station.html",
+        "climate.docx",
+    ):
         assert st[name][0] == "indexed", (name, st[name])
     assert st["broken.pdf"][0] == "failed" and "PDF" in st["broken.pdf"][1]
     assert st["image.xyz"] == ("skipped", "unsupported file type .xyz")
@@ -34,7 +40,7 @@ def test_index_folder_records_every_file_with_status(engine: Engine, corpus: Pat
     assert {Path(p.path).name for p in summary.problems} == {"broken.pdf", "image.xyz", "empty.txt"}
     # SQLite holds pages, chunks and embeddings; hnswlib mirrors them.
     assert engine.store.chunk_count() == len(engine.vectors)
-    ids, vecs = next(engine.store.iter_embeddings())
+    _ids, vecs = next(engine.store.iter_embeddings())
     assert vecs.dtype == np.float32 and vecs.shape[1] == 384
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
 
@@ -82,11 +88,15 @@ def test_incremental_reindex_embeds_only_what_changed(engine: Engine, corpus: Pa
     assert engine.store.chunk_count() < before
     hits = engine.search("When does the ferry leave?", 1).hits
     assert hits[0].file_name == "new.md"
-    assert not engine.search("anemometer gust", 5, mode="bm25").hits, "deleted file is not searchable"
+    assert not engine.search("anemometer gust", 5, mode="bm25").hits, (
+        "deleted file is not searchable"
+    )
     assert "heather moor" in engine.search("where did the hives move", 1).hits[0].text
 
 
-def test_interrupted_run_resumes_where_it_stopped(home: Path, embedder: Embedder, corpus: Path) -> None:
+def test_interrupted_run_resumes_where_it_stopped(
+    home: Path, embedder: Embedder, corpus: Path
+) -> None:
     eng = Engine(app_paths(), embedder=embedder)
     cancel = CancelToken()
     gen = eng.index([corpus], cancel)
@@ -111,7 +121,9 @@ def test_interrupted_run_resumes_where_it_stopped(home: Path, embedder: Embedder
     eng2.close()
 
 
-def test_vector_cache_is_rebuilt_from_sqlite_when_stale_or_corrupt(engine: Engine, corpus: Path) -> None:
+def test_vector_cache_is_rebuilt_from_sqlite_when_stale_or_corrupt(
+    engine: Engine, corpus: Path
+) -> None:
     engine.index_all([corpus])
     paths = engine.paths
     q = engine.embedder.embed_query("fog horn tests")
@@ -152,7 +164,9 @@ def other_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_mismatched_embedding_model_is_refused(engine: Engine, corpus: Path, other_model: Path) -> None:
+def test_mismatched_embedding_model_is_refused(
+    engine: Engine, corpus: Path, other_model: Path
+) -> None:
     engine.index_all([corpus])
     engine.close()
     other = Embedder(other_model)

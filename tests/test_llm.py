@@ -66,7 +66,9 @@ def test_truncated_gguf_reports_llama_cpp_reason(tmp_path: Path, llm_path: Path)
     msg = str(err.value)
     assert "llama.cpp could not load truncated.gguf" in msg
     # llama.cpp's own words reach the user, not just "Failed to load model from file".
-    assert "file" in msg.lower() and len(msg) > len("llama.cpp could not load truncated.gguf: ") + 10
+    assert (
+        "file" in msg.lower() and len(msg) > len("llama.cpp could not load truncated.gguf: ") + 10
+    )
 
 
 def test_unknown_gguf_version_is_refused(tmp_path: Path) -> None:

@@ -135,7 +135,9 @@ class Chunker:
             import bisect
 
             starts = [o[0] for o in offsets]
-            heading_tokens = sorted({bisect.bisect_left(starts, h.offset) for h in page.headings} - {0})
+            heading_tokens = sorted(
+                {bisect.bisect_left(starts, h.offset) for h in page.headings} - {0}
+            )
         start = 0
         while start < n:
             path = _heading_path(page.headings, offsets[start][0])

@@ -45,8 +45,12 @@ class EmbeddingIdentity:
 
     def to_dict(self) -> dict[str, object]:
         """JSON-serialisable form."""
-        return {"name": self.name, "dim": self.dim, "fingerprint": self.fingerprint,
-                "max_seq_tokens": self.max_seq_tokens}  # fmt: skip
+        return {
+            "name": self.name,
+            "dim": self.dim,
+            "fingerprint": self.fingerprint,
+            "max_seq_tokens": self.max_seq_tokens,
+        }
 
 
 def model_fingerprint(model_dir: Path) -> str:
@@ -75,6 +79,7 @@ def read_model_dims(model_dir: Path) -> tuple[int, int]:
     Raises:
         ModelLoadError: the folder is not a sentence-transformers model.
     """
+
     def read(name: str) -> dict[str, Any]:
         f = model_dir / name
         return dict(json.loads(f.read_text())) if f.exists() else {}
@@ -97,7 +102,9 @@ def read_model_dims(model_dir: Path) -> tuple[int, int]:
         if not isinstance(max_seq, int) or max_seq > positions:
             max_seq = min(512, int(positions))
     except (OSError, KeyError, ValueError, TypeError) as exc:
-        raise ModelLoadError(f"{model_dir} is not a readable sentence-transformers model: {exc}") from None
+        raise ModelLoadError(
+            f"{model_dir} is not a readable sentence-transformers model: {exc}"
+        ) from None
     if not isinstance(dim, int):
         raise ModelLoadError(f"cannot tell the embedding dimension of {model_dir}")
     return dim, int(max_seq)
@@ -110,7 +117,9 @@ class Embedder:
     embedded by :meth:`embed` (documents, not queries) and ``forward_s`` the seconds spent there.
     """
 
-    def __init__(self, model_dir: Path, name: str | None = None, *, threads: int | None = None) -> None:
+    def __init__(
+        self, model_dir: Path, name: str | None = None, *, threads: int | None = None
+    ) -> None:
         self.model_dir = Path(model_dir)
         dim, max_seq = read_model_dims(self.model_dir)
         self.identity = EmbeddingIdentity(
@@ -159,7 +168,9 @@ class Embedder:
             )
             self._model.eval()
         except Exception as exc:
-            raise ModelLoadError(f"could not load the embedding model {self.model_dir}: {exc}") from exc
+            raise ModelLoadError(
+                f"could not load the embedding model {self.model_dir}: {exc}"
+            ) from exc
 
     def _encode(self, texts: list[str]) -> NDArray[np.float32]:
         with self._lock:

@@ -41,10 +41,15 @@ class Engine:
     store uses per-thread connections, the vector index a readers-writer lock, the LLM its own lock).
     """
 
-    def __init__(self, paths: AppPaths | None = None, settings: Settings | None = None, *,
-                 chunker_config: ChunkerConfig | None = None,
-                 retrieval_config: RetrievalConfig | None = None,
-                 embedder: Embedder | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        paths: AppPaths | None = None,
+        settings: Settings | None = None,
+        *,
+        chunker_config: ChunkerConfig | None = None,
+        retrieval_config: RetrievalConfig | None = None,
+        embedder: Embedder | None = None,
+    ) -> None:
         self.paths = (paths or app_paths()).ensure()
         self.settings = settings or Settings.load(self.paths.settings_file)
         self.store = Store(self.paths.index_db)
@@ -72,7 +77,9 @@ class Engine:
         with self._lock:
             if self._embedder is None:
                 info = self.embedding_model
-                self._embedder = Embedder(info.path, info.name, threads=self.settings.threads or None)
+                self._embedder = Embedder(
+                    info.path, info.name, threads=self.settings.threads or None
+                )
             return self._embedder
 
     @property
@@ -92,8 +99,11 @@ class Engine:
         """The LLM wrapper (created on first use; the model loads on first generation)."""
         with self._lock:
             if self._llm is None:
-                self._llm = LocalLLM(self.llm_model.path, n_ctx=self.settings.context_size,
-                                     threads=self.settings.threads or None)  # fmt: skip
+                self._llm = LocalLLM(
+                    self.llm_model.path,
+                    n_ctx=self.settings.context_size,
+                    threads=self.settings.threads or None,
+                )
             return self._llm
 
     def chunker(self) -> Chunker:
@@ -107,14 +117,18 @@ class Engine:
         return Retriever(self.store, self.vectors, self.embedder, self.retrieval_config)
 
     # -- indexing ----------------------------------------------------------------------------
-    def index(self, paths: Sequence[Path | str], cancel: CancelToken | None = None
-              ) -> Generator[Progress, None, IndexSummary]:  # fmt: skip
+    def index(
+        self, paths: Sequence[Path | str], cancel: CancelToken | None = None
+    ) -> Generator[Progress, None, IndexSummary]:
         """Index folders and files; see :meth:`desktop_rag.core.indexer.Indexer.run`."""
-        indexer = Indexer(self.store, self.vectors, self.embedder, self.chunker(),
-                          self.paths.data / "index.lock")  # fmt: skip
+        indexer = Indexer(
+            self.store, self.vectors, self.embedder, self.chunker(), self.paths.data / "index.lock"
+        )
         return indexer.run([Path(p) for p in paths], cancel)
 
-    def index_all(self, paths: Sequence[Path | str], cancel: CancelToken | None = None) -> IndexSummary:
+    def index_all(
+        self, paths: Sequence[Path | str], cancel: CancelToken | None = None
+    ) -> IndexSummary:
         """Run :meth:`index` to the end and return its summary."""
         gen = self.index(paths, cancel)
         while True:
@@ -124,14 +138,27 @@ class Engine:
                 return stop.value  # type: ignore[no-any-return]
 
     # -- questions ---------------------------------------------------------------------------
-    def search(self, question: str, k: int | None = None, *, mode: Mode = "hybrid",
-               collections: Sequence[int] | None = None) -> RetrievalResult:  # fmt: skip
+    def search(
+        self,
+        question: str,
+        k: int | None = None,
+        *,
+        mode: Mode = "hybrid",
+        collections: Sequence[int] | None = None,
+    ) -> RetrievalResult:
         """The top-k chunks for a question (k defaults to the ``top_k`` setting)."""
-        return self.retriever().search(question, k or self.settings.top_k, mode=mode,
-                                       collections=collections)  # fmt: skip
+        return self.retriever().search(
+            question, k or self.settings.top_k, mode=mode, collections=collections
+        )
 
-    def ask(self, question: str, *, k: int | None = None, collections: Sequence[int] | None = None,
-            cancel: CancelToken | None = None) -> Iterator[str | Answer]:  # fmt: skip
+    def ask(
+        self,
+        question: str,
+        *,
+        k: int | None = None,
+        collections: Sequence[int] | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Iterator[str | Answer]:
         """Answer a question: yields text pieces as they are generated, then one :class:`Answer`.
 
         If retrieval finds nothing relevant (no hit, or the best cosine similarity is under the
@@ -145,9 +172,12 @@ class Engine:
         )
         if not relevant:
             yield NOT_FOUND
-            yield Answer(NOT_FOUND, True, tuple(Citation(i + 1, h, False) for i, h in
-                                                enumerate(result.hits)),
-                         Timings(result.retrieval_ms, 0.0, 0.0))  # fmt: skip
+            yield Answer(
+                NOT_FOUND,
+                True,
+                tuple(Citation(i + 1, h, False) for i, h in enumerate(result.hits)),
+                Timings(result.retrieval_ms, 0.0, 0.0),
+            )
             return
         llm = self.llm
         t0 = time.perf_counter()
@@ -155,8 +185,12 @@ class Engine:
         packed = pack_prompt(question, result.hits, budget, llm.count_tokens)
         pieces: list[str] = []
         stats_start = time.perf_counter()
-        for piece in llm.stream(packed.messages, max_tokens=self.settings.max_answer_tokens,
-                                temperature=self.settings.temperature, cancel=cancel):  # fmt: skip
+        for piece in llm.stream(
+            packed.messages,
+            max_tokens=self.settings.max_answer_tokens,
+            temperature=self.settings.temperature,
+            cancel=cancel,
+        ):
             pieces.append(piece)
             yield piece
         stats = llm.last_stats
@@ -171,9 +205,13 @@ class Engine:
             text=text,
             abstained=is_abstention(text),
             citations=citations,
-            timings=Timings(result.retrieval_ms, ttft, stats.tokens_per_s if stats else 0.0,
-                            stats.prompt_tokens if stats else 0,
-                            stats.completion_tokens if stats else 0),  # fmt: skip
+            timings=Timings(
+                result.retrieval_ms,
+                ttft,
+                stats.tokens_per_s if stats else 0.0,
+                stats.prompt_tokens if stats else 0,
+                stats.completion_tokens if stats else 0,
+            ),
         )
 
     def answer(self, question: str, **kwargs: object) -> Answer:

@@ -49,8 +49,10 @@ def writer_lock(lock_file: Path) -> Iterator[None]:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise IndexBusyError("another desktop-rag process is indexing into this data folder",
-                                 hint="wait for it to finish, or stop it") from None  # fmt: skip
+            raise IndexBusyError(
+                "another desktop-rag process is indexing into this data folder",
+                hint="wait for it to finish, or stop it",
+            ) from None
         try:
             yield
         finally:
@@ -90,7 +92,9 @@ def list_folder(root: Path) -> tuple[list[Path], list[FileResult]]:
     real_root = root.resolve()
 
     def onerror(err: OSError) -> None:
-        problems.append(FileResult(str(err.filename), "failed", f"cannot open folder: {err.strerror}"))
+        problems.append(
+            FileResult(str(err.filename), "failed", f"cannot open folder: {err.strerror}")
+        )
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=onerror, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -105,8 +109,13 @@ def list_folder(root: Path) -> tuple[list[Path], list[FileResult]]:
                     problems.append(FileResult(str(p), "skipped", "broken symbolic link"))
                     continue
                 if not target.is_relative_to(real_root):
-                    problems.append(FileResult(str(p), "skipped",
-                                               "symbolic link pointing outside the folder (not followed)"))  # fmt: skip
+                    problems.append(
+                        FileResult(
+                            str(p),
+                            "skipped",
+                            "symbolic link pointing outside the folder (not followed)",
+                        )
+                    )
                     continue
             try:
                 if not p.is_file():
@@ -122,16 +131,23 @@ def list_folder(root: Path) -> tuple[list[Path], list[FileResult]]:
 class Indexer:
     """Runs indexing for an :class:`~desktop_rag.core.engine.Engine`."""
 
-    def __init__(self, store: Store, vectors: VectorIndex, embedder: Embedder, chunker: Chunker,
-                 lock_file: Path) -> None:  # fmt: skip
+    def __init__(
+        self,
+        store: Store,
+        vectors: VectorIndex,
+        embedder: Embedder,
+        chunker: Chunker,
+        lock_file: Path,
+    ) -> None:
         self.store = store
         self.vectors = vectors
         self.embedder = embedder
         self.chunker = chunker
         self.lock_file = lock_file
 
-    def run(self, paths: list[Path], cancel: CancelToken | None = None
-            ) -> Generator[Progress, None, IndexSummary]:  # fmt: skip
+    def run(
+        self, paths: list[Path], cancel: CancelToken | None = None
+    ) -> Generator[Progress, None, IndexSummary]:
         """Index ``paths`` (folders become collections; single files join their folder's collection).
 
         Yields a :class:`Progress` after each file; returns an :class:`IndexSummary`. Cancelling
@@ -175,14 +191,17 @@ class Indexer:
                 for p, row in known.items():
                     if p not in on_disk:
                         removed = self.store.remove_file(row.id)
-                        self.vectors.apply([], _empty(self.embedder.dim), removed,
-                                           self.store.vectors_version())  # fmt: skip
+                        self.vectors.apply(
+                            [], _empty(self.embedder.dim), removed, self.store.vectors_version()
+                        )
                         summary.removed += 1
             for f in files:
                 try:
                     st = f.stat()
                 except OSError as exc:
-                    summary.problems.append(FileResult(str(f), "failed", f"cannot read: {exc.strerror}"))
+                    summary.problems.append(
+                        FileResult(str(f), "failed", f"cannot read: {exc.strerror}")
+                    )
                     continue
                 rp = str(f.resolve())
                 todo.append(_Candidate(Path(rp), cid, st.st_size, st.st_mtime_ns, known.get(rp)))
@@ -198,7 +217,11 @@ class Indexer:
             return out
         try:
             out.sha256 = sha256_file(cand.path)
-            if cand.row is not None and cand.row.sha256 == out.sha256 and cand.row.status != "failed":
+            if (
+                cand.row is not None
+                and cand.row.sha256 == out.sha256
+                and cand.row.status != "failed"
+            ):
                 return out  # content unchanged: nothing to extract
             out.doc = extract(cand.path)
             out.chunks = self.chunker.chunk_document(out.doc)
@@ -211,8 +234,9 @@ class Indexer:
             out.error = ExtractionError(f"unexpected error: {exc}")
         return out
 
-    def _run_locked(self, paths: list[Path], cancel: CancelToken, summary: IndexSummary,
-                    t0: float) -> Iterator[Progress]:  # fmt: skip
+    def _run_locked(
+        self, paths: list[Path], cancel: CancelToken, summary: IndexSummary, t0: float
+    ) -> Iterator[Progress]:
         todo = self._plan(paths, summary)
         # The fast path: same size and mtime as when indexed means unchanged (as git and rsync do).
         work: list[_Candidate] = []
@@ -229,7 +253,9 @@ class Indexer:
         yield Progress(done, len(todo), 0, time.perf_counter() - t0)
         last_save = time.perf_counter()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="extract") as pool:
-            pending: Future[_Extracted] | None = pool.submit(self._prepare, work[0]) if work else None
+            pending: Future[_Extracted] | None = (
+                pool.submit(self._prepare, work[0]) if work else None
+            )
             for i, cand in enumerate(work):
                 cancel.raise_if_cancelled()
                 assert pending is not None
@@ -249,8 +275,14 @@ class Indexer:
                     summary.unchanged += 1
                 else:
                     summary.problems.append(result)
-                yield Progress(done, len(todo), summary.chunks_added, time.perf_counter() - t0,
-                               cand.path.name, result)  # fmt: skip
+                yield Progress(
+                    done,
+                    len(todo),
+                    summary.chunks_added,
+                    time.perf_counter() - t0,
+                    cand.path.name,
+                    result,
+                )
                 if time.perf_counter() - last_save > SAVE_EVERY_S:
                     self.vectors.save(self.store)
                     last_save = time.perf_counter()
@@ -259,11 +291,19 @@ class Indexer:
         path = str(cand.path)
         if prep.error is not None:
             status = "skipped" if isinstance(prep.error, UnsupportedFileError) else "failed"
-            removed = self.store.mark_file(collection_id=cand.collection_id, path=path, size=cand.size,
-                                           mtime_ns=cand.mtime_ns, sha256=prep.sha256 or None,
-                                           status=status, reason=prep.error.message)  # fmt: skip
+            removed = self.store.mark_file(
+                collection_id=cand.collection_id,
+                path=path,
+                size=cand.size,
+                mtime_ns=cand.mtime_ns,
+                sha256=prep.sha256 or None,
+                status=status,
+                reason=prep.error.message,
+            )
             if removed:
-                self.vectors.apply([], _empty(self.embedder.dim), removed, self.store.vectors_version())
+                self.vectors.apply(
+                    [], _empty(self.embedder.dim), removed, self.store.vectors_version()
+                )
             return FileResult(path, status, prep.error.message)  # type: ignore[arg-type]
         if prep.doc is None:  # same content hash: only the mtime changed
             assert cand.row is not None
@@ -281,10 +321,17 @@ class Indexer:
 
         vecs = np.concatenate(parts) if parts else _empty(self.embedder.dim)
         added, removed = self.store.write_file(
-            collection_id=cand.collection_id, path=path, size=cand.size, mtime_ns=cand.mtime_ns,
-            sha256=prep.sha256, kind=prep.doc.kind, title=prep.doc.title, pages=prep.doc.pages,
-            chunks=chunks, embeddings=vecs,
-        )  # fmt: skip
+            collection_id=cand.collection_id,
+            path=path,
+            size=cand.size,
+            mtime_ns=cand.mtime_ns,
+            sha256=prep.sha256,
+            kind=prep.doc.kind,
+            title=prep.doc.title,
+            pages=prep.doc.pages,
+            chunks=chunks,
+            embeddings=vecs,
+        )
         self.vectors.apply(added, vecs, removed, self.store.vectors_version())
         return FileResult(path, "indexed", chunks=len(chunks), pages=len(prep.doc.pages))
 

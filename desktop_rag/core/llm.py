@@ -75,8 +75,13 @@ def _install_log_capture() -> None:
 
 
 def _recent_errors() -> str:
-    lines = [ln for ln in _LOG_LINES if any(w in ln.lower() for w in ("error", "failed", "invalid",
-                                                                     "corrupt", "expect", "unknown"))]  # fmt: skip
+    lines = [
+        ln
+        for ln in _LOG_LINES
+        if any(
+            w in ln.lower() for w in ("error", "failed", "invalid", "corrupt", "expect", "unknown")
+        )
+    ]
     return "; ".join(lines[-4:])
 
 
@@ -93,8 +98,10 @@ def check_gguf_header(path: Path) -> None:
     except OSError as exc:
         raise ModelLoadError(f"cannot read the model file {path}: {exc.strerror or exc}") from None
     if len(head) < 8 or head[:4] != GGUF_MAGIC:
-        raise ModelLoadError(f"{path.name} is not a GGUF model file (it does not start with 'GGUF')",
-                             hint="models must be llama.cpp GGUF files (.gguf)")  # fmt: skip
+        raise ModelLoadError(
+            f"{path.name} is not a GGUF model file (it does not start with 'GGUF')",
+            hint="models must be llama.cpp GGUF files (.gguf)",
+        )
     (version,) = struct.unpack("<I", head[4:8])
     if version not in (2, 3):
         raise ModelLoadError(f"{path.name} has GGUF version {version}, which is not supported")
@@ -164,7 +171,9 @@ class LocalLLM:
                 )
             except Exception as exc:
                 detail = _recent_errors() or str(exc)
-                raise ModelLoadError(f"llama.cpp could not load {self.model_path.name}: {detail}") from None
+                raise ModelLoadError(
+                    f"llama.cpp could not load {self.model_path.name}: {detail}"
+                ) from None
             _install_log_capture()  # Llama() may reset the callback; keep ours
             self._llm = llm
             self._init_template()
@@ -200,10 +209,18 @@ class LocalLLM:
 
         self.load()
         try:
-            return str(self._template.render(messages=messages, add_generation_prompt=True,
-                                             bos_token=self._bos, eos_token=self._eos))  # fmt: skip
+            return str(
+                self._template.render(
+                    messages=messages,
+                    add_generation_prompt=True,
+                    bos_token=self._bos,
+                    eos_token=self._eos,
+                )
+            )
         except SecurityError as exc:
-            raise ModelLoadError(f"the model's chat template was refused as unsafe: {exc}") from None
+            raise ModelLoadError(
+                f"the model's chat template was refused as unsafe: {exc}"
+            ) from None
         except TemplateError as exc:
             raise ModelLoadError(f"the model's chat template failed: {exc}") from None
 
@@ -218,8 +235,14 @@ class LocalLLM:
         self.load()
         return int(self._llm.n_ctx())
 
-    def stream(self, messages: list[dict[str, str]], *, max_tokens: int = 384,
-               temperature: float = 0.2, cancel: CancelToken | None = None) -> Iterator[str]:  # fmt: skip
+    def stream(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int = 384,
+        temperature: float = 0.2,
+        cancel: CancelToken | None = None,
+    ) -> Iterator[str]:
         """Generate an answer token by token (text pieces); stops within one token of ``cancel``.
 
         Sets :attr:`last_stats` when done (also when cancelled).
@@ -239,10 +262,15 @@ class LocalLLM:
             n = 0
             try:
                 for part in llm.create_completion(
-                    prompt_ids, max_tokens=max_tokens, temperature=temperature, top_p=0.9,
-                    repeat_penalty=1.1, stream=True, stopping_criteria=criteria,
+                    prompt_ids,
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    top_p=0.9,
+                    repeat_penalty=1.1,
+                    stream=True,
+                    stopping_criteria=criteria,
                     stop=[s for s in (self._eos, "<|im_end|>", "<|endoftext|>") if s],
-                ):  # fmt: skip
+                ):
                     text = part["choices"][0]["text"]
                     n += 1
                     if n == 1:

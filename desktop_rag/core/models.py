@@ -112,7 +112,11 @@ def resolve_model(name_or_path: str | None, kind: str) -> ModelInfo:
             return ModelInfo(path.stem, kind, path, False, _size(path))
         if kind == "embedding" and path.is_dir() and (path / "modules.json").exists():
             return ModelInfo(path.name, kind, path, False, _size(path))
-        what = "a .gguf file" if kind == "llm" else "a sentence-transformers folder (with modules.json)"
+        what = (
+            "a .gguf file"
+            if kind == "llm"
+            else "a sentence-transformers folder (with modules.json)"
+        )
         raise ModelLoadError(f"{path} is not {what}")
     names = ", ".join(m.name for m in models) or "none"
     raise ModelLoadError(f"no {kind} model named {name_or_path!r}", hint=f"available: {names}")

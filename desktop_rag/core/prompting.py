@@ -58,8 +58,9 @@ class PackedPrompt:
     hits: list[Hit]
 
 
-def pack_prompt(question: str, hits: Sequence[Hit], budget_tokens: int,
-                count_tokens: Callable[[str], int]) -> PackedPrompt:  # fmt: skip
+def pack_prompt(
+    question: str, hits: Sequence[Hit], budget_tokens: int, count_tokens: Callable[[str], int]
+) -> PackedPrompt:
     """Number and pack as many ``hits`` (best first) as fit in ``budget_tokens`` prompt tokens.
 
     ``count_tokens`` measures a string in the LLM's tokens. The first hit is always included (cut
@@ -86,7 +87,9 @@ def pack_prompt(question: str, hits: Sequence[Hit], budget_tokens: int,
         kept.append(hit)
         used += cost
     user = head + "\n\n".join(blocks) + tail
-    return PackedPrompt([{"role": "system", "content": system}, {"role": "user", "content": user}], kept)
+    return PackedPrompt(
+        [{"role": "system", "content": system}, {"role": "user", "content": user}], kept
+    )
 
 
 def cited_numbers(text: str, n_sources: int) -> list[int]:

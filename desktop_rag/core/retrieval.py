@@ -55,15 +55,26 @@ class RetrievalResult:
 class Retriever:
     """Runs a query against the store and the vector index."""
 
-    def __init__(self, store: Store, vectors: VectorIndex, embedder: Embedder,
-                 config: RetrievalConfig | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        store: Store,
+        vectors: VectorIndex,
+        embedder: Embedder,
+        config: RetrievalConfig | None = None,
+    ) -> None:
         self.store = store
         self.vectors = vectors
         self.embedder = embedder
         self.config = config or RetrievalConfig()
 
-    def search(self, query: str, k: int = 5, *, mode: Mode = "hybrid",
-               collections: Sequence[int] | None = None) -> RetrievalResult:  # fmt: skip
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        *,
+        mode: Mode = "hybrid",
+        collections: Sequence[int] | None = None,
+    ) -> RetrievalResult:
         """The top ``k`` chunks for ``query``.
 
         ``collections`` restricts the search to those collection ids (None = all).
@@ -103,17 +114,32 @@ class Retriever:
         ranked = ranked[:k]
         rows = self.store.chunks_by_id(ranked)
         hits = [
-            Hit(chunk_id=c, file_id=r.file_id, path=r.path, page=r.page, start=r.start, end=r.end,
-                text=r.text, context=r.context, score=float(fused[c]), dense=dense_of.get(c),
-                bm25=bm25_of.get(c))  # fmt: skip
+            Hit(
+                chunk_id=c,
+                file_id=r.file_id,
+                path=r.path,
+                page=r.page,
+                start=r.start,
+                end=r.end,
+                text=r.text,
+                context=r.context,
+                score=float(fused[c]),
+                dense=dense_of.get(c),
+                bm25=bm25_of.get(c),
+            )
             for c in ranked
             if (r := rows.get(c)) is not None
         ]
         best_dense = max(dense_of.values(), default=0.0)
         return RetrievalResult(hits, (time.perf_counter() - t0) * 1000.0, best_dense)
 
-    def _fuse(self, query: str, qvec: np.ndarray | None, dense_of: dict[int, float],
-              bm25_of: dict[int, float]) -> tuple[list[int], dict[int, float]]:  # fmt: skip
+    def _fuse(
+        self,
+        query: str,
+        qvec: np.ndarray | None,
+        dense_of: dict[int, float],
+        bm25_of: dict[int, float],
+    ) -> tuple[list[int], dict[int, float]]:
         """Complete both scores for every candidate, then combine them convexly (see module doc)."""
         cand = list(dict.fromkeys([*dense_of, *bm25_of]))
         if not cand:

@@ -68,7 +68,71 @@ END;
 # A short English stop list for turning questions into BM25 queries (from the Lucene/Snowball
 # English lists); BM25's IDF already discounts common words, this only keeps queries small.
 _STOP = frozenset(
-    ["a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "can", "could", "did", "do", "does", "for", "from", "had", "has", "have", "how", "i", "if", "in", "into", "is", "it", "its", "of", "on", "or", "our", "s", "so", "such", "t", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "to", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your"]
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "our",
+        "s",
+        "so",
+        "such",
+        "t",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+    ]
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -192,8 +256,10 @@ class Store:
         with self._tx() as con:
             row = con.execute("SELECT value FROM meta WHERE key='embedding_model'").fetchone()
             if row is None:
-                con.execute("INSERT INTO meta VALUES ('embedding_model', ?)",
-                            (json.dumps(identity.to_dict()),))  # fmt: skip
+                con.execute(
+                    "INSERT INTO meta VALUES ('embedding_model', ?)",
+                    (json.dumps(identity.to_dict()),),
+                )
                 return
         stored = json.loads(row[0])
         if stored.get("dim") != identity.dim or stored.get("fingerprint") != identity.fingerprint:
@@ -236,8 +302,10 @@ class Store:
 
     def files(self, collection_id: int | None = None) -> list[FileRow]:
         """Rows of ``files`` (of one collection, or all)."""
-        sql = ("SELECT id, collection_id, path, size, mtime_ns, sha256, status, reason, pages, chunks"
-               " FROM files")  # fmt: skip
+        sql = (
+            "SELECT id, collection_id, path, size, mtime_ns, sha256, status, reason, pages, chunks"
+            " FROM files"
+        )
         args: tuple[object, ...] = ()
         if collection_id is not None:
             sql += " WHERE collection_id=?"
@@ -282,8 +350,20 @@ class Store:
         """
         assert embeddings.shape[0] == len(chunks)
         with self._tx() as con:
-            file_id = self._upsert_file(con, collection_id, path, size, mtime_ns, sha256, kind,
-                                        title, "indexed", "", len(pages), len(chunks))  # fmt: skip
+            file_id = self._upsert_file(
+                con,
+                collection_id,
+                path,
+                size,
+                mtime_ns,
+                sha256,
+                kind,
+                title,
+                "indexed",
+                "",
+                len(pages),
+                len(chunks),
+            )
             removed = self._delete_chunks(con, file_id)
             con.executemany(
                 "INSERT INTO pages(file_id, page, text) VALUES (?, ?, ?)",
@@ -294,37 +374,75 @@ class Store:
                 cur = con.execute(
                     'INSERT INTO chunks(file_id, ord, page, start, "end", text, context, n_tokens,'
                     " embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (file_id, i, c.page, c.start, c.end, c.text, c.context, c.n_tokens,
-                     vec.astype(np.float32).tobytes()),  # fmt: skip
+                    (
+                        file_id,
+                        i,
+                        c.page,
+                        c.start,
+                        c.end,
+                        c.text,
+                        c.context,
+                        c.n_tokens,
+                        vec.astype(np.float32).tobytes(),
+                    ),
                 )
                 new_ids.append(int(cur.lastrowid or 0))
             self._bump_version(con)
         return new_ids, removed
 
     def mark_file(
-        self, *, collection_id: int, path: str, size: int | None, mtime_ns: int | None,
-        sha256: str | None, status: str, reason: str,
-    ) -> list[int]:  # fmt: skip
+        self,
+        *,
+        collection_id: int,
+        path: str,
+        size: int | None,
+        mtime_ns: int | None,
+        sha256: str | None,
+        status: str,
+        reason: str,
+    ) -> list[int]:
         """Record a skipped or failed file with its reason; its old chunks (if any) are removed.
 
         Returns the removed chunk ids.
         """
         with self._tx() as con:
-            file_id = self._upsert_file(con, collection_id, path, size, mtime_ns, sha256, None,
-                                        None, status, reason, 0, 0)  # fmt: skip
+            file_id = self._upsert_file(
+                con, collection_id, path, size, mtime_ns, sha256, None, None, status, reason, 0, 0
+            )
             removed = self._delete_chunks(con, file_id)
             if removed:
                 self._bump_version(con)
         return removed
 
     def _upsert_file(
-        self, con: sqlite3.Connection, collection_id: int, path: str, size: int | None,
-        mtime_ns: int | None, sha256: str | None, kind: str | None, title: str | None,
-        status: str, reason: str, pages: int, chunks: int,
-    ) -> int:  # fmt: skip
+        self,
+        con: sqlite3.Connection,
+        collection_id: int,
+        path: str,
+        size: int | None,
+        mtime_ns: int | None,
+        sha256: str | None,
+        kind: str | None,
+        title: str | None,
+        status: str,
+        reason: str,
+        pages: int,
+        chunks: int,
+    ) -> int:
         row = con.execute("SELECT id FROM files WHERE path=?", (path,)).fetchone()
-        values = (collection_id, size, mtime_ns, sha256, kind, title, status, reason, pages, chunks,
-                  time.time())  # fmt: skip
+        values = (
+            collection_id,
+            size,
+            mtime_ns,
+            sha256,
+            kind,
+            title,
+            status,
+            reason,
+            pages,
+            chunks,
+            time.time(),
+        )
         if row:
             con.execute(
                 "UPDATE files SET collection_id=?, size=?, mtime_ns=?, sha256=?, kind=?, title=?,"
@@ -352,8 +470,9 @@ class Store:
         """Delete a collection with all its files and chunks; returns the removed chunk ids."""
         removed: list[int] = []
         with self._tx() as con:
-            for (fid,) in con.execute("SELECT id FROM files WHERE collection_id=?",
-                                      (collection_id,)).fetchall():  # fmt: skip
+            for (fid,) in con.execute(
+                "SELECT id FROM files WHERE collection_id=?", (collection_id,)
+            ).fetchall():
                 removed += self._delete_chunks(con, fid)
             con.execute("DELETE FROM files WHERE collection_id=?", (collection_id,))
             con.execute("DELETE FROM collections WHERE id=?", (collection_id,))
@@ -365,7 +484,9 @@ class Store:
         """The number of chunks (= embeddings) in the store."""
         return int(self.con.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
 
-    def iter_embeddings(self, batch: int = 4096) -> Iterator[tuple[NDArray[np.int64], NDArray[np.float32]]]:
+    def iter_embeddings(
+        self, batch: int = 4096
+    ) -> Iterator[tuple[NDArray[np.int64], NDArray[np.float32]]]:
         """All (chunk ids ``(n,)`` int64, embeddings ``(n, dim)`` float32) in batches, by id."""
         last = -1
         while True:
@@ -392,9 +513,11 @@ class Store:
         """Chunks with their file paths, by id (ids no longer in the store are left out)."""
         out: dict[int, ChunkRow] = {}
         for part in _parts(ids):
-            q = ('SELECT c.id, c.file_id, f.path, c.page, c.start, c."end", c.text, c.context '
-                 "FROM chunks c JOIN files f ON f.id = c.file_id "
-                 f"WHERE c.id IN ({','.join('?' * len(part))})")  # fmt: skip
+            q = (
+                'SELECT c.id, c.file_id, f.path, c.page, c.start, c."end", c.text, c.context '
+                "FROM chunks c JOIN files f ON f.id = c.file_id "
+                f"WHERE c.id IN ({','.join('?' * len(part))})"
+            )
             for r in self.con.execute(q, part):
                 out[int(r[0])] = ChunkRow(*r)
         return out
@@ -403,18 +526,23 @@ class Store:
         """Chunk id -> collection id."""
         out: dict[int, int] = {}
         for part in _parts(ids):
-            q = ("SELECT c.id, f.collection_id FROM chunks c JOIN files f ON f.id = c.file_id "
-                 f"WHERE c.id IN ({','.join('?' * len(part))})")  # fmt: skip
+            q = (
+                "SELECT c.id, f.collection_id FROM chunks c JOIN files f ON f.id = c.file_id "
+                f"WHERE c.id IN ({','.join('?' * len(part))})"
+            )
             out.update((int(a), int(b)) for a, b in self.con.execute(q, part))
         return out
 
     def page_text(self, file_id: int, page: int | None) -> str | None:
         """The stored text of one page (``page`` None or 0 for single-page text documents)."""
-        row = self.con.execute("SELECT text FROM pages WHERE file_id=? AND page=?",
-                               (file_id, page or 0)).fetchone()  # fmt: skip
+        row = self.con.execute(
+            "SELECT text FROM pages WHERE file_id=? AND page=?", (file_id, page or 0)
+        ).fetchone()
         return None if row is None else str(row[0])
 
-    def bm25(self, query: str, limit: int, only_ids: Sequence[int] | None = None) -> list[tuple[int, float]]:
+    def bm25(
+        self, query: str, limit: int, only_ids: Sequence[int] | None = None
+    ) -> list[tuple[int, float]]:
         """BM25 search over chunk text (weight 1) and context (weight 0.5) with FTS5.
 
         Returns up to ``limit`` (chunk id, score) pairs, best first; scores are FTS5's ``bm25()``

@@ -140,8 +140,12 @@ class VectorIndex:
         import hnswlib
 
         index = hnswlib.Index(space="ip", dim=self.identity.dim)
-        index.init_index(max_elements=max(capacity, 1024), ef_construction=HNSW_EF_CONSTRUCTION,
-                         M=HNSW_M, allow_replace_deleted=True)  # fmt: skip
+        index.init_index(
+            max_elements=max(capacity, 1024),
+            ef_construction=HNSW_EF_CONSTRUCTION,
+            M=HNSW_M,
+            allow_replace_deleted=True,
+        )
         index.set_ef(HNSW_EF_SEARCH)
         return index
 
@@ -171,8 +175,11 @@ class VectorIndex:
                     import hnswlib
 
                     index = hnswlib.Index(space="ip", dim=self.identity.dim)
-                    index.load_index(str(self.index_file), max_elements=max(count, 1024),
-                                     allow_replace_deleted=True)  # fmt: skip
+                    index.load_index(
+                        str(self.index_file),
+                        max_elements=max(count, 1024),
+                        allow_replace_deleted=True,
+                    )
                     index.set_ef(HNSW_EF_SEARCH)
                     self._index, self._version, self._dirty = index, version, False
                     self._live = count
@@ -184,7 +191,9 @@ class VectorIndex:
         self.save(store)
         return "rebuilt"
 
-    def _manifest_problem(self, manifest: dict[str, Any] | None, version: int, count: int) -> str | None:
+    def _manifest_problem(
+        self, manifest: dict[str, Any] | None, version: int, count: int
+    ) -> str | None:
         if manifest is None:
             return "no manifest"
         if not self.index_file.exists():
@@ -207,8 +216,13 @@ class VectorIndex:
         self._live = count
 
     # -- updates -----------------------------------------------------------------------------
-    def apply(self, added_ids: list[int], vectors: NDArray[np.float32], removed_ids: list[int],
-              version: int) -> None:  # fmt: skip
+    def apply(
+        self,
+        added_ids: list[int],
+        vectors: NDArray[np.float32],
+        removed_ids: list[int],
+        version: int,
+    ) -> None:
         """Mirror one committed store transaction: add ``vectors`` ``(n, dim)`` under
         ``added_ids`` and delete ``removed_ids``; ``version`` is the store's version after it."""
         with self.lock.write():
@@ -223,8 +237,12 @@ class VectorIndex:
                 need = index.get_current_count() + len(added_ids)
                 if need > index.get_max_elements():
                     index.resize_index(max(need, int(index.get_max_elements() * 1.5)))
-                index.add_items(vectors, np.asarray(added_ids, dtype=np.int64), num_threads=1,
-                                replace_deleted=True)  # fmt: skip
+                index.add_items(
+                    vectors,
+                    np.asarray(added_ids, dtype=np.int64),
+                    num_threads=1,
+                    replace_deleted=True,
+                )
                 self._live += len(added_ids)
             self._version, self._dirty = version, True
 
@@ -243,8 +261,15 @@ class VectorIndex:
             version = self._version
         os.replace(tmp, self.index_file)
         _fsync_dir(self.folder)
-        manifest = {"model": self.identity.to_dict(), "dim": self.identity.dim, "count": count,
-                    "vectors_version": version, "sha256": digest, "space": "ip", "M": HNSW_M}  # fmt: skip
+        manifest = {
+            "model": self.identity.to_dict(),
+            "dim": self.identity.dim,
+            "count": count,
+            "vectors_version": version,
+            "sha256": digest,
+            "space": "ip",
+            "M": HNSW_M,
+        }
         atomic_write(self.manifest_file, json.dumps(manifest, indent=1).encode())
         self._dirty = False
 

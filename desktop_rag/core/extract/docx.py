@@ -16,7 +16,9 @@ def extract_docx(path: Path) -> Document:
         ExtractionError: not a Word document (e.g. an old binary .doc renamed) or corrupt.
     """
     if not zipfile.is_zipfile(path):
-        raise ExtractionError("not a Word .docx file (it is not a ZIP package; old .doc is not supported)")
+        raise ExtractionError(
+            "not a Word .docx file (it is not a ZIP package; old .doc is not supported)"
+        )
     import docx
     from docx.table import Table
     from docx.text.paragraph import Paragraph

@@ -8,12 +8,52 @@ from pathlib import Path
 from desktop_rag.core.extract.text import decode_bytes, read_text_file
 from desktop_rag.core.types import Document, Heading, Page
 
-_INVISIBLE = {"script", "style", "noscript", "template", "head", "svg", "canvas", "iframe", "object"}
+_INVISIBLE = {
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "head",
+    "svg",
+    "canvas",
+    "iframe",
+    "object",
+}
 _BLOCK = {
-    "p", "div", "section", "article", "header", "footer", "main", "aside", "nav", "li", "ul", "ol",
-    "table", "tr", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "dl", "dt",
-    "dd", "figure", "figcaption", "form", "address", "details", "summary",
-}  # fmt: skip
+    "p",
+    "div",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "main",
+    "aside",
+    "nav",
+    "li",
+    "ul",
+    "ol",
+    "table",
+    "tr",
+    "br",
+    "hr",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "pre",
+    "blockquote",
+    "dl",
+    "dt",
+    "dd",
+    "figure",
+    "figcaption",
+    "form",
+    "address",
+    "details",
+    "summary",
+}
 _CELL = {"td", "th"}
 _SPACE = re.compile(r"[ \t\r\f\v\n]+")
 

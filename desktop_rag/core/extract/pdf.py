@@ -12,8 +12,11 @@ def _clean_title(raw: str | None, fallback: str) -> str:
     title = (raw or "").strip()
     # Producers often leave "Untitled", "Microsoft Word - x.doc" or a file path as the title.
     letters = sum(ch.isalpha() for ch in title)
-    if (letters < 3 or title.lower() in {"untitled", "title"}
-            or title.lower().endswith((".doc", ".docx", ".pdf"))):  # fmt: skip
+    if (
+        letters < 3
+        or title.lower() in {"untitled", "title"}
+        or title.lower().endswith((".doc", ".docx", ".pdf"))
+    ):
         # An accession number, "Untitled" or a file name says less than the file's own name.
         return fallback
     return title

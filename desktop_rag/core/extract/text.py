@@ -63,7 +63,9 @@ def _normalise_newlines(text: str) -> str:
 def extract_text(path: Path) -> Document:
     """A plain text file as one page (``number`` None)."""
     text = _normalise_newlines(read_text_file(path))
-    return Document(title=_first_line_title(text, path.stem), pages=(Page(None, text),), kind="text")
+    return Document(
+        title=_first_line_title(text, path.stem), pages=(Page(None, text),), kind="text"
+    )
 
 
 def markdown_headings(text: str) -> tuple[Heading, ...]:
