@@ -128,7 +128,8 @@ class Embedder:
             fingerprint=model_fingerprint(self.model_dir),
             max_seq_tokens=max_seq,
         )
-        self.threads = threads
+        self.threads = threads  # desired torch threads (None = torch's default); see _encode
+        self._applied_threads: int | None = None
         self.batch_size = 32
         self._model: Any = None
         self._lock = threading.Lock()
@@ -154,15 +155,12 @@ class Embedder:
             return
         force_offline()
         try:
-            import torch
             import transformers
             from sentence_transformers import SentenceTransformer
 
             transformers.logging.disable_progress_bar()
             transformers.logging.set_verbosity_error()
 
-            if self.threads:
-                torch.set_num_threads(self.threads)
             self._model = SentenceTransformer(
                 str(self.model_dir), device="cpu", local_files_only=True, trust_remote_code=False
             )
@@ -177,6 +175,10 @@ class Embedder:
             self._load_locked()
             import torch
 
+            # Applied here, in the thread that runs the model: OpenMP thread counts are per thread.
+            if self.threads and self.threads != self._applied_threads:
+                torch.set_num_threads(self.threads)
+                self._applied_threads = self.threads
             with torch.inference_mode():
                 vecs = self._model.encode(
                     texts,

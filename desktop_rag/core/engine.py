@@ -12,6 +12,8 @@ import time
 from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from desktop_rag.core.chunking import Chunker, ChunkerConfig, load_tokenizer
 from desktop_rag.core.embedding import Embedder
 from desktop_rag.core.indexer import Indexer
@@ -219,6 +221,28 @@ class Engine:
                 final = item
         assert final is not None
         return final
+
+    def remove_collection(self, collection_id: int) -> None:
+        """Forget a collection: its files, chunks and embeddings (the folder itself is untouched)."""
+        removed = self.store.remove_collection(collection_id)
+        self.vectors.apply([], np.zeros((0, self.embedder.dim), np.float32), removed,
+                           self.store.vectors_version())
+        self.vectors.save(self.store)
+
+    def share_cpu(self, indexing: bool) -> None:
+        """Split the cores between torch (indexing) and llama.cpp (answers) so they never fight.
+
+        While indexing runs, each gets half (at least one thread); otherwise both may use all
+        cores (they then run one after the other). Measured on 2 cores: llama.cpp with 2 threads
+        while the other core was busy fell to 1.3 tokens/s, against 73.7 with 1 thread.
+        """
+        from desktop_rag.core.llm import default_threads
+
+        total = self.settings.threads or default_threads()
+        llm_threads = max(1, total // 2) if indexing else total
+        torch_threads = max(1, total - llm_threads) if indexing else total
+        self.embedder.threads = torch_threads
+        self.llm.threads = llm_threads
 
     def close(self) -> None:
         """Save the vector index, free the models and close this thread's database connection."""

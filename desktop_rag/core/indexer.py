@@ -257,7 +257,7 @@ class Indexer:
                 pool.submit(self._prepare, work[0]) if work else None
             )
             for i, cand in enumerate(work):
-                cancel.raise_if_cancelled()
+                cancel.checkpoint()
                 assert pending is not None
                 prepared = pending.result()
                 pending = pool.submit(self._prepare, work[i + 1]) if i + 1 < len(work) else None
@@ -315,7 +315,7 @@ class Indexer:
         texts = [embedding_text(c) for c in chunks]
         parts = []
         for s in range(0, len(texts), EMBED_BATCH):
-            cancel.raise_if_cancelled()
+            cancel.checkpoint()
             parts.append(self.embedder.embed(texts[s : s + EMBED_BATCH]))
         import numpy as np
 

@@ -131,7 +131,8 @@ class LocalLLM:
     def __init__(self, model_path: Path, *, n_ctx: int = 4096, threads: int | None = None) -> None:
         self.model_path = Path(model_path)
         self.n_ctx = n_ctx
-        self.threads = threads or default_threads()
+        self.threads = threads or default_threads()  # desired; applied at each generation start
+        self._applied_threads = self.threads
         self.lock = threading.RLock()
         self._llm: Any = None
         self._template: Any = None
@@ -252,6 +253,9 @@ class LocalLLM:
         prompt = self.render(messages)
         with self.lock:
             llm = self._llm
+            if self._applied_threads != self.threads:
+                llama_cpp.llama_set_n_threads(llm.ctx, self.threads, self.threads)
+                self._applied_threads = self.threads
             prompt_ids = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
             room = self.context_size - len(prompt_ids) - 1
             max_tokens = max(16, min(max_tokens, room))

@@ -56,13 +56,27 @@ def app_paths() -> AppPaths:
     home = os.environ.get(HOME_ENV)
     if home:
         root = Path(home).expanduser().resolve()
-        return AppPaths(root / "data", root / "config", root / "cache", root / "logs")
+        config = root / "config"
+        data = _data_dir_override(config) or root / "data"
+        return AppPaths(data, config, root / "cache", root / "logs")
     import platformdirs
 
     dirs = platformdirs.PlatformDirs(APP_NAME, appauthor=False)
+    config = Path(dirs.user_config_dir)
     return AppPaths(
-        Path(dirs.user_data_dir),
-        Path(dirs.user_config_dir),
+        _data_dir_override(config) or Path(dirs.user_data_dir),
+        config,
         Path(dirs.user_cache_dir),
         Path(dirs.user_log_dir),
     )
+
+
+def _data_dir_override(config: Path) -> Path | None:
+    """The ``data_dir`` chosen in the settings file (Settings > Data location), if any."""
+    import json
+
+    try:
+        value = json.loads((config / "settings.json").read_text(encoding="utf-8")).get("data_dir")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return Path(value).expanduser() if isinstance(value, str) and value else None

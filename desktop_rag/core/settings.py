@@ -29,6 +29,8 @@ class Settings:
       all-MiniLM-L6-v2 on the shared dev sets (covidqa and docugami questions asked against their
       own and the other set's documents): 92.7% of out-of-corpus questions abstained, 4.7% of
       answerable ones refused. Another embedding model needs its own value.
+    - ``data_dir``: where the index, conversations and models live (None = the platformdirs user
+      data folder); read at start-up.
     """
 
     llm_model: str | None = None
@@ -39,6 +41,7 @@ class Settings:
     top_k: int = 5
     threads: int = 0
     min_relevance: float = 0.4
+    data_dir: str | None = None
     version: int = SETTINGS_VERSION
 
     @classmethod

@@ -10,14 +10,38 @@ from desktop_rag.core.errors import Cancelled
 
 
 class CancelToken:
-    """A thread-safe flag that long work checks between steps (and llama.cpp checks per token)."""
+    """A thread-safe flag that long work checks between steps (and llama.cpp checks per token).
+
+    It also pauses: :meth:`checkpoint` blocks while paused and raises once cancelled.
+    """
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
 
     def cancel(self) -> None:
-        """Ask the work to stop at its next check."""
+        """Ask the work to stop at its next check (also ends a pause)."""
         self._event.set()
+        self._running.set()
+
+    def pause(self) -> None:
+        """Make :meth:`checkpoint` block until :meth:`resume` or :meth:`cancel`."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        """End a pause."""
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        """True while paused."""
+        return not self._running.is_set()
+
+    def checkpoint(self) -> None:
+        """Wait while paused, then raise :class:`Cancelled` if cancel was requested."""
+        self._running.wait()
+        self.raise_if_cancelled()
 
     @property
     def cancelled(self) -> bool:

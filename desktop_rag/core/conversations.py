@@ -1,0 +1,114 @@
+"""Saved conversations (SQLite, beside the index): listed, reopened after a restart, exported."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS conversations(
+    id INTEGER PRIMARY KEY, title TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS messages(
+    id INTEGER PRIMARY KEY, conversation_id INTEGER NOT NULL REFERENCES conversations(id)
+    ON DELETE CASCADE, role TEXT NOT NULL, text TEXT NOT NULL, sources TEXT NOT NULL DEFAULT '[]',
+    created REAL NOT NULL);
+"""
+
+
+@dataclass
+class Message:
+    """One chat message; ``sources`` are the citations' JSON objects (see ``Answer.to_json``)."""
+
+    role: str
+    text: str
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class ConversationInfo:
+    """A conversation in the list (``updated`` is a Unix time in seconds)."""
+
+    id: int
+    title: str
+    updated: float
+
+
+class ConversationStore:
+    """Conversations in ``<data>/conversations.sqlite3``; thread-safe (one lock, one connection)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._con = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._con.execute("PRAGMA journal_mode=WAL")
+        self._con.execute("PRAGMA foreign_keys=ON")
+        self._con.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def create(self, title: str) -> int:
+        """A new conversation; returns its id."""
+        now = time.time()
+        with self._lock:
+            cur = self._con.execute("INSERT INTO conversations(title, created, updated) VALUES (?, ?, ?)",
+                                    (title[:120] or "New chat", now, now))  # fmt: skip
+            return int(cur.lastrowid or 0)
+
+    def add(self, conversation_id: int, message: Message) -> int:
+        """Append a message; returns its id."""
+        now = time.time()
+        with self._lock:
+            cur = self._con.execute(
+                "INSERT INTO messages(conversation_id, role, text, sources, created) VALUES (?, ?, ?, ?, ?)",
+                (conversation_id, message.role, message.text, json.dumps(message.sources), now),
+            )
+            self._con.execute("UPDATE conversations SET updated=? WHERE id=?", (now, conversation_id))
+            return int(cur.lastrowid or 0)
+
+    def list(self) -> list[ConversationInfo]:
+        """All conversations, most recently updated first."""
+        with self._lock:
+            rows = self._con.execute("SELECT id, title, updated FROM conversations ORDER BY updated DESC, id DESC").fetchall()
+        return [ConversationInfo(*r) for r in rows]
+
+    def messages(self, conversation_id: int) -> list[Message]:
+        """The messages of a conversation in order."""
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT id, role, text, sources FROM messages WHERE conversation_id=? ORDER BY id",
+                (conversation_id,),
+            ).fetchall()
+        return [Message(r[1], r[2], json.loads(r[3]), r[0]) for r in rows]
+
+    def delete(self, conversation_id: int) -> None:
+        """Delete a conversation and its messages."""
+        with self._lock:
+            self._con.execute("DELETE FROM conversations WHERE id=?", (conversation_id,))
+
+    def to_markdown(self, conversation_id: int) -> str:
+        """The conversation as Markdown: questions, answers, and each answer's numbered sources."""
+        title = next((c.title for c in self.list() if c.id == conversation_id), "Conversation")
+        out = [f"# {title}", ""]
+        for m in self.messages(conversation_id):
+            if m.role == "user":
+                out += [f"**You:** {m.text}", ""]
+                continue
+            out += [f"**Assistant:** {m.text}", ""]
+            if m.sources:
+                out.append("Sources:")
+                for s in m.sources:
+                    where = f", page {s['page']}" if s.get("page") else ""
+                    mark = " (cited)" if s.get("cited") else ""
+                    snippet = " ".join(str(s.get("text", "")).split())[:200]
+                    out.append(f"{s['n']}. {Path(s['file']).name}{where}{mark}: \"{snippet}\"")
+                out.append("")
+        return "\n".join(out).rstrip() + "\n"
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._con.close()
