@@ -33,12 +33,22 @@ def _fail(err: UserError) -> None:
 @click.version_option(package_name="desktop-rag")
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool) -> None:
-    """desktop-rag: ask questions about your own documents, offline, with page citations."""
+    """desktop-rag: ask questions about your own documents, offline, with page citations.
+
+    With no command, opens the desktop app.
+    """
     from desktop_rag.logs import setup_logging
 
     setup_logging(verbose)
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        try:
+            from desktop_rag.gui.app import run
+        except ImportError as exc:
+            raise click.ClickException(
+                f"the desktop app needs PySide6 ({exc}); install desktop-rag[gui], "
+                "or use the commands below:\n" + ctx.get_help()
+            ) from None
+        sys.exit(run())
 
 
 def _print_problems(problems: list[FileResult]) -> None:

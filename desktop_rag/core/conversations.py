@@ -66,13 +66,17 @@ class ConversationStore:
                 "INSERT INTO messages(conversation_id, role, text, sources, created) VALUES (?, ?, ?, ?, ?)",
                 (conversation_id, message.role, message.text, json.dumps(message.sources), now),
             )
-            self._con.execute("UPDATE conversations SET updated=? WHERE id=?", (now, conversation_id))
+            self._con.execute(
+                "UPDATE conversations SET updated=? WHERE id=?", (now, conversation_id)
+            )
             return int(cur.lastrowid or 0)
 
     def list(self) -> list[ConversationInfo]:
         """All conversations, most recently updated first."""
         with self._lock:
-            rows = self._con.execute("SELECT id, title, updated FROM conversations ORDER BY updated DESC, id DESC").fetchall()
+            rows = self._con.execute(
+                "SELECT id, title, updated FROM conversations ORDER BY updated DESC, id DESC"
+            ).fetchall()
         return [ConversationInfo(*r) for r in rows]
 
     def messages(self, conversation_id: int) -> list[Message]:
@@ -104,7 +108,7 @@ class ConversationStore:
                     where = f", page {s['page']}" if s.get("page") else ""
                     mark = " (cited)" if s.get("cited") else ""
                     snippet = " ".join(str(s.get("text", "")).split())[:200]
-                    out.append(f"{s['n']}. {Path(s['file']).name}{where}{mark}: \"{snippet}\"")
+                    out.append(f'{s["n"]}. {Path(s["file"]).name}{where}{mark}: "{snippet}"')
                 out.append("")
         return "\n".join(out).rstrip() + "\n"
 

@@ -222,11 +222,25 @@ class Engine:
         assert final is not None
         return final
 
+    def set_llm_model(self, name: str | None) -> None:
+        """Select another LLM (None = the bundled default); it loads on next use.
+
+        Raises:
+            ModelLoadError: no such model.
+        """
+        resolve_model(name, "llm")  # validate before changing anything
+        with self._lock:
+            old, self._llm = self._llm, None
+            self.settings.llm_model = name
+        if old is not None:
+            old.close()
+
     def remove_collection(self, collection_id: int) -> None:
         """Forget a collection: its files, chunks and embeddings (the folder itself is untouched)."""
         removed = self.store.remove_collection(collection_id)
-        self.vectors.apply([], np.zeros((0, self.embedder.dim), np.float32), removed,
-                           self.store.vectors_version())
+        self.vectors.apply(
+            [], np.zeros((0, self.embedder.dim), np.float32), removed, self.store.vectors_version()
+        )
         self.vectors.save(self.store)
 
     def share_cpu(self, indexing: bool) -> None:

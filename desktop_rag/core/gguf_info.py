@@ -57,7 +57,11 @@ def read_gguf_info(path: Path) -> GGUFInfo:
         arch = str(field("general.architecture") or "unknown")
         ftype = field("general.file_type")
         try:
-            quant = gguf.LlamaFileType(int(ftype)).name.removeprefix("MOSTLY_") if ftype is not None else "?"
+            quant = (
+                gguf.LlamaFileType(int(ftype)).name.removeprefix("MOSTLY_")
+                if ftype is not None
+                else "?"
+            )
         except ValueError:
             quant = f"type {ftype}"
         ctx = field(f"{arch}.context_length")
@@ -89,8 +93,10 @@ def import_model(source: Path) -> GGUFInfo:
     if dest.exists():
         if os.path.samefile(dest, source) or _same_content(dest, Path(source)):
             return read_gguf_info(dest)
-        raise ModelLoadError(f"a different model named {dest.name} is already imported",
-                             hint="rename the file and import it again")
+        raise ModelLoadError(
+            f"a different model named {dest.name} is already imported",
+            hint="rename the file and import it again",
+        )
     tmp = dest.with_name(dest.name + ".part")
     try:
         os.link(source, tmp)

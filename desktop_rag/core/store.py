@@ -312,6 +312,15 @@ class Store:
             args = (collection_id,)
         return [FileRow(*r) for r in self.con.execute(sql + " ORDER BY path", args)]
 
+    def file_by_path(self, path: str) -> FileRow | None:
+        """The ``files`` row of an absolute path, or None."""
+        row = self.con.execute(
+            "SELECT id, collection_id, path, size, mtime_ns, sha256, status, reason, pages, chunks"
+            " FROM files WHERE path=?",
+            (path,),
+        ).fetchone()
+        return None if row is None else FileRow(*row)
+
     def touch_file(self, file_id: int, size: int, mtime_ns: int) -> None:
         """Record a new size/mtime for a file whose content hash did not change."""
         with self._tx() as con:
