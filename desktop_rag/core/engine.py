@@ -258,19 +258,20 @@ class Engine:
         )
         self.vectors.save(self.store)
 
-    def share_cpu(self, indexing: bool) -> None:
+    def share_cpu(self, *, indexing: bool, answering: bool) -> None:
         """Split the cores between torch (indexing) and llama.cpp (answers) so they never fight.
 
-        While indexing runs, each gets half (at least one thread); otherwise both may use all
-        cores (they then run one after the other). Measured on 2 cores: llama.cpp with 2 threads
-        while the other core was busy fell to 1.3 tokens/s, against 73.7 with 1 thread.
+        When both run at once each gets half (at least one thread); otherwise the one running may
+        use every core. Measured on 2 cores: llama.cpp with 2 threads while the other core was
+        busy fell to 1.3 tokens/s, against 73.7 with 1 thread. Takes effect at the next embedding
+        batch and the next answer.
         """
         from desktop_rag.core.llm import default_threads
 
         total = self.settings.threads or default_threads()
-        llm_threads = max(1, total // 2) if indexing else total
-        torch_threads = max(1, total - llm_threads) if indexing else total
-        self.embedder.threads = torch_threads
+        both = indexing and answering
+        llm_threads = max(1, total // 2) if both else total
+        self.embedder.threads = max(1, total - llm_threads) if both else total
         self.llm.threads = llm_threads
 
     def close(self) -> None:

@@ -408,7 +408,6 @@ class MainWindow(QMainWindow):
                 if p not in self._index_queue:
                     self._index_queue.append(p)
             return
-        self.engine.share_cpu(indexing=True)
         self._index_started = time.perf_counter()
         self._index_initial_done = -1
         self.progress.setVisible(True)
@@ -418,13 +417,14 @@ class MainWindow(QMainWindow):
         self.pause_btn.setText("Pause")
         self.remove_btn.setEnabled(False)
         w = GeneratorWorker(lambda cancel: self.engine.index(paths, cancel), "indexing")
+        self._index_worker = w
+        self._share_cpu()
         w.signals.yielded.connect(self._on_progress)
         w.signals.returned.connect(self._on_index_done)
         w.signals.errored.connect(
             lambda e: (self.show_error(e, "Indexing"), self._on_index_done(None))
         )
         w.signals.cancelled.connect(lambda: self._on_index_done(None))
-        self._index_worker = w
         self._run(self.index_pool, w)
 
     def _on_progress(self, prog: Progress) -> None:
@@ -454,7 +454,7 @@ class MainWindow(QMainWindow):
 
     def _on_index_done(self, summary: IndexSummary | None) -> None:
         self._index_worker = None
-        self.engine.share_cpu(indexing=False)
+        self._share_cpu()
         self.progress.setVisible(False)
         self.pause_btn.setEnabled(False)
         if summary is not None:
@@ -474,6 +474,12 @@ class MainWindow(QMainWindow):
             queued, self._index_queue = self._index_queue, []
             self.start_index(queued)
 
+    def _share_cpu(self) -> None:
+        """Give the cores to whichever of indexing and answering runs (half each when both do)."""
+        w = self._index_worker
+        indexing = w is not None and not w.cancel_token.paused
+        self.engine.share_cpu(indexing=indexing, answering=self._answer_worker is not None)
+
     def toggle_pause(self) -> None:
         """Pause or resume the indexing run."""
         w = self._index_worker
@@ -482,11 +488,11 @@ class MainWindow(QMainWindow):
         if w.cancel_token.paused:
             w.cancel_token.resume()
             self.pause_btn.setText("Pause")
-            self.engine.share_cpu(indexing=True)
+            self._share_cpu()
         else:
             w.cancel_token.pause()
             self.pause_btn.setText("Resume")
-            self.engine.share_cpu(indexing=False)
+            self._share_cpu()
             self.progress_label.setText(self.progress_label.text() + " · paused")
 
     def _selected_collection(self) -> tuple[int, str] | None:
@@ -552,6 +558,7 @@ class MainWindow(QMainWindow):
         w.signals.cancelled.connect(lambda: self._on_answer_done(stopped=True))
         w.signals.errored.connect(self._on_answer_error)
         self._answer_worker = w
+        self._share_cpu()
         self._request_render()
         self._run(self.llm_pool, w)
         self.refresh_conversations()
@@ -590,6 +597,7 @@ class MainWindow(QMainWindow):
 
     def _finish_answer(self) -> None:
         self._answer_worker = None
+        self._share_cpu()
         self._streaming = None
         self.send_btn.setEnabled(True)
         self.stop_btn.setEnabled(False)
