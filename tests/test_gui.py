@@ -171,3 +171,48 @@ def test_core_never_imports_qt() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_import_and_switch_gguf_model(qtbot, window: MainWindow, llm_path: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    import shutil
+
+    from PySide6.QtWidgets import QMessageBox
+
+    w = window
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: shown.append(a[2]))
+    src = tmp_path / "imported.gguf"
+    shutil.copyfile(llm_path, src)
+    before = w.model_combo.count()
+    w.import_model(str(src))
+    qtbot.waitUntil(lambda: bool(shown), timeout=30_000)
+    assert "Architecture: llama" in shown[0] and "Quantization: Q4_1" in shown[0]
+    assert "Parameters: 135M" in shown[0] and "8,192 tokens" in shown[0]
+    assert w.model_combo.count() == before + 1
+    w.model_combo.setCurrentIndex(before)
+    qtbot.waitUntil(lambda: w.status_label.text() == "Ready · imported", timeout=60_000)
+    assert w.engine.llm.loaded and w.engine.llm.model_path.name == "imported.gguf"
+    assert '"llm_model": "imported"' in w.engine.paths.settings_file.read_text()
+
+
+def test_settings_dialog_persists(qtbot, home: Path) -> None:  # type: ignore[no-untyped-def]
+    from desktop_rag.gui.settings_dialog import SettingsDialog
+
+    settings = Settings()
+    dialog = SettingsDialog(settings)
+    qtbot.addWidget(dialog)
+    dialog.context.setValue(2048)
+    dialog.temperature.setValue(0.7)
+    dialog.top_k.setValue(8)
+    dialog.threads.setValue(1)
+    dialog.apply()
+    path = app_paths().settings_file
+    settings.save(path)
+    loaded = Settings.load(path)
+    assert (loaded.context_size, loaded.temperature, loaded.top_k, loaded.threads) == (
+        2048,
+        0.7,
+        8,
+        1,
+    )

@@ -769,9 +769,9 @@ class MainWindow(QMainWindow):
         if dialog.exec():
             old_ctx = self.engine.settings.context_size
             dialog.apply()
-            if self.engine.settings.context_size != old_ctx:
-                self.engine.set_llm_model(self.engine.settings.llm_model)
             self._save_settings()
+            if self.engine.settings.context_size != old_ctx:
+                self._on_model_chosen(self.model_combo.currentIndex())  # reload in the background
 
     def _save_settings(self) -> None:
         try:
