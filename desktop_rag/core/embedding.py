@@ -130,9 +130,11 @@ class Embedder:
         )
         self.threads = threads  # desired torch threads (None = torch's default); see _encode
         self._applied_threads: int | None = None
-        self.batch_size = 32
+        self.batch_size = 16  # chunks per forward pass: a question waits for one at most
         self._model: Any = None
         self._lock = threading.Lock()
+        self._queries_waiting = 0  # questions get the model before the next document batch
+        self._waiting_lock = threading.Lock()
         self.chunks_embedded = 0
         self.forward_s = 0.0
 
@@ -147,6 +149,8 @@ class Embedder:
         Raises:
             ModelLoadError: the folder could not be loaded as a sentence-transformers model.
         """
+        if self._model is not None:
+            return
         with self._lock:
             self._load_locked()
 
@@ -192,16 +196,29 @@ class Embedder:
     def embed(self, texts: list[str]) -> NDArray[np.float32]:
         """Embed document chunks: ``(len(texts), dim)`` float32, each row of L2 norm 1.
 
-        Texts are sorted by length into batches by sentence-transformers (less padding).
+        Texts are sorted by length and embedded ``batch_size`` at a time (less padding); a question
+        waiting for the model goes before the next batch, so it waits for one batch at most.
         """
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         t0 = time.perf_counter()
-        vecs = self._encode(texts)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for s in range(0, len(order), self.batch_size):
+            while self._queries_waiting:
+                time.sleep(0.002)
+            idx = order[s : s + self.batch_size]
+            out[idx] = self._encode([texts[i] for i in idx])
         self.forward_s += time.perf_counter() - t0
         self.chunks_embedded += len(texts)
-        return vecs
+        return out
 
     def embed_query(self, text: str) -> NDArray[np.float32]:
-        """Embed one query: ``(dim,)`` float32 of L2 norm 1."""
-        return self._encode([text])[0]
+        """Embed one query: ``(dim,)`` float32 of L2 norm 1 (ahead of queued document batches)."""
+        with self._waiting_lock:
+            self._queries_waiting += 1
+        try:
+            return self._encode([text])[0]
+        finally:
+            with self._waiting_lock:
+                self._queries_waiting -= 1

@@ -277,7 +277,7 @@ class MainWindow(QMainWindow):
         splitter.addWidget(library)
         splitter.addWidget(self.center)
         splitter.addWidget(right)
-        splitter.setSizes([300, 600, 460])
+        splitter.setSizes([290, 560, 610])
         self.setCentralWidget(splitter)
 
         # Toolbar and menus

@@ -117,11 +117,12 @@ class PageViewer(QWidget):
             self._show_error(f"Cannot open {Path(path).name}: {exc}")
             return
         self.stack.setCurrentWidget(self.scroll)
-        # Fit the page width to the panel; the zoom buttons adjust from there.
+        # Fit the page width to the panel, but never below 100% (72 dpi) so text stays readable;
+        # the zoom buttons adjust from there.
         width = self._doc.load_page(min(max(page, 1), self.page_count) - 1).rect.width
         room = self.scroll.viewport().width() - 8
         if width > 0 and room > 100:
-            self.zoom = min(4.0, max(0.5, room / width))
+            self.zoom = min(4.0, max(1.0, room / width))
         self.go_to(page)
 
     def show_text(self, path: Path, text: str, start: int, end: int) -> None:
@@ -173,7 +174,9 @@ class PageViewer(QWidget):
         self.image.setPixmap(QPixmap.fromImage(image))
         if self.highlight_rects:
             top = int(min(r.y0 for r in self.highlight_rects) * self.zoom) - 40
+            left = int(min(r.x0 for r in self.highlight_rects) * self.zoom) - 20
             self.scroll.verticalScrollBar().setValue(max(0, top))
+            self.scroll.horizontalScrollBar().setValue(max(0, left))
         mark = " — cited passage highlighted" if self.highlight_rects else ""
         assert self.path is not None
         self.title.setText(f"<b>{self.path.name}</b>, page {page} of {self.page_count}{mark}")
