@@ -182,6 +182,78 @@ def ask(question: tuple[str, ...], as_json: bool, top_k: int | None) -> None:
     )
 
 
+@cli.command("eval")
+@click.option(
+    "--docs",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="Folder of documents (indexed first; an existing index is reused).",
+)
+@click.option(
+    "--questions",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="JSONL questions: id, question, answer, evidence [{doc, page, text}].",
+)
+@click.option(
+    "--k", "k", type=int, default=5, show_default=True, help="Cut-off for the hit@k metrics."
+)
+@click.option(
+    "--modes",
+    default="default",
+    show_default=True,
+    help="Comma-separated retrieval modes to compare: default, hybrid, dense, bm25, rrf.",
+)
+@click.option("--generate", is_flag=True, help="Also answer with the LLM and grade the answers.")
+@click.option(
+    "--limit", type=int, default=None, help="With --generate: answer only the first N questions."
+)
+@click.option(
+    "--ooc",
+    "ooc_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Questions whose answers are NOT in DOCS (e.g. another set's): they should abstain.",
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the report as JSON."
+)
+def eval_cmd(docs: Path, questions: Path, k: int, modes: str, generate: bool, limit: int | None,
+             ooc_file: Path | None, out: Path | None) -> None:  # fmt: skip
+    """Measure retrieval (and answer) quality on a question set with gold evidence."""
+    from tqdm import tqdm
+
+    from desktop_rag.core.evaluation import Question, format_report, load_questions, run_eval
+
+    try:
+        engine = _engine()
+        qs = load_questions(questions)
+        ooc = (
+            [Question(q.id, q.question, None, ()) for q in load_questions(ooc_file)]
+            if ooc_file
+            else []
+        )
+        bar = tqdm(total=0, unit="q", desc="Evaluating", file=sys.stderr, dynamic_ncols=True)
+
+        def progress(done: int, total: int) -> None:
+            if bar.total != total:
+                bar.reset(total=total)
+            bar.update(done - bar.n)
+
+        click.echo(f"Indexing {docs} (reusing the existing index)...", err=True)
+        try:
+            report = run_eval(engine, docs, qs, k=k, modes=[m.strip() for m in modes.split(",") if m.strip()],
+                              generate=generate, limit=limit, ooc=ooc, progress=progress)  # fmt: skip
+        finally:
+            bar.close()
+            engine.close()
+    except UserError as err:
+        _fail(err)
+    click.echo(format_report(report))
+    if out:
+        out.write_text(json.dumps(report, indent=2))
+        click.echo(f"\nReport written to {out}")
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(as_json: bool) -> None:

@@ -14,7 +14,7 @@ from tests.conftest import make_pdf
 def test_pdf_pages_are_one_based_with_metadata_title(corpus: Path) -> None:
     doc = extract(corpus / "orchard.pdf")
     assert doc.kind == "pdf"
-    assert doc.title == "Hollow Farm orchard report"
+    assert doc.title == "orchard: Hollow Farm orchard report"
     assert [p.number for p in doc.pages] == [1, 2, 3]
     assert "38 tonnes" in doc.pages[1].text
     assert "Ludlow" in doc.pages[2].text
@@ -92,3 +92,14 @@ def test_unsupported_and_empty_files_are_skipped(corpus: Path) -> None:
         extract(corpus / "image.xyz")
     with pytest.raises(UnsupportedFileError, match="no text"):
         extract(corpus / "empty.txt")
+
+
+def test_pdf_without_metadata_title_uses_its_cover(tmp_path: Path) -> None:
+    import pymupdf
+
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_text((72, 100), "Riverside Water Board", fontsize=24)
+    page.insert_text((72, 140), "Annual report on pipe renewals and leak repairs.", fontsize=10)
+    doc.save(tmp_path / "water-2024.pdf")
+    assert extract(tmp_path / "water-2024.pdf").title == "water-2024: Riverside Water Board"

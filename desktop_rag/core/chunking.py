@@ -31,8 +31,8 @@ class ChunkerConfig:
     most ``max_context_tokens`` and the passage gets at most ``chunk_tokens`` of what is left.
     """
 
-    chunk_tokens: int = 200
-    overlap_tokens: int = 40
+    chunk_tokens: int = 240
+    overlap_tokens: int = 64
     max_seq_tokens: int = 256
     max_context_tokens: int = 40
     min_fill: float = 0.6  # never end a chunk before this share of chunk_tokens to find a boundary

@@ -170,6 +170,11 @@ class Engine:
             question, k or self.settings.top_k, mode=mode, collections=collections
         )
 
+    def is_relevant(self, result: RetrievalResult) -> bool:
+        """False when retrieval found nothing relevant: no hit, or no candidate's cosine similarity
+        reaches the ``min_relevance`` setting (then the app abstains)."""
+        return bool(result.hits) and result.best_dense >= self.settings.min_relevance
+
     def ask(
         self,
         question: str,
@@ -185,8 +190,7 @@ class Engine:
         """
         cancel = cancel or CancelToken()
         result = self.search(question, k, collections=collections)
-        relevant = bool(result.hits) and result.best_dense >= self.settings.min_relevance
-        if not relevant:
+        if not self.is_relevant(result):
             yield NOT_FOUND
             yield Answer(
                 NOT_FOUND,

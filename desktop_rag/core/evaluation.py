@@ -7,6 +7,8 @@ each over the questions whose evidence supports it:
 - ``page_hit@k``: a top-k chunk is on a gold (document, page) (when pages are given);
 - ``passage_hit@k``: a top-k chunk from a gold document contains the gold answer span or overlaps
   the gold passage (when the answer or passage text occurs in the document);
+- ``answer_hit@k``: a top-k chunk from a gold document contains the gold answer span (when the
+  answer occurs verbatim in a gold document): the stricter "answer-span recall";
 - ``mrr@10`` and ``ndcg@10``: by the finest relevance available (passage, else page, else document),
   binary gains, nDCG with the ideal ranking of all gold items (Järvelin & Kekäläinen 2002).
 """
@@ -96,20 +98,33 @@ class RetrievalScores:
     doc_hit: list[float] = field(default_factory=list)
     page_hit: list[float] = field(default_factory=list)
     passage_hit: list[float] = field(default_factory=list)
+    answer_hit: list[float] = field(default_factory=list)
     rr: list[float] = field(default_factory=list)
     ndcg: list[float] = field(default_factory=list)
     latency_ms: list[float] = field(default_factory=list)
 
     def add(
-        self, q: Question, hits: Sequence[Hit], passage_supported: bool, latency_ms: float
+        self,
+        q: Question,
+        hits: Sequence[Hit],
+        passage_supported: bool,
+        latency_ms: float,
+        answer_docs: Sequence[str] = (),
     ) -> None:
-        """Score one question's ranked hits (at least 10 for MRR@10/nDCG@10)."""
+        """Score one question's ranked hits (at least 10 for MRR@10/nDCG@10).
+
+        ``answer_docs`` are the normalised texts of the gold documents (for ``answer_hit``).
+        """
         top = hits[: self.k]
         self.latency_ms.append(latency_ms)
         self.doc_hit.append(float(any(h.file_name in q.docs for h in top)))
         gold_pages = q.pages
         if gold_pages:
             self.page_hit.append(float(any((h.file_name, h.page) in gold_pages for h in top)))
+        if q.answer and any(normalise(q.answer) in t for t in answer_docs):
+            self.answer_hit.append(float(any(
+                h.file_name in q.docs and normalise(q.answer) in normalise(h.text) for h in top
+            )))  # fmt: skip
         if passage_supported:
             self.passage_hit.append(float(any(_passage_relevant(h, q) for h in top)))
             rel = [_passage_relevant(h, q) for h in hits[:10]]
@@ -146,6 +161,7 @@ class RetrievalScores:
             f"doc_hit@{k}": mean(self.doc_hit),
             f"page_hit@{k}": mean(self.page_hit),
             f"passage_hit@{k}": mean(self.passage_hit),
+            f"answer_hit@{k}": mean(self.answer_hit),
             "mrr@10": mean(self.rr),
             "ndcg@10": mean(self.ndcg),
             "retrieval_ms_p50": pct(self.latency_ms, 50),
@@ -164,3 +180,243 @@ def passage_supported(q: Question, doc_texts: dict[str, str]) -> bool:
         if e.get("text") and normalise(e["text"])[:200] in text:
             return True
     return False
+
+
+_NUM = re.compile(r"(?<![\w.])[-+]?\$?\d[\d,]*(?:\.\d+)?%?")
+
+
+def _numbers(text: str) -> list[float]:
+    out = []
+    for m in _NUM.findall(text):
+        raw = m.replace("$", "").replace(",", "").replace("%", "").lstrip("+")
+        try:
+            out.append(float(raw))
+        except ValueError:
+            continue
+    return out
+
+
+MAX_GRADED_ANSWER_WORDS = 40
+
+
+def answer_correct(predicted: str, gold: str) -> bool:
+    """Normalised containment of the gold answer, or every gold figure present within 1%.
+
+    Figures are compared as numbers ("81,797" = "81797"; 0.5% relative tolerance either way of
+    rounding). Only short gold answers (at most 40 words) are graded this way; see :func:`run_eval`.
+    """
+    p, g = normalise(predicted), normalise(gold)
+    if g and g in p:
+        return True
+    gold_nums = _numbers(gold)
+    if not gold_nums:
+        return False
+    pred_nums = _numbers(predicted)
+    return all(any(abs(a - b) <= 0.01 * max(abs(a), 1e-9) for b in pred_nums) for a in gold_nums)
+
+
+@dataclass
+class AnswerScores:
+    """Per-answer metrics of a ``--generate`` run."""
+
+    correct: list[float] = field(default_factory=list)
+    citation_precision: list[float] = field(default_factory=list)
+    cites: list[float] = field(default_factory=list)
+    abstained: list[float] = field(default_factory=list)
+    ooc_abstained: list[float] = field(default_factory=list)
+    ttft_s: list[float] = field(default_factory=list)
+    tokens_per_s: list[float] = field(default_factory=list)
+
+    def add(self, q: Question, answer: Any, out_of_corpus: bool) -> None:
+        """Score one :class:`~desktop_rag.core.types.Answer`."""
+        if out_of_corpus:
+            self.ooc_abstained.append(float(answer.abstained))
+            return
+        self.abstained.append(float(answer.abstained))
+        if answer.abstained:
+            if q.answer and len(q.answer.split()) <= MAX_GRADED_ANSWER_WORDS:
+                self.correct.append(0.0)
+            return
+        if answer.timings.ttft_s:
+            self.ttft_s.append(answer.timings.ttft_s)
+            self.tokens_per_s.append(answer.timings.tokens_per_s)
+        if q.answer and len(q.answer.split()) <= MAX_GRADED_ANSWER_WORDS:
+            self.correct.append(float(answer_correct(answer.text, q.answer)))
+        cited = [c for c in answer.citations if c.cited]
+        self.cites.append(float(bool(cited)))
+        if cited:
+            pages = q.pages
+
+            def good(c: Any) -> bool:
+                if c.hit.file_name not in q.docs:
+                    return False
+                return not pages or (c.hit.file_name, c.hit.page) in pages
+
+            self.citation_precision.append(sum(good(c) for c in cited) / len(cited))
+
+    def summary(self) -> dict[str, float | None]:
+        """Means and latency percentiles."""
+
+        def mean(xs: list[float]) -> float | None:
+            return round(sum(xs) / len(xs), 4) if xs else None
+
+        def pct(xs: list[float], p: int) -> float | None:
+            if not xs:
+                return None
+            return round(statistics.quantiles(xs, n=100)[p - 1], 3) if len(xs) > 1 else xs[0]
+
+        return {
+            "correct": mean(self.correct),
+            "citation_precision": mean(self.citation_precision),
+            "answers_citing": mean(self.cites),
+            "abstention_rate": mean(self.abstained),
+            "ooc_abstention_rate": mean(self.ooc_abstained),
+            "ttft_s_p50": pct(self.ttft_s, 50),
+            "ttft_s_p95": pct(self.ttft_s, 95),
+            "tokens_per_s_p50": pct(self.tokens_per_s, 50),
+        }
+
+
+RETRIEVAL_MODES = {
+    "default": "hybrid",
+    "hybrid": "hybrid",
+    "dense": "dense",
+    "bm25": "bm25",
+    "rrf": "rrf",
+}
+
+
+def run_eval(
+    engine: Any,
+    docs: Path,
+    questions: list[Question],
+    *,
+    k: int = 5,
+    modes: Sequence[str] = ("default",),
+    generate: bool = False,
+    limit: int | None = None,
+    ooc: Sequence[Question] = (),
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Index ``docs`` (incrementally) and evaluate ``questions`` against that collection only.
+
+    ``ooc`` are out-of-corpus questions (e.g. another set's), whose right answer is abstention.
+    With ``generate``, the first ``limit`` answerable questions (all if None) and the first
+    ``limit`` out-of-corpus ones are answered by the LLM. ``progress(done, total)`` is called as
+    questions finish. Returns the report (see the README for its keys).
+
+    Raises:
+        UserError: a bad mode name (and anything indexing raises).
+    """
+    from desktop_rag.core.errors import UserError
+
+    for m in modes:
+        if m not in RETRIEVAL_MODES:
+            raise UserError(
+                f"unknown retrieval mode {m!r}", hint=f"choose from {', '.join(RETRIEVAL_MODES)}"
+            )
+    summary = engine.index_all([docs])
+    root = str(Path(docs).expanduser().resolve())
+    cid = next(c.id for c in engine.store.collections() if c.root == root)
+    texts: dict[str, str] = {}
+    for f in engine.store.files(cid):
+        rows = engine.store.con.execute(
+            "SELECT text FROM pages WHERE file_id=? ORDER BY page", (f.id,)
+        )
+        texts[Path(f.path).name] = normalise(" ".join(r[0] for r in rows))
+    supported = {q.id: passage_supported(q, texts) for q in questions}
+    retriever = engine.retriever()
+    report: dict[str, Any] = {"questions": len(questions), "k": k, "docs": root,
+                              "indexed_files": len(texts), "problems": len(summary.problems),
+                              "retrieval": {}}  # fmt: skip
+    total = len(modes) * len(questions) + (len(ooc) if ooc else 0)
+    done = 0
+    latency: list[float] = []
+    abstain_answerable: list[float] = []
+    for name in modes:
+        scores = RetrievalScores(k)
+        for q in questions:
+            res = retriever.search(
+                q.question, max(10, k), mode=RETRIEVAL_MODES[name], collections=[cid]
+            )
+            gold_texts = [texts.get(d, "") for d in q.docs]
+            scores.add(q, res.hits, supported[q.id], res.retrieval_ms, gold_texts)
+            if name == modes[0]:
+                latency.append(res.retrieval_ms)
+                if q.answer:
+                    abstain_answerable.append(float(not engine.is_relevant(res)))
+            done += 1
+            if progress:
+                progress(done, total)
+        report["retrieval"][name] = scores.summary()
+    abstain_ooc: list[float] = []
+    for q in ooc:
+        res = retriever.search(q.question, k, collections=[cid])
+        abstain_ooc.append(float(not engine.is_relevant(res)))
+        done += 1
+        if progress:
+            progress(done, total)
+    report["abstention"] = {
+        "answerable_refused": round(sum(abstain_answerable) / len(abstain_answerable), 4)
+        if abstain_answerable
+        else None,
+        "out_of_corpus_abstained": round(sum(abstain_ooc) / len(abstain_ooc), 4)
+        if abstain_ooc
+        else None,
+        "out_of_corpus_questions": len(ooc),
+        "threshold": engine.settings.min_relevance,
+    }
+    report["latency"] = {
+        "retrieval_ms_p50": _pct(latency, 50),
+        "retrieval_ms_p95": _pct(latency, 95),
+        "ttft_s_p50": None,
+    }
+    if generate:
+        answers = AnswerScores()
+        answerable = [q for q in questions if q.answer][:limit]
+        outside = list(ooc)[:limit]
+        for i, (q, is_ooc) in enumerate(
+            [(q, False) for q in answerable] + [(q, True) for q in outside]
+        ):
+            answers.add(q, engine.answer(q.question, collections=[cid]), is_ooc)
+            if progress:
+                progress(i + 1, len(answerable) + len(outside))
+        a = answers.summary()
+        report["answers"] = {key: a[key] for key in ("correct", "citation_precision", "answers_citing",
+                                                     "abstention_rate", "ooc_abstention_rate")}  # fmt: skip
+        report["answers"]["generated"] = len(answerable) + len(outside)
+        report["latency"].update({"ttft_s_p50": a["ttft_s_p50"], "ttft_s_p95": a["ttft_s_p95"],
+                                  "tokens_per_s_p50": a["tokens_per_s_p50"]})  # fmt: skip
+    return report
+
+
+def _pct(xs: list[float], p: int) -> float | None:
+    if not xs:
+        return None
+    return round(statistics.quantiles(xs, n=100)[p - 1], 2) if len(xs) > 1 else round(xs[0], 2)
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The report as aligned text tables."""
+    k = report["k"]
+    cols = [f"doc_hit@{k}", f"page_hit@{k}", f"passage_hit@{k}", f"answer_hit@{k}", "mrr@10", "ndcg@10",
+            "retrieval_ms_p50", "retrieval_ms_p95"]  # fmt: skip
+    lines = [
+        f"{report['questions']} questions, {report['indexed_files']} documents ({report['docs']})",
+        "",
+    ]
+    lines.append(f"{'mode':10}" + "".join(f"{c:>17}" for c in cols))
+    for mode, scores in report["retrieval"].items():
+        cells = "".join(f"{'-' if scores.get(c) is None else scores[c]:>17}" for c in cols)
+        lines.append(f"{mode:10}{cells}")
+    ab = report["abstention"]
+    lines += ["", f"abstention (threshold {ab['threshold']}): answerable refused {ab['answerable_refused']}, "
+              f"out-of-corpus abstained {ab['out_of_corpus_abstained']} of {ab['out_of_corpus_questions']}"]  # fmt: skip
+    if "answers" in report:
+        a = report["answers"]
+        lines += ["", "answers (" + str(a["generated"]) + " generated): " + ", ".join(
+            f"{key} {a[key]}" for key in ("correct", "citation_precision", "answers_citing",
+                                          "abstention_rate", "ooc_abstention_rate"))]  # fmt: skip
+    lat = report["latency"]
+    lines.append("latency: " + ", ".join(f"{key} {v}" for key, v in lat.items() if v is not None))
+    return "\n".join(lines)

@@ -41,6 +41,9 @@ class RetrievalConfig:
     candidates: int = 50
     dense_weight: float = 0.4
     rrf_k: int = 60
+    context_weight: float = 0.5
+    doc_weight: float = 0.0
+    normalisation: str = "minmax"
 
 
 @dataclass(frozen=True)
@@ -84,11 +87,17 @@ class Retriever:
         t0 = time.perf_counter()
         cfg = self.config
         n_cand = max(cfg.candidates, k)
+        if collections is not None and set(collections) >= {c.id for c in self.store.collections()}:
+            collections = None  # every collection is searched: no filtering needed
         if collections is not None:
             n_cand *= 4  # filtered after retrieval; fetch more so k survive
         qvec = self.embedder.embed_query(query) if mode != "bm25" else None
         dense = self.vectors.search(qvec, n_cand) if qvec is not None else []
-        lexical = self.store.bm25(query, n_cand) if mode != "dense" else []
+        lexical = (
+            self.store.bm25(query, n_cand, context_weight=cfg.context_weight)
+            if mode != "dense"
+            else []
+        )
         if collections is not None:
             allowed = set(collections)
             owner = self.store.chunk_collections([c for c, _ in dense] + [c for c, _ in lexical])
@@ -151,15 +160,37 @@ class Retriever:
                 dense_of[c] = float(np.dot(v, qvec))
         missing_bm25 = [c for c in cand if c not in bm25_of]
         if missing_bm25:
-            bm25_of.update(self.store.bm25(query, len(missing_bm25), only_ids=missing_bm25))
+            bm25_of.update(
+                self.store.bm25(query, len(missing_bm25), only_ids=missing_bm25,
+                                context_weight=self.config.context_weight)
+            )  # fmt: skip
         d = np.array([dense_of.get(c, 0.0) for c in cand], dtype=np.float64)
         b = np.array([bm25_of.get(c, 0.0) for c in cand], dtype=np.float64)
-        d_lo, d_hi = float(d.min()), float(d.max())
-        d_norm = (d - d_lo) / (d_hi - d_lo) if d_hi > d_lo else np.ones_like(d)
-        b_hi = float(b.max())
-        b_norm = b / b_hi if b_hi > 0 else np.zeros_like(b)
+        if self.config.normalisation == "zscore":
+            d_norm = (d - d.mean()) / (d.std() or 1.0)
+            b_norm = (b - b.mean()) / (b.std() or 1.0)
+        else:
+            d_lo, d_hi = float(d.min()), float(d.max())
+            d_norm = (d - d_lo) / (d_hi - d_lo) if d_hi > d_lo else np.ones_like(d)
+            b_hi = float(b.max())
+            b_norm = b / b_hi if b_hi > 0 else np.zeros_like(b)
         w = self.config.dense_weight
         score = w * d_norm + (1.0 - w) * b_norm
+        if self.config.doc_weight > 0:
+            score = self._add_document_evidence(cand, score)
         order = np.argsort(-score, kind="stable")
         ranked = [cand[i] for i in order]
         return ranked, {cand[i]: float(score[i]) for i in range(len(cand))}
+
+    def _add_document_evidence(self, cand: list[int], score: np.ndarray) -> np.ndarray:
+        """Blend each chunk's score with its document's: the mean of that document's best three
+        candidate scores. A document that matches the question in several places is more likely
+        the right one than a document with one lucky chunk."""
+        files = self.store.chunk_files(cand)
+        by_doc: dict[int, list[float]] = {}
+        for c, s in zip(cand, score, strict=True):
+            by_doc.setdefault(files.get(c, -1), []).append(float(s))
+        doc_score = {d: sum(sorted(v, reverse=True)[:3]) / 3.0 for d, v in by_doc.items()}
+        lam = self.config.doc_weight
+        return np.array([(1 - lam) * s + lam * doc_score[files.get(c, -1)]
+                         for c, s in zip(cand, score, strict=True)])  # fmt: skip

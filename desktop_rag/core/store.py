@@ -531,6 +531,14 @@ class Store:
                 out[int(r[0])] = ChunkRow(*r)
         return out
 
+    def chunk_files(self, ids: Sequence[int]) -> dict[int, int]:
+        """Chunk id -> file id."""
+        out: dict[int, int] = {}
+        for part in _parts(ids):
+            q = f"SELECT id, file_id FROM chunks WHERE id IN ({','.join('?' * len(part))})"
+            out.update((int(a), int(b)) for a, b in self.con.execute(q, part))
+        return out
+
     def chunk_collections(self, ids: Sequence[int]) -> dict[int, int]:
         """Chunk id -> collection id."""
         out: dict[int, int] = {}
@@ -550,9 +558,13 @@ class Store:
         return None if row is None else str(row[0])
 
     def bm25(
-        self, query: str, limit: int, only_ids: Sequence[int] | None = None
+        self,
+        query: str,
+        limit: int,
+        only_ids: Sequence[int] | None = None,
+        context_weight: float = 0.5,
     ) -> list[tuple[int, float]]:
-        """BM25 search over chunk text (weight 1) and context (weight 0.5) with FTS5.
+        """BM25 search over chunk text (weight 1) and context (``context_weight``) with FTS5.
 
         Returns up to ``limit`` (chunk id, score) pairs, best first; scores are FTS5's ``bm25()``
         negated, so higher is better (FTS5 uses k1 = 1.2, b = 0.75). With ``only_ids``, scores just
@@ -561,14 +573,15 @@ class Store:
         match = fts_query(query)
         if match is None:
             return []
-        sql = "SELECT rowid, -bm25(chunks_fts, 1.0, 0.5) FROM chunks_fts WHERE chunks_fts MATCH ?"
+        w = float(context_weight)
+        sql = f"SELECT rowid, -bm25(chunks_fts, 1.0, {w}) FROM chunks_fts WHERE chunks_fts MATCH ?"
         args: list[object] = [match]
         if only_ids is not None:
             if not only_ids:
                 return []
             sql += f" AND rowid IN ({','.join('?' * len(only_ids))})"
             args += list(only_ids)
-        sql += " ORDER BY bm25(chunks_fts, 1.0, 0.5) LIMIT ?"
+        sql += f" ORDER BY bm25(chunks_fts, 1.0, {w}) LIMIT ?"
         args.append(limit)
         try:
             return [(int(r[0]), float(r[1])) for r in self.con.execute(sql, args)]
