@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from desktop_rag.core.engine import _drop_repeated_lines, _repeats_a_line
-from desktop_rag.core.prompting import cited_numbers, clean_citations, is_abstention, pack_prompt
+from desktop_rag.core.prompting import (
+    attribute_citations,
+    cited_numbers,
+    clean_citations,
+    is_abstention,
+    pack_prompt,
+)
 from desktop_rag.core.types import Hit
 
 
@@ -20,7 +26,7 @@ def test_pack_prompt_numbers_sources_and_respects_the_budget() -> None:
     user = packed.messages[1]["content"]
     assert "[1] f1.pdf, page 1" in user and "[2] f2.pdf, page 2" in user
     assert f"[{len(packed.hits) + 1}]" not in user
-    assert user.rstrip().endswith("Cite sources like [1].")
+    assert user.rstrip().endswith("Question: What is in the passages?\nAnswer:")
     assert sum(count(m["content"]) for m in packed.messages) <= 600
     # A single source longer than the budget is cut, not dropped.
     one = pack_prompt("q", [_hit(1, "word " * 5000)], 300, count)
@@ -42,3 +48,17 @@ def test_degenerate_repetition_is_cut() -> None:
     looped = text + "Net sales were $81.8 billion in the quarter.\n"
     assert _repeats_a_line(looped)
     assert _drop_repeated_lines(looped) == text.strip()
+
+
+def test_uncited_sentences_are_attributed_to_their_evidence() -> None:
+    sources = [
+        "The fiscal year ends on the last Saturday of September.",
+        "Total net sales were $81,797 million for the quarter ended July 1, 2023.",
+    ]
+    text = "Total net sales were 81,797 million in the quarter ended July 1, 2023. I like apples a lot."
+    out = attribute_citations(text, sources)
+    assert out == ("Total net sales were 81,797 million in the quarter ended July 1, 2023 [2]. "
+                   "I like apples a lot.")  # fmt: skip
+    assert cited_numbers(out, 2) == [2]
+    already = "The fiscal year ends in September [1]."
+    assert attribute_citations(already, sources) == already

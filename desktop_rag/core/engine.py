@@ -22,6 +22,7 @@ from desktop_rag.core.models import ModelInfo, resolve_model
 from desktop_rag.core.paths import AppPaths, app_paths
 from desktop_rag.core.prompting import (
     NOT_FOUND,
+    attribute_citations,
     cited_numbers,
     clean_citations,
     is_abstention,
@@ -214,6 +215,8 @@ class Engine:
         stats = llm.last_stats
         n = len(packed.hits)
         text = clean_citations(_drop_repeated_lines("".join(pieces)), n)
+        if not cited_numbers(text, n) and not is_abstention(text):
+            text = attribute_citations(text, [h.text for h in packed.hits])
         cited = set(cited_numbers(text, n))
         citations = tuple(Citation(i + 1, h, (i + 1) in cited) for i, h in enumerate(packed.hits))
         # Time to first token counts from the question's packing (after retrieval) to the first

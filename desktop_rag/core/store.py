@@ -288,6 +288,10 @@ class Store:
             )
             return int(cur.lastrowid or 0)
 
+    def collection_ids(self) -> set[int]:
+        """The ids of all collections."""
+        return {int(r[0]) for r in self.con.execute("SELECT id FROM collections")}
+
     def collections(self) -> list[CollectionRow]:
         """All collections with file and chunk counts."""
         rows = self.con.execute(
