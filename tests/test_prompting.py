@@ -62,3 +62,12 @@ def test_uncited_sentences_are_attributed_to_their_evidence() -> None:
     assert cited_numbers(out, 2) == [2]
     already = "The fiscal year ends in September [1]."
     assert attribute_citations(already, sources) == already
+
+
+def test_term_coverage_counts_question_words_found_in_the_hits() -> None:
+    from desktop_rag.core.engine import term_coverage
+
+    hits = [_hit(1, "The orchard yielded 38 tonnes of apples.")]
+    # content words: many, tonnes, apples, orchard, yield ("how", "did", "the", "of" are stop words)
+    assert term_coverage("How many tonnes of apples did the orchard yield?", hits) == 0.8
+    assert term_coverage("the of and", hits) == 0.0

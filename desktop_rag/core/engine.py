@@ -30,8 +30,16 @@ from desktop_rag.core.prompting import (
 )
 from desktop_rag.core.retrieval import Mode, RetrievalConfig, RetrievalResult, Retriever
 from desktop_rag.core.settings import Settings
-from desktop_rag.core.store import Store
-from desktop_rag.core.types import Answer, CancelToken, Citation, IndexSummary, Progress, Timings
+from desktop_rag.core.store import Store, fts_query
+from desktop_rag.core.types import (
+    Answer,
+    CancelToken,
+    Citation,
+    Hit,
+    IndexSummary,
+    Progress,
+    Timings,
+)
 from desktop_rag.core.vectors import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -171,10 +179,18 @@ class Engine:
             question, k or self.settings.top_k, mode=mode, collections=collections
         )
 
-    def is_relevant(self, result: RetrievalResult) -> bool:
-        """False when retrieval found nothing relevant: no hit, or no candidate's cosine similarity
-        reaches the ``min_relevance`` setting (then the app abstains)."""
-        return bool(result.hits) and result.best_dense >= self.settings.min_relevance
+    def is_relevant(self, result: RetrievalResult, question: str) -> bool:
+        """False when retrieval found nothing relevant, so the app abstains: no hit, or the best
+        cosine similarity is under ``min_relevance`` and not both over ``min_relevance_lexical``
+        and with ``min_term_coverage`` of the question's content words in the top chunks."""
+        if not result.hits:
+            return False
+        s = self.settings
+        if result.best_dense >= s.min_relevance:
+            return True
+        return result.best_dense >= s.min_relevance_lexical and (
+            term_coverage(question, result.hits) >= s.min_term_coverage
+        )
 
     def ask(
         self,
@@ -191,7 +207,7 @@ class Engine:
         """
         cancel = cancel or CancelToken()
         result = self.search(question, k, collections=collections)
-        if not self.is_relevant(result):
+        if not self.is_relevant(result, question):
             yield NOT_FOUND
             yield Answer(
                 NOT_FOUND,
@@ -313,3 +329,14 @@ def _drop_repeated_lines(text: str) -> str:
         seen.add(key)
         out.append(line)
     return "\n".join(out).strip()
+
+
+def term_coverage(question: str, hits: Sequence[Hit]) -> float:
+    """The share of the question's content words (as in its BM25 query) found in the hits' text
+    and context lines (case-insensitive substring match)."""
+    match = fts_query(question)
+    if not match:
+        return 0.0
+    terms = [t.strip('"') for t in match.split(" OR ")]
+    text = " ".join(f"{h.context} {h.text}" for h in hits).lower()
+    return sum(t in text for t in terms) / len(terms)

@@ -344,7 +344,7 @@ def run_eval(
             if name == modes[0]:
                 latency.append(res.retrieval_ms)
                 if q.answer:
-                    abstain_answerable.append(float(not engine.is_relevant(res)))
+                    abstain_answerable.append(float(not engine.is_relevant(res, q.question)))
             done += 1
             if progress:
                 progress(done, total)
@@ -352,7 +352,7 @@ def run_eval(
     abstain_ooc: list[float] = []
     for q in ooc:
         res = retriever.search(q.question, k, collections=[cid])
-        abstain_ooc.append(float(not engine.is_relevant(res)))
+        abstain_ooc.append(float(not engine.is_relevant(res, q.question)))
         done += 1
         if progress:
             progress(done, total)
@@ -365,6 +365,8 @@ def run_eval(
         else None,
         "out_of_corpus_questions": len(ooc),
         "threshold": engine.settings.min_relevance,
+        "threshold_lexical": engine.settings.min_relevance_lexical,
+        "min_term_coverage": engine.settings.min_term_coverage,
     }
     report["latency"] = {
         "retrieval_ms_p50": _pct(latency, 50),
