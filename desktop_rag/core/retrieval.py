@@ -37,8 +37,8 @@ class RetrievalConfig:
     the weight of the dense score in the convex combination (1 - it goes to BM25); ``rrf_k`` = 60 is
     the constant of Cormack, Clarke & Büttcher (SIGIR 2009), used by the ``rrf`` mode only;
     ``context_weight`` is the BM25 weight of a chunk's context line (document title and headings)
-    relative to its text; ``doc_weight`` blends in document-level evidence (off: it lowered both dev
-    sets); ``normalisation`` is "minmax" or "zscore" (z-scores were not better).
+    relative to its text. Tried and left out: blending in document-level evidence (the mean of a
+    document's best three chunk scores lowered both dev sets) and z-score normalisation (no better).
 
     Defaults chosen on both dev sets together (covidqa answer-span hit@5 and docugami document
     hit@5; ``desktop-rag eval``): dense weight 0.4 gave 0.771 / 0.780, 0.5 with context weight 2.0
@@ -51,8 +51,6 @@ class RetrievalConfig:
     dense_weight: float = 0.5
     rrf_k: int = 60
     context_weight: float = 2.0
-    doc_weight: float = 0.0
-    normalisation: str = "minmax"
 
 
 @dataclass(frozen=True)
@@ -175,31 +173,12 @@ class Retriever:
             )  # fmt: skip
         d = np.array([dense_of.get(c, 0.0) for c in cand], dtype=np.float64)
         b = np.array([bm25_of.get(c, 0.0) for c in cand], dtype=np.float64)
-        if self.config.normalisation == "zscore":
-            d_norm = (d - d.mean()) / (d.std() or 1.0)
-            b_norm = (b - b.mean()) / (b.std() or 1.0)
-        else:
-            d_lo, d_hi = float(d.min()), float(d.max())
-            d_norm = (d - d_lo) / (d_hi - d_lo) if d_hi > d_lo else np.ones_like(d)
-            b_hi = float(b.max())
-            b_norm = b / b_hi if b_hi > 0 else np.zeros_like(b)
+        d_lo, d_hi = float(d.min()), float(d.max())
+        d_norm = (d - d_lo) / (d_hi - d_lo) if d_hi > d_lo else np.ones_like(d)
+        b_hi = float(b.max())
+        b_norm = b / b_hi if b_hi > 0 else np.zeros_like(b)
         w = self.config.dense_weight
         score = w * d_norm + (1.0 - w) * b_norm
-        if self.config.doc_weight > 0:
-            score = self._add_document_evidence(cand, score)
         order = np.argsort(-score, kind="stable")
         ranked = [cand[i] for i in order]
         return ranked, {cand[i]: float(score[i]) for i in range(len(cand))}
-
-    def _add_document_evidence(self, cand: list[int], score: np.ndarray) -> np.ndarray:
-        """Blend each chunk's score with its document's: the mean of that document's best three
-        candidate scores. A document that matches the question in several places is more likely
-        the right one than a document with one lucky chunk."""
-        files = self.store.chunk_files(cand)
-        by_doc: dict[int, list[float]] = {}
-        for c, s in zip(cand, score, strict=True):
-            by_doc.setdefault(files.get(c, -1), []).append(float(s))
-        doc_score = {d: sum(sorted(v, reverse=True)[:3]) / 3.0 for d, v in by_doc.items()}
-        lam = self.config.doc_weight
-        return np.array([(1 - lam) * s + lam * doc_score[files.get(c, -1)]
-                         for c, s in zip(cand, score, strict=True)])  # fmt: skip

@@ -535,14 +535,6 @@ class Store:
                 out[int(r[0])] = ChunkRow(*r)
         return out
 
-    def chunk_files(self, ids: Sequence[int]) -> dict[int, int]:
-        """Chunk id -> file id."""
-        out: dict[int, int] = {}
-        for part in _parts(ids):
-            q = f"SELECT id, file_id FROM chunks WHERE id IN ({','.join('?' * len(part))})"
-            out.update((int(a), int(b)) for a, b in self.con.execute(q, part))
-        return out
-
     def chunk_collections(self, ids: Sequence[int]) -> dict[int, int]:
         """Chunk id -> collection id."""
         out: dict[int, int] = {}
