@@ -38,10 +38,11 @@ def passage_rects(page: Any, passage: str) -> list[Any]:
     rects: list[Any] = []
     for line in passage.splitlines():
         line = " ".join(line.split())
-        if len(line) < 3:
+        # Short fragments ("2022", "$") occur all over a page: matching them would scatter the
+        # highlight; the passage's longer lines locate it.
+        if len(line) < 6:
             continue
-        found = page.search_for(line[:120])
-        rects.extend(found[:2])
+        rects.extend(page.search_for(line[:120])[:1])
     return rects
 
 
