@@ -102,7 +102,6 @@ def index(paths: tuple[Path, ...]) -> None:
                         dynamic_ncols=True,
                         file=sys.stderr,
                     )
-                    bar.last_done = prog.files_done  # type: ignore[attr-defined]
                 bar.update(prog.files_done - bar.n)
                 bar.set_postfix(chunks=prog.chunks_added, file=prog.current[:30], refresh=False)
         except KeyboardInterrupt:

@@ -147,25 +147,16 @@ class RetrievalScores:
     def summary(self) -> dict[str, float | None]:
         """Mean of each metric (None where no question supported it)."""
 
-        def mean(xs: Iterable[float]) -> float | None:
-            xs = list(xs)
-            return round(sum(xs) / len(xs), 4) if xs else None
-
-        def pct(xs: list[float], p: float) -> float | None:
-            if not xs:
-                return None
-            return round(statistics.quantiles(xs, n=100)[int(p) - 1], 2) if len(xs) > 1 else xs[0]
-
         k = self.k
         return {
-            f"doc_hit@{k}": mean(self.doc_hit),
-            f"page_hit@{k}": mean(self.page_hit),
-            f"passage_hit@{k}": mean(self.passage_hit),
-            f"answer_hit@{k}": mean(self.answer_hit),
-            "mrr@10": mean(self.rr),
-            "ndcg@10": mean(self.ndcg),
-            "retrieval_ms_p50": pct(self.latency_ms, 50),
-            "retrieval_ms_p95": pct(self.latency_ms, 95),
+            f"doc_hit@{k}": _mean(self.doc_hit),
+            f"page_hit@{k}": _mean(self.page_hit),
+            f"passage_hit@{k}": _mean(self.passage_hit),
+            f"answer_hit@{k}": _mean(self.answer_hit),
+            "mrr@10": _mean(self.rr),
+            "ndcg@10": _mean(self.ndcg),
+            "retrieval_ms_p50": _pct(self.latency_ms, 50),
+            "retrieval_ms_p95": _pct(self.latency_ms, 95),
         }
 
 
@@ -257,23 +248,15 @@ class AnswerScores:
     def summary(self) -> dict[str, float | None]:
         """Means and latency percentiles."""
 
-        def mean(xs: list[float]) -> float | None:
-            return round(sum(xs) / len(xs), 4) if xs else None
-
-        def pct(xs: list[float], p: int) -> float | None:
-            if not xs:
-                return None
-            return round(statistics.quantiles(xs, n=100)[p - 1], 3) if len(xs) > 1 else xs[0]
-
         return {
-            "correct": mean(self.correct),
-            "citation_precision": mean(self.citation_precision),
-            "answers_citing": mean(self.cites),
-            "abstention_rate": mean(self.abstained),
-            "ooc_abstention_rate": mean(self.ooc_abstained),
-            "ttft_s_p50": pct(self.ttft_s, 50),
-            "ttft_s_p95": pct(self.ttft_s, 95),
-            "tokens_per_s_p50": pct(self.tokens_per_s, 50),
+            "correct": _mean(self.correct),
+            "citation_precision": _mean(self.citation_precision),
+            "answers_citing": _mean(self.cites),
+            "abstention_rate": _mean(self.abstained),
+            "ooc_abstention_rate": _mean(self.ooc_abstained),
+            "ttft_s_p50": _pct(self.ttft_s, 50),
+            "ttft_s_p95": _pct(self.ttft_s, 95),
+            "tokens_per_s_p50": _pct(self.tokens_per_s, 50),
         }
 
 
@@ -357,12 +340,8 @@ def run_eval(
         if progress:
             progress(done, total)
     report["abstention"] = {
-        "answerable_refused": round(sum(abstain_answerable) / len(abstain_answerable), 4)
-        if abstain_answerable
-        else None,
-        "out_of_corpus_abstained": round(sum(abstain_ooc) / len(abstain_ooc), 4)
-        if abstain_ooc
-        else None,
+        "answerable_refused": _mean(abstain_answerable),
+        "out_of_corpus_abstained": _mean(abstain_ooc),
         "out_of_corpus_questions": len(ooc),
         "threshold": engine.settings.min_relevance,
         "threshold_lexical": engine.settings.min_relevance_lexical,
@@ -392,10 +371,17 @@ def run_eval(
     return report
 
 
+def _mean(xs: Iterable[float]) -> float | None:
+    """Mean rounded to 4 places, or None for no values."""
+    xs = list(xs)
+    return round(sum(xs) / len(xs), 4) if xs else None
+
+
 def _pct(xs: list[float], p: int) -> float | None:
+    """The p-th percentile rounded to 3 places, or None for no values."""
     if not xs:
         return None
-    return round(statistics.quantiles(xs, n=100)[p - 1], 2) if len(xs) > 1 else round(xs[0], 2)
+    return round(statistics.quantiles(xs, n=100)[p - 1], 3) if len(xs) > 1 else round(xs[0], 3)
 
 
 def format_report(report: dict[str, Any]) -> str:

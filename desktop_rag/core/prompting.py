@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from desktop_rag.core.store import STOPWORDS, WORD_RE
 from desktop_rag.core.types import Hit
 
 NOT_FOUND = "I could not find this in your documents."
@@ -125,79 +126,11 @@ def is_abstention(text: str) -> bool:
     return bool(_NOT_FOUND_RE.search(text[:300]))
 
 
-_WORD_RE = re.compile(r"\w+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "been",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "for",
-        "from",
-        "had",
-        "has",
-        "have",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "of",
-        "on",
-        "or",
-        "our",
-        "so",
-        "such",
-        "than",
-        "that",
-        "the",
-        "their",
-        "them",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "to",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "while",
-        "who",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "not",
-        "no",
-        "also",
-        "more",
-    ]
-)
 
 
 def _content_words(text: str) -> list[str]:
-    words = [w for w in _WORD_RE.findall(text.lower().replace(",", "")) if w not in _STOPWORDS]
+    words = [w for w in WORD_RE.findall(text.lower().replace(",", "")) if w not in STOPWORDS]
     return [w for w in words if len(w) > 2 or w.isdigit()]
 
 

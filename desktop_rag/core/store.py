@@ -67,7 +67,7 @@ END;
 
 # A short English stop list for turning questions into BM25 queries (from the Lucene/Snowball
 # English lists); BM25's IDF already discounts common words, this only keeps queries small.
-_STOP = frozenset(
+STOPWORDS = frozenset(
     [
         "a",
         "an",
@@ -134,7 +134,7 @@ _STOP = frozenset(
         "your",
     ]
 )
-_WORD = re.compile(r"\w+", re.UNICODE)
+WORD_RE = re.compile(r"\w+", re.UNICODE)
 
 
 def fts_query(question: str) -> str | None:
@@ -144,8 +144,8 @@ def fts_query(question: str) -> str | None:
     FTS5 syntax in the question (``AND``, ``*``, ``:``, quotes) cannot break or change the query.
     """
     words: list[str] = []
-    for w in _WORD.findall(question.lower()):
-        if w in _STOP or w in words or (len(w) == 1 and not w.isdigit()):
+    for w in WORD_RE.findall(question.lower()):
+        if w in STOPWORDS or w in words or (len(w) == 1 and not w.isdigit()):
             continue
         words.append(w)
     if not words:

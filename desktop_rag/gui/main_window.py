@@ -752,7 +752,6 @@ class MainWindow(QMainWindow):
     def _on_imported(self, info: Any) -> None:
         self._fill_models()
         ctx = f"{info.context_length:,} tokens" if info.context_length else "unknown"
-        self.last_import_info = info
         self.statusBar().showMessage(f"Imported {info.path.name}", 8000)
         QMessageBox.information(
             self, "Model imported",
