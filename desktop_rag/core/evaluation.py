@@ -263,6 +263,7 @@ class AnswerScores:
 RETRIEVAL_MODES = {
     "default": "hybrid",
     "hybrid": "hybrid",
+    "fused": "fused",
     "dense": "dense",
     "bm25": "bm25",
     "rrf": "rrf",

@@ -553,6 +553,22 @@ class Store:
         ).fetchone()
         return None if row is None else str(row[0])
 
+    def document_frequencies(self, words: Sequence[str]) -> tuple[int, dict[str, int]]:
+        """The number of chunks, and for each word the number of chunks containing it (text or
+        context, after FTS5's Porter stemming). Each count is one FTS5 doclist lookup."""
+        n = int(self.con.execute("SELECT count(*) FROM chunks").fetchone()[0])
+        df: dict[str, int] = {}
+        for w in dict.fromkeys(words):
+            try:
+                row = self.con.execute(
+                    "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?",
+                    ('"' + w.replace('"', "") + '"',),
+                ).fetchone()
+            except sqlite3.OperationalError:
+                row = (0,)
+            df[w] = int(row[0])
+        return n, df
+
     def bm25(
         self,
         query: str,
