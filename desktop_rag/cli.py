@@ -135,7 +135,26 @@ def index(paths: tuple[Path, ...]) -> None:
 @click.option(
     "-k", "--top-k", type=int, default=None, help="Number of sources (default: settings)."
 )
-def ask(question: tuple[str, ...], as_json: bool, top_k: int | None) -> None:
+@click.option(
+    "--adapter",
+    default=None,
+    metavar="NAME",
+    help="Answer in the style of this LoRA adapter (see `desktop-rag adapters`).",
+)
+@click.option(
+    "--adapter-scale",
+    type=click.FloatRange(0.0, 1.5),
+    default=1.0,
+    show_default=True,
+    help="Adapter strength (LoRA scale, 0 to 1.5).",
+)
+def ask(
+    question: tuple[str, ...],
+    as_json: bool,
+    top_k: int | None,
+    adapter: str | None,
+    adapter_scale: float,
+) -> None:
     """Answer a QUESTION from the indexed documents, with numbered sources."""
     from desktop_rag.core.types import CancelToken
 
@@ -149,7 +168,9 @@ def ask(question: tuple[str, ...], as_json: bool, top_k: int | None) -> None:
             raise UserError("nothing is indexed yet", hint="run `desktop-rag index FOLDER` first")
         final: Answer | None = None
         try:
-            for item in engine.ask(text, k=top_k, cancel=cancel):
+            for item in engine.ask(
+                text, k=top_k, cancel=cancel, adapter=adapter, adapter_scale=adapter_scale
+            ):
                 if isinstance(item, Answer):
                     final = item
                 elif not as_json:
@@ -166,6 +187,8 @@ def ask(question: tuple[str, ...], as_json: bool, top_k: int | None) -> None:
     if as_json:
         click.echo(json.dumps(final.to_json(), ensure_ascii=False))
         return
+    for w in final.warnings:
+        click.echo(f"\nWarning: {w}", err=True)
     click.echo("\n\nSources:")
     for c in final.citations:
         where = f"page {c.hit.page}" if c.hit.page else "text"
@@ -175,9 +198,10 @@ def ask(question: tuple[str, ...], as_json: bool, top_k: int | None) -> None:
             f" {mark}[{c.n}] {c.hit.file_name}, {where} (score {c.hit.score:.2f})  {snippet}..."
         )
     t = final.timings
+    style = f", style {final.adapter} x{final.adapter_scale:g}" if final.adapter else ""
     click.echo(
         f"\n(retrieval {t.retrieval_ms:.0f} ms, first token {t.ttft_s:.2f} s, "
-        f"{t.tokens_per_s:.0f} tokens/s; * = cited in the answer)"
+        f"{t.tokens_per_s:.0f} tokens/s{style}; * = cited in the answer)"
     )
 
 
@@ -201,7 +225,7 @@ def ask(question: tuple[str, ...], as_json: bool, top_k: int | None) -> None:
     "--modes",
     default="default",
     show_default=True,
-    help="Comma-separated retrieval modes to compare: default, hybrid, dense, bm25, rrf.",
+    help="Comma-separated retrieval modes to compare: default, hybrid, fused, dense, bm25, rrf.",
 )
 @click.option("--generate", is_flag=True, help="Also answer with the LLM and grade the answers.")
 @click.option(
@@ -328,6 +352,66 @@ def models(as_json: bool) -> None:
         f"\nAdd your own: put .gguf files or sentence-transformers folders in "
         f"{app_paths().models_dir}"
     )
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def adapters(ctx: click.Context, as_json: bool) -> None:
+    """List the LoRA style adapters (bundled and imported); import, train or remove them."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from desktop_rag.core.adapters import list_adapters
+    from desktop_rag.core.paths import app_paths
+
+    found = list_adapters()
+    if as_json:
+        click.echo(json.dumps([a.to_json() for a in found], indent=2))
+        return
+    for a in found:
+        alpha = f"{a.alpha:g}" if a.alpha is not None else "-"
+        click.echo(
+            f"{a.name:28} {a.base_architecture:8} rank {a.rank:<3} alpha {alpha:<5} "
+            f"{a.bytes / 1e6:6.1f} MB  {'bundled' if a.bundled else 'imported'}"
+            + (f"  {a.description}" if a.description else "")
+        )
+    if not found:
+        click.echo("No adapters.")
+    click.echo(
+        f"\nImport one with `desktop-rag adapters import FILE` (into {app_paths().adapters_dir}); "
+        "use it with `desktop-rag ask --adapter NAME`."
+    )
+
+
+@adapters.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def adapters_import(file: Path) -> None:
+    """Validate a GGUF LoRA adapter FILE and add it to the adapters folder."""
+    from desktop_rag.core.adapters import import_adapter
+
+    try:
+        info = import_adapter(file)
+    except UserError as err:
+        _fail(err)
+        return
+    click.echo(
+        f"Imported {info.name} ({info.base_architecture}, rank {info.rank}, "
+        f"{info.bytes / 1e6:.1f} MB) to {info.path}"
+    )
+
+
+@adapters.command("remove")
+@click.argument("name")
+def adapters_remove(name: str) -> None:
+    """Delete the imported adapter NAME (bundled adapters stay)."""
+    from desktop_rag.core.adapters import remove_adapter
+
+    try:
+        path = remove_adapter(name)
+    except UserError as err:
+        _fail(err)
+        return
+    click.echo(f"Removed {path}")
 
 
 @cli.command()

@@ -48,7 +48,29 @@ class ConversationStore:
         self._con.execute("PRAGMA journal_mode=WAL")
         self._con.execute("PRAGMA foreign_keys=ON")
         self._con.executescript(_SCHEMA)
+        cols = {r[1] for r in self._con.execute("PRAGMA table_info(conversations)")}
+        if "adapter" not in cols:  # databases made before style adapters existed
+            self._con.execute("ALTER TABLE conversations ADD COLUMN adapter TEXT")
+            self._con.execute("ALTER TABLE conversations ADD COLUMN adapter_scale REAL")
         self._lock = threading.Lock()
+
+    def set_style(self, conversation_id: int, adapter: str | None, scale: float) -> None:
+        """Remember the conversation's style adapter (None = the base model) and its strength."""
+        with self._lock:
+            self._con.execute(
+                "UPDATE conversations SET adapter=?, adapter_scale=? WHERE id=?",
+                (adapter, float(scale), conversation_id),
+            )
+
+    def style(self, conversation_id: int) -> tuple[str | None, float]:
+        """The conversation's style adapter and strength (``(None, 1.0)`` if never set)."""
+        with self._lock:
+            row = self._con.execute(
+                "SELECT adapter, adapter_scale FROM conversations WHERE id=?", (conversation_id,)
+            ).fetchone()
+        if row is None or row[0] is None:
+            return None, 1.0 if row is None or row[1] is None else float(row[1])
+        return str(row[0]), 1.0 if row[1] is None else float(row[1])
 
     def create(self, title: str) -> int:
         """A new conversation; returns its id."""

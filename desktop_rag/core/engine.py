@@ -16,6 +16,7 @@ import numpy as np
 
 from desktop_rag.core.chunking import Chunker, ChunkerConfig, load_tokenizer
 from desktop_rag.core.embedding import Embedder
+from desktop_rag.core.errors import AdapterError
 from desktop_rag.core.indexer import Indexer
 from desktop_rag.core.llm import LocalLLM
 from desktop_rag.core.models import ModelInfo, resolve_model
@@ -199,13 +200,22 @@ class Engine:
         k: int | None = None,
         collections: Sequence[int] | None = None,
         cancel: CancelToken | None = None,
+        adapter: str | None = None,
+        adapter_scale: float = 1.0,
     ) -> Iterator[str | Answer]:
         """Answer a question: yields text pieces as they are generated, then one :class:`Answer`.
 
         If retrieval finds nothing relevant (no hit, or no candidate's cosine similarity reaches the
         ``min_relevance`` setting), the answer is the abstention sentence and the LLM is not run.
+        ``adapter`` names a LoRA style adapter (see :mod:`desktop_rag.core.adapters`) applied at
+        ``adapter_scale`` (0 to 1.5); None answers with the base model alone.
+
+        Raises:
+            AdapterError: the adapter does not exist, is invalid or does not fit the model (raised
+                before anything is generated; the model stays loaded and usable).
         """
         cancel = cancel or CancelToken()
+        adapter_path, warnings = self._adapter_for(adapter, adapter_scale)
         result = self.search(question, k, collections=collections)
         if not self.is_relevant(result, question):
             yield NOT_FOUND
@@ -223,7 +233,8 @@ class Engine:
         pieces: list[str] = []
         stats_start = time.perf_counter()
         for piece in llm.stream(packed.messages, max_tokens=self.settings.max_answer_tokens,
-                                temperature=self.settings.temperature, cancel=cancel):  # fmt: skip
+                                temperature=self.settings.temperature, cancel=cancel,
+                                adapter=adapter_path, adapter_scale=adapter_scale):  # fmt: skip
             pieces.append(piece)
             yield piece
             if "\n" in piece and _repeats_a_line("".join(pieces)):
@@ -249,7 +260,30 @@ class Engine:
                 stats.prompt_tokens if stats else 0,
                 stats.completion_tokens if stats else 0,
             ),
+            adapter=adapter_path.stem if adapter_path else None,
+            adapter_scale=adapter_scale if adapter_path else 0.0,
+            warnings=warnings,
         )
+
+    def _adapter_for(self, name: str | None, scale: float) -> tuple[Path | None, tuple[str, ...]]:
+        """Resolve and check a style adapter against the selected model: its path and warnings."""
+        if not name or scale == 0.0:
+            return None, ()
+        from desktop_rag.core.adapters import MAX_SCALE, base_model_warning, resolve_adapter
+
+        if not 0.0 <= scale <= MAX_SCALE:
+            raise AdapterError(f"the adapter strength must be between 0 and {MAX_SCALE}")
+        info = resolve_adapter(name, self.paths)
+        llm = self.llm
+        arch = llm.architecture
+        if arch and info.base_architecture != arch:
+            raise AdapterError(
+                f"the adapter {info.name} is for {info.base_architecture} models, but the selected "
+                f"model {llm.model_path.name} is {arch}",
+                hint="choose the model the adapter was trained for, or another adapter",
+            )
+        warning = base_model_warning(info, llm.model_path, llm.model_sha256())
+        return info.path, (warning,) if warning else ()
 
     def answer(self, question: str, **kwargs: object) -> Answer:
         """:meth:`ask` without streaming: the final :class:`Answer`."""

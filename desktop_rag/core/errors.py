@@ -33,6 +33,10 @@ class ModelLoadError(UserError):
     """A model file or folder could not be loaded (missing, corrupt, wrong format)."""
 
 
+class AdapterError(UserError):
+    """A LoRA adapter file is missing, corrupt, not a LoRA adapter, or made for another model."""
+
+
 class EmbeddingMismatchError(UserError):
     """The index was built with a different embedding model than the one selected."""
 

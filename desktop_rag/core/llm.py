@@ -12,6 +12,12 @@ object's lock (the GUI additionally runs all generation on one worker thread).
 - llama-cpp-python hides llama.cpp's log when ``verbose=False``; we install a log callback that
   keeps the last messages, so a failed load tells the user why.
 - Cancellation: a stopping criterion checks the cancel token after every token.
+- LoRA adapters are attached through the low-level API (``llama_adapter_lora_init`` and
+  ``llama_set_adapters_lora`` on the live context), never ``Llama(lora_path=...)``: in
+  llama-cpp-python 0.3.36 that path checks a failed load's NULL pointer with ``is None``, so a bad
+  file passes and the process crashes at the first token; it also turns memory-mapping off. Loaded
+  adapters are kept, so switching is a pointer swap; after any change the cached prompt prefix
+  (computed under the old adapter) is discarded with ``reset()``.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from desktop_rag.core.errors import ModelLoadError
+from desktop_rag.core.errors import AdapterError, ModelLoadError
 from desktop_rag.core.types import CancelToken
 
 log = logging.getLogger(__name__)
@@ -79,7 +85,18 @@ def _recent_errors() -> str:
         ln
         for ln in _LOG_LINES
         if any(
-            w in ln.lower() for w in ("error", "failed", "invalid", "corrupt", "expect", "unknown")
+            w in ln.lower()
+            for w in (
+                "error",
+                "failed",
+                "invalid",
+                "corrupt",
+                "expect",
+                "unknown",
+                "incorrect",
+                "mismatch",
+                "not within",
+            )
         )
     ]
     return "; ".join(lines[-4:])
@@ -117,12 +134,16 @@ def default_threads() -> int:
 
 @dataclass(frozen=True)
 class GenerationStats:
-    """Timings of one generation: time to first token (s), tokens, tokens/s after the first."""
+    """Timings of one generation: time to first token (s), tokens, tokens/s after the first, the
+    adapter in use (file stem, None for none) and the seconds spent switching to it (0 if it was
+    already attached)."""
 
     prompt_tokens: int
     completion_tokens: int
     ttft_s: float
     tokens_per_s: float
+    adapter: str | None = None
+    adapter_switch_s: float = 0.0
 
 
 class LocalLLM:
@@ -139,6 +160,9 @@ class LocalLLM:
         self._bos = ""
         self._eos = ""
         self.last_stats: GenerationStats | None = None
+        self._adapters: dict[Path, Any] = {}  # loaded LoRA handles, by resolved path
+        self._active_adapter: tuple[Path, float] | None = None
+        self._model_sha256: str | None = None
 
     @property
     def loaded(self) -> bool:
@@ -236,6 +260,76 @@ class LocalLLM:
         self.load()
         return int(self._llm.n_ctx())
 
+    @property
+    def architecture(self) -> str | None:
+        """The model's ``general.architecture`` (loads the model)."""
+        self.load()
+        value = (self._llm.metadata or {}).get("general.architecture")
+        return str(value) if value else None
+
+    @property
+    def active_adapter(self) -> tuple[Path, float] | None:
+        """The attached adapter's path and scale, or None."""
+        return self._active_adapter
+
+    def model_sha256(self) -> str:
+        """The SHA-256 of the model file (computed once, ~0.3 s per 100 MB)."""
+        if self._model_sha256 is None:
+            from desktop_rag.core.adapters import file_sha256
+
+            self._model_sha256 = file_sha256(self.model_path)
+        return self._model_sha256
+
+    def set_adapter(self, path: Path | None, scale: float = 1.0) -> float:
+        """Attach the LoRA adapter at ``path`` with LoRA ``scale`` (None, or a scale of 0: none).
+
+        The base model stays loaded; an adapter is read from disk once and kept for fast switching.
+        Returns the seconds the change took (0.0 when nothing changed).
+
+        Raises:
+            AdapterError: the file is not a valid LoRA adapter, or llama.cpp refused it for this
+                model (its message is passed on, e.g. "model arch and LoRA arch mismatch" or
+                "tensor ... has incorrect shape (hint: maybe wrong base model?)"). The previous
+                adapter state is kept and the model stays usable.
+        """
+        import llama_cpp
+
+        self.load()
+        want = None if path is None or scale == 0.0 else (Path(path).resolve(), float(scale))
+        with self.lock:
+            if want == self._active_adapter:
+                return 0.0
+            t0 = time.perf_counter()
+            llm = self._llm
+            if want is not None and want[0] not in self._adapters:
+                from desktop_rag.core.adapters import read_adapter_info
+
+                read_adapter_info(want[0])  # a clear error before llama.cpp sees the file
+                _LOG_LINES.clear()
+                handle = llama_cpp.llama_adapter_lora_init(
+                    llm._model.model, str(want[0]).encode("utf-8")
+                )
+                # A failed load returns a NULL pointer object, which is not None: test truthiness.
+                if not handle:
+                    detail = _recent_errors() or "unknown error"
+                    raise AdapterError(
+                        f"llama.cpp could not load the adapter {want[0].name}: {detail}",
+                        hint="an adapter only works with the base model it was trained for",
+                    )
+                self._adapters[want[0]] = handle
+            if want is None:
+                rc = llama_cpp.llama_set_adapters_lora(llm.ctx, None, 0, None)
+            else:
+                arr = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(self._adapters[want[0]])
+                scales = (ctypes.c_float * 1)(want[1])
+                rc = llama_cpp.llama_set_adapters_lora(llm.ctx, arr, 1, scales)
+            if rc != 0:
+                raise AdapterError(f"llama.cpp could not attach the adapter (code {rc})")
+            # The cached prompt prefix was computed under the previous adapter.
+            llm.reset()
+            self._active_adapter = want
+            return time.perf_counter() - t0
+
     def stream(
         self,
         messages: list[dict[str, str]],
@@ -243,15 +337,20 @@ class LocalLLM:
         max_tokens: int = 384,
         temperature: float = 0.2,
         cancel: CancelToken | None = None,
+        adapter: Path | None = None,
+        adapter_scale: float = 1.0,
     ) -> Iterator[str]:
         """Generate an answer token by token (text pieces); stops within one token of ``cancel``.
 
+        ``adapter`` (a GGUF LoRA file) is attached at ``adapter_scale`` for this generation, or
+        detached when None (see :meth:`set_adapter`, whose errors this raises before generating).
         Sets :attr:`last_stats` when done (also when cancelled).
         """
         import llama_cpp
 
         prompt = self.render(messages)
         with self.lock:
+            switch_s = self.set_adapter(adapter, adapter_scale)
             llm = self._llm
             if self._applied_threads != self.threads:
                 llama_cpp.llama_set_n_threads(llm.ctx, self.threads, self.threads)
@@ -286,11 +385,21 @@ class LocalLLM:
             finally:
                 total = time.perf_counter() - t0
                 rate = (n - 1) / (total - t_first) if n > 1 and total > t_first else 0.0
-                self.last_stats = GenerationStats(len(prompt_ids), n, t_first or total, rate)
+                active = self._active_adapter
+                self.last_stats = GenerationStats(
+                    len(prompt_ids),
+                    n,
+                    t_first or total,
+                    rate,
+                    active[0].stem if active else None,
+                    switch_s,
+                )
 
     def close(self) -> None:
         """Free the model."""
         with self.lock:
             if self._llm is not None:
-                self._llm.close()
+                self._llm.close()  # loaded adapters are freed with the model
                 self._llm = None
+                self._adapters.clear()
+                self._active_adapter = None

@@ -40,13 +40,26 @@ class AppPaths:
         return self.data / "models"
 
     @property
+    def adapters_dir(self) -> Path:
+        """User LoRA adapters: ``*.gguf`` files with ``general.type = adapter``."""
+        return self.data / "adapters"
+
+    @property
     def settings_file(self) -> Path:
         """The JSON settings file."""
         return self.config / "settings.json"
 
     def ensure(self) -> AppPaths:
         """Create every directory (idempotent) and return self."""
-        for d in (self.data, self.config, self.cache, self.logs, self.vectors_dir, self.models_dir):
+        for d in (
+            self.data,
+            self.config,
+            self.cache,
+            self.logs,
+            self.vectors_dir,
+            self.models_dir,
+            self.adapters_dir,
+        ):
             d.mkdir(parents=True, exist_ok=True)
         return self
 

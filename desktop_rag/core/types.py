@@ -156,10 +156,13 @@ class Answer:
     abstained: bool
     citations: tuple[Citation, ...]
     timings: Timings
+    adapter: str | None = None  # the style adapter used (file stem), None for the base model
+    adapter_scale: float = 0.0
+    warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         """The ``ask --json`` object (see the README for the schema)."""
-        return {
+        out: dict[str, object] = {
             "answer": self.text,
             "abstained": self.abstained,
             "citations": [
@@ -181,6 +184,11 @@ class Answer:
                 "tokens_per_s": round(self.timings.tokens_per_s, 2),
             },
         }
+        if self.adapter:  # only with a style adapter, so the base schema stays as documented
+            out["adapter"] = {"name": self.adapter, "scale": self.adapter_scale}
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        return out
 
 
 FileStatus = Literal["indexed", "unchanged", "skipped", "failed", "removed"]

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QSlider,
     QSplitter,
     QStackedWidget,
     QTextBrowser,
@@ -242,8 +243,36 @@ class MainWindow(QMainWindow):
         input_row = QHBoxLayout()
         input_row.addWidget(self.input, 1)
         input_row.addLayout(side)
+        # Style bar: a LoRA adapter per conversation and its strength (LoRA scale).
+        self.style_combo = QComboBox()
+        self.style_combo.setMinimumWidth(200)
+        self.style_combo.setToolTip(
+            "Answer style: a LoRA adapter changes how the model writes, not what it knows"
+        )
+        self.style_slider = QSlider(Qt.Orientation.Horizontal)
+        self.style_slider.setRange(0, 150)  # LoRA scale x 100
+        self.style_slider.setValue(100)
+        self.style_slider.setFixedWidth(140)
+        self.style_slider.setToolTip("Style strength (LoRA scale 0 to 1.5)")
+        self.style_value = QLabel("1.00")
+        self.style_value.setMinimumWidth(34)
+        import_adapter_btn = QPushButton("Import adapter…")
+        import_adapter_btn.clicked.connect(self.import_adapter)
+        self._fill_adapters()
+        self.style_combo.currentIndexChanged.connect(self._on_style_changed)
+        self.style_slider.valueChanged.connect(self._on_style_changed)
+        style_row = QHBoxLayout()
+        style_row.addWidget(QLabel("Style:"))
+        style_row.addWidget(self.style_combo)
+        style_row.addWidget(QLabel("Strength:"))
+        style_row.addWidget(self.style_slider)
+        style_row.addWidget(self.style_value)
+        style_row.addStretch(1)
+        style_row.addWidget(import_adapter_btn)
+        self._on_style_changed()
         chat = QWidget()
         cl = QVBoxLayout(chat)
+        cl.addLayout(style_row)
         cl.addWidget(self.transcript, 1)
         cl.addLayout(input_row)
 
@@ -313,6 +342,9 @@ class MainWindow(QMainWindow):
         stop_act.triggered.connect(self.stop_generation)
         models_menu = self.menuBar().addMenu("&Models")
         models_menu.addAction(import_action)
+        models_menu.addAction("Import LoRA adapter…").triggered.connect(
+            lambda: self.import_adapter()
+        )
         models_menu.addAction(settings_action)
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction("Open log folder").triggered.connect(
@@ -542,6 +574,8 @@ class MainWindow(QMainWindow):
         self.input.clear()
         if self.conversation_id is None:
             self.conversation_id = self.conversations.create(text[:80])
+        adapter, scale = self.current_style()
+        self.conversations.set_style(self.conversation_id, adapter, scale)
         msg = Message("user", text)
         msg.id = self.conversations.add(self.conversation_id, msg)
         self.messages.append(msg)
@@ -551,7 +585,8 @@ class MainWindow(QMainWindow):
         self.send_btn.setEnabled(False)
         self.stop_btn.setEnabled(True)
         collections = self.collections_model.searched_ids()
-        w = GeneratorWorker(lambda cancel: self.engine.ask(text, collections=collections, cancel=cancel),
+        w = GeneratorWorker(lambda cancel: self.engine.ask(text, collections=collections, cancel=cancel,
+                                                           adapter=adapter, adapter_scale=scale),
                             "answering")  # fmt: skip
         w.signals.yielded.connect(self._on_answer_item)
         w.signals.returned.connect(lambda _: self._on_answer_done(stopped=False))
@@ -584,9 +619,14 @@ class MainWindow(QMainWindow):
         self._finish_answer()
         if answer is not None:
             t = answer.timings
+            style = (
+                f" · style {answer.adapter} ×{answer.adapter_scale:.2f}" if answer.adapter else ""
+            )
+            warn = f" · Warning: {answer.warnings[0]}" if answer.warnings else ""
             self.statusBar().showMessage(
-                f"Retrieval {t.retrieval_ms:.0f} ms · first token {t.ttft_s:.1f} s · {t.tokens_per_s:.0f} tokens/s",
-                10000,
+                f"Retrieval {t.retrieval_ms:.0f} ms · first token {t.ttft_s:.1f} s · "
+                f"{t.tokens_per_s:.0f} tokens/s{style}{warn}",
+                15000 if warn else 10000,
             )
         self.answer_finished.emit(answer)
 
@@ -684,6 +724,7 @@ class MainWindow(QMainWindow):
             return
         self.conversation_id = conversation_id
         self.messages = self.conversations.messages(conversation_id)
+        self.set_style(*self.conversations.style(conversation_id))
         last = next((m for m in reversed(self.messages) if m.role == "assistant"), None)
         self.sources_model.set_items(last.sources if last else [])
         self.center.setCurrentWidget(self.chat_page)
@@ -702,6 +743,71 @@ class MainWindow(QMainWindow):
                 self.conversations.to_markdown(self.conversation_id), encoding="utf-8"
             )
             self.statusBar().showMessage(f"Saved {path}", 5000)
+
+    # -- answer style (LoRA adapters) --------------------------------------------------------
+    def _fill_adapters(self, select: str | None = None) -> None:
+        from desktop_rag.core.adapters import list_adapters
+
+        current = select if select is not None else self.style_combo.currentData()
+        self.style_combo.blockSignals(True)
+        self.style_combo.clear()
+        self.style_combo.addItem("None (base model)", None)
+        for a in list_adapters(self.engine.paths):
+            self.style_combo.addItem(a.name, a.name)
+            self.style_combo.setItemData(
+                self.style_combo.count() - 1,
+                f"{a.description or a.name}\n{a.base_architecture}, rank {a.rank}, "
+                f"{a.bytes / 1e6:.1f} MB, {'bundled' if a.bundled else 'imported'}",
+                Qt.ItemDataRole.ToolTipRole,
+            )
+        idx = self.style_combo.findData(current) if current else 0
+        self.style_combo.setCurrentIndex(max(0, idx))
+        self.style_combo.blockSignals(False)
+
+    def current_style(self) -> tuple[str | None, float]:
+        """The chosen style adapter (None for the base model) and its LoRA scale."""
+        return self.style_combo.currentData(), self.style_slider.value() / 100.0
+
+    def set_style(self, adapter: str | None, scale: float) -> None:
+        """Show ``adapter`` (if still available) at ``scale`` in the style bar."""
+        idx = self.style_combo.findData(adapter) if adapter else 0
+        self.style_combo.setCurrentIndex(max(0, idx))
+        self.style_slider.setValue(round(scale * 100))
+        self._on_style_changed()
+
+    def _on_style_changed(self, *_: object) -> None:
+        adapter, scale = self.current_style()
+        self.style_slider.setEnabled(adapter is not None)
+        self.style_value.setEnabled(adapter is not None)
+        self.style_value.setText(f"{scale:.2f}")
+        if self.conversation_id is not None and self._answer_worker is None:
+            self.conversations.set_style(self.conversation_id, adapter, scale)
+
+    def import_adapter(self, path: str | None = None) -> None:
+        """Import a GGUF LoRA adapter into the adapters folder (validated first)."""
+        if not path:
+            path, _ = QFileDialog.getOpenFileName(
+                self, "Import LoRA adapter", "", "GGUF LoRA adapters (*.gguf)"
+            )
+        if not path:
+            return
+        from desktop_rag.core.adapters import import_adapter
+
+        w = GeneratorWorker(lambda cancel: import_adapter(Path(path), self.engine.paths),
+                            "importing an adapter")  # fmt: skip
+        w.signals.returned.connect(self._on_adapter_imported)
+        w.signals.errored.connect(lambda e: (self.show_error(e, "Importing the adapter"),
+                                             QMessageBox.warning(self, "Import LoRA adapter", str(e))))  # fmt: skip
+        self._run(self.misc_pool, w)
+
+    def _on_adapter_imported(self, info: Any) -> None:
+        self._fill_adapters(select=info.name)
+        self._on_style_changed()
+        self.statusBar().showMessage(
+            f"Imported the adapter {info.name} ({info.base_architecture}, rank {info.rank}); "
+            "it is now the style of this chat.",
+            8000,
+        )
 
     # -- models and settings -----------------------------------------------------------------
     def _fill_models(self) -> None:
