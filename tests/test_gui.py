@@ -196,6 +196,33 @@ def test_import_and_switch_gguf_model(qtbot, window: MainWindow, llm_path: Path,
     assert '"llm_model": "imported"' in w.engine.paths.settings_file.read_text()
 
 
+def test_style_adapter_per_conversation(qtbot, window: MainWindow, corpus: Path,  # type: ignore[no-untyped-def]
+                                        tmp_path: Path) -> None:  # fmt: skip
+    from tests.test_adapters import make_lora
+
+    w = window
+    with qtbot.waitSignal(w.indexing_finished, timeout=180_000):
+        _drop(w, corpus)
+    assert w.style_combo.currentData() is None and not w.style_slider.isEnabled()
+    w.import_adapter(str(make_lora(tmp_path / "house-style.gguf", scale=0.01)))
+    qtbot.waitUntil(lambda: w.style_combo.currentData() == "house-style", timeout=30_000)
+    assert w.style_slider.isEnabled()
+    w.style_slider.setValue(80)
+    assert w.style_value.text() == "0.80"
+    answer = _ask(qtbot, w, QUESTION)
+    assert answer is not None and answer.adapter == "house-style" and answer.adapter_scale == 0.8
+    styled_chat = w.conversation_id
+    assert styled_chat is not None
+    # A new chat with no style answers with the base model alone...
+    w.new_chat()
+    w.style_combo.setCurrentIndex(0)
+    answer = _ask(qtbot, w, QUESTION)
+    assert answer is not None and answer.adapter is None
+    # ...and reopening the first chat brings its style back.
+    w.open_conversation(styled_chat)
+    assert w.current_style() == ("house-style", 0.8)
+
+
 def test_settings_dialog_persists(qtbot, home: Path) -> None:  # type: ignore[no-untyped-def]
     from desktop_rag.gui.settings_dialog import SettingsDialog
 
