@@ -400,6 +400,96 @@ def adapters_import(file: Path) -> None:
     )
 
 
+@adapters.command("train")
+@click.argument("examples", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", required=True, help="Name of the new adapter (its file name).")
+@click.option("--rank", type=int, default=8, show_default=True, help="LoRA rank.")
+@click.option("--alpha", type=float, default=16.0, show_default=True, help="LoRA alpha.")
+@click.option("--epochs", type=int, default=1, show_default=True, help="Passes over the examples.")
+@click.option("--lr", type=float, default=5e-4, show_default=True, help="Peak learning rate.")
+@click.option("--description", default="", help="One line shown in the style list.")
+@click.option("--marker", default=None, help="The opening every styled answer starts with.")
+@click.option(
+    "--base",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Base GGUF model (default: the bundled SmolLM2-135M-Instruct).",
+)
+def adapters_train(
+    examples: Path,
+    name: str,
+    rank: int,
+    alpha: float,
+    epochs: int,
+    lr: float,
+    description: str,
+    marker: str | None,
+    base: Path | None,
+) -> None:
+    """Train a LoRA style adapter on EXAMPLES (JSONL chats) on the CPU, offline.
+
+    Each line is {"messages": [system, user, assistant]} in the app's own prompt format (see
+    resources/adapters/*.examples.jsonl). Needs the training extra: pip install desktop-rag[train].
+    Ctrl+C stops cleanly without leaving a partial adapter.
+    """
+    from tqdm import tqdm
+
+    from desktop_rag.core.adapters import import_adapter
+    from desktop_rag.core.paths import app_paths
+    from desktop_rag.core.types import CancelToken
+
+    try:
+        from desktop_rag.core import training
+    except ImportError as exc:  # pragma: no cover - the extra is missing
+        raise click.ClickException(
+            f"training needs the train extra ({exc}): pip install 'desktop-rag[train]'"
+        ) from None
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise click.UsageError("the name may use letters, digits, '-' and '_' only")
+    paths = app_paths().ensure()
+    out = paths.cache / f"{name}.gguf"
+    cancel = CancelToken()
+    kwargs: dict[str, object] = {"description": description}
+    if marker is not None:
+        kwargs["marker"] = marker
+    bar = None
+    try:
+        for p in training.train_adapter(
+            examples, name, out, base_gguf=base, rank=rank, alpha=alpha, epochs=epochs, lr=lr,
+            cancel=cancel, **kwargs,  # type: ignore[arg-type]
+        ):  # fmt: skip
+            if p.phase == "training":
+                if bar is None:
+                    bar = tqdm(total=p.total_steps, unit="step", desc="Training")
+                bar.n = p.step
+                if p.loss is not None:
+                    bar.set_postfix(loss=f"{p.loss:.3f}")
+                bar.refresh()
+            else:
+                if bar is not None and p.phase != "loading":
+                    bar.close()
+                    bar = None
+                click.echo(f"{p.phase.capitalize()}… ({p.elapsed_s:.0f} s)", err=True)
+        info = import_adapter(out, paths)
+    except KeyboardInterrupt:
+        cancel.cancel()
+        click.echo("\n[stopped: no adapter written]", err=True)
+        sys.exit(130)
+    except UserError as err:
+        _fail(err)
+        return
+    except ValueError as err:  # a malformed examples file: the message names the line
+        raise click.ClickException(f"cannot train on {examples.name}: {err}") from None
+    finally:
+        if bar is not None:
+            bar.close()
+        out.unlink(missing_ok=True)
+    click.echo(
+        f"Trained {info.name} (rank {info.rank}, {info.bytes / 1e6:.1f} MB) into {info.path}; "
+        f"use it with `desktop-rag ask --adapter {info.name}`."
+    )
+
+
 @adapters.command("remove")
 @click.argument("name")
 def adapters_remove(name: str) -> None:
