@@ -523,4 +523,7 @@ def reset() -> None:
 
 def main() -> None:
     """Console entry point."""
+    import multiprocessing
+
+    multiprocessing.freeze_support()  # the document-parsing worker in a frozen (bundled) app
     cli(prog_name="desktop-rag")

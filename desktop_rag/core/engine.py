@@ -30,6 +30,7 @@ from desktop_rag.core.prompting import (
     pack_prompt,
 )
 from desktop_rag.core.retrieval import Mode, RetrievalConfig, RetrievalResult, Retriever
+from desktop_rag.core.sandbox import ExtractionSandbox
 from desktop_rag.core.settings import Settings
 from desktop_rag.core.store import Store, fts_query
 from desktop_rag.core.types import (
@@ -61,6 +62,7 @@ class Engine:
         chunker_config: ChunkerConfig | None = None,
         retrieval_config: RetrievalConfig | None = None,
         embedder: Embedder | None = None,
+        sandbox: ExtractionSandbox | None = None,
     ) -> None:
         self.paths = (paths or app_paths()).ensure()
         self.settings = settings or Settings.load(self.paths.settings_file)
@@ -72,6 +74,8 @@ class Engine:
         self._vectors: VectorIndex | None = None
         self._llm: LocalLLM | None = None
         self._indexing = 0  # indexing runs in progress in this process
+        # Documents are parsed in a child process (timeout, memory cap, crash containment).
+        self.sandbox = sandbox or ExtractionSandbox()
 
     # -- components --------------------------------------------------------------------------
     @property
@@ -139,7 +143,12 @@ class Engine:
     ) -> Generator[Progress, None, IndexSummary]:
         """Index folders and files; see :meth:`desktop_rag.core.indexer.Indexer.run`."""
         indexer = Indexer(
-            self.store, self.vectors, self.embedder, self.chunker(), self.paths.data / "index.lock"
+            self.store,
+            self.vectors,
+            self.embedder,
+            self.chunker(),
+            self.paths.data / "index.lock",
+            extract=self.sandbox.extract,
         )
         return self._track(indexer.run([Path(p) for p in paths], cancel))
 
@@ -339,6 +348,7 @@ class Engine:
             if self._llm is not None:
                 self._llm.close()
                 self._llm = None
+            self.sandbox.close()
             self.store.close()
 
 

@@ -4,7 +4,9 @@ A run lists the folder, then for each file decides by size+mtime and content has
 it changed. Unchanged files are not re-extracted or re-embedded. Each changed file is committed in
 its own transaction after embedding, so an interrupted run resumes at the first file not committed.
 Files of the collection that are gone from disk are removed. Extraction of the next file runs in a
-background thread while the current one is embedded (extraction and embedding overlap).
+background thread while the current one is embedded (extraction and embedding overlap); the engine
+has it done in a child process (:mod:`desktop_rag.core.sandbox`), so a parser that hangs or crashes
+only fails that file.
 
 Only one process indexes into a data directory at a time (an exclusive ``flock`` on
 ``index.lock``); readers are never blocked.
@@ -18,7 +20,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,12 +140,15 @@ class Indexer:
         embedder: Embedder,
         chunker: Chunker,
         lock_file: Path,
+        extract: Callable[[Path], Document] = extract,
     ) -> None:
         self.store = store
         self.vectors = vectors
         self.embedder = embedder
         self.chunker = chunker
         self.lock_file = lock_file
+        # The engine passes ExtractionSandbox.extract: parsing in a child process.
+        self.extract = extract
 
     def run(
         self, paths: list[Path], cancel: CancelToken | None = None
@@ -223,7 +228,7 @@ class Indexer:
                 and cand.row.status != "failed"
             ):
                 return out  # content unchanged: nothing to extract
-            out.doc = extract(cand.path)
+            out.doc = self.extract(cand.path)
             out.chunks = self.chunker.chunk_document(out.doc)
         except ExtractionError as exc:
             out.error = exc

@@ -1,0 +1,33 @@
+"""Extractors that misbehave the way crafted files make C parsers misbehave (for the sandbox tests).
+
+They run in the extraction worker process; a file's name picks the misbehaviour, anything else is
+extracted normally.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from desktop_rag.core.extract import extract
+from desktop_rag.core.types import Document
+
+
+def misbehaving_extract(path: Path) -> Document:
+    """``hang*`` never returns, ``segfault*`` dies of SIGSEGV, ``abort*`` aborts, ``bomb*``
+    allocates without bound; other files are extracted normally."""
+    name = path.name
+    if name.startswith("hang"):
+        while True:
+            time.sleep(1)
+    if name.startswith("segfault"):
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if name.startswith("abort"):
+        os.abort()
+    if name.startswith("bomb"):
+        hoard = []
+        while True:
+            hoard.append(bytearray(64 * 1024 * 1024))
+    return extract(path)
