@@ -31,3 +31,14 @@ def misbehaving_extract(path: Path) -> Document:
         while True:
             hoard.append(bytearray(64 * 1024 * 1024))
     return extract(path)
+
+
+def vanishing_extract(path: Path) -> Document:
+    """``vanish*`` files are deleted just before they are parsed (a file removed mid-run);
+    ``grow*`` files get appended to while being parsed; others are extracted normally."""
+    if path.name.startswith("vanish"):
+        path.unlink()
+    if path.name.startswith("grow"):
+        with open(path, "a", encoding="utf-8") as f:
+            f.write("\nA line appended while indexing ran.\n")
+    return extract(path)

@@ -104,6 +104,15 @@ def list_folder(root: Path) -> tuple[list[Path], list[FileResult]]:
             if name.startswith((".", "~$")):
                 continue
             p = Path(dirpath) / name
+            if not _encodable(str(p)):
+                problems.append(
+                    FileResult(
+                        os.fsencode(p).decode("utf-8", "replace"),
+                        "skipped",
+                        "the file or folder name is not valid UTF-8 (rename it to index it)",
+                    )
+                )
+                continue
             if p.is_symlink():
                 try:
                     target = p.resolve(strict=True)
@@ -128,6 +137,15 @@ def list_folder(root: Path) -> tuple[list[Path], list[FileResult]]:
                 continue
             files.append(p)
     return files, problems
+
+
+def _encodable(text: str) -> bool:
+    """False for names holding undecodable bytes (Python keeps them as lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class Indexer:
@@ -268,6 +286,11 @@ class Indexer:
                 pending = pool.submit(self._prepare, work[i + 1]) if i + 1 < len(work) else None
                 try:
                     result = self._commit(cand, prepared, cancel)
+                except Cancelled:
+                    raise
+                except Exception as exc:  # one file must never stop the run
+                    log.exception("could not store %s", cand.path)
+                    result = FileResult(str(cand.path), "failed", f"could not be stored: {exc}")
                 finally:
                     if cancel.cancelled and pending is not None:
                         pending.cancel()
