@@ -7,11 +7,22 @@
 
 from __future__ import annotations
 
+import bisect
+import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from desktop_rag.core.errors import ExtractionError, UnsupportedFileError
-from desktop_rag.core.types import Document
+from desktop_rag.core.types import Document, Heading, Page
+
+#: Characters that are invisible on screen but reach the model: zero-width spaces and joiners,
+#: word joiner and invisible operators, BOM, Mongolian vowel separator, bidi embedding/override/
+#: isolate controls and marks (Trojan Source, Boucher & Anderson 2021), and Unicode tag characters
+#: (used to smuggle hidden instructions to language models).
+INVISIBLE_RE = re.compile(
+    "[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u180e\u061c\U000e0000-\U000e007f]"
+)
 
 #: Suffix (lower case) -> format name.
 SUPPORTED_SUFFIXES: dict[str, str] = {
@@ -81,6 +92,8 @@ def extract(path: Path) -> Document:
         raise ExtractionError("the file is too large to read into memory") from None
     except Exception as exc:  # a parser bug or a corrupt file must not stop the run
         raise ExtractionError(f"could not read this {kind.upper()} file: {exc}") from exc
+    doc = replace(doc, title=INVISIBLE_RE.sub("", doc.title),
+                  pages=tuple(strip_invisible(p) for p in doc.pages))  # fmt: skip
     if not any(p.text.strip() for p in doc.pages):
         if kind == "pdf":
             raise UnsupportedFileError(
@@ -88,3 +101,17 @@ def extract(path: Path) -> Document:
             )
         raise UnsupportedFileError("the document contains no text")
     return doc
+
+
+def strip_invisible(page: Page) -> Page:
+    """The page without :data:`INVISIBLE_RE` characters, heading offsets moved to match."""
+    removed = [m.start() for m in INVISIBLE_RE.finditer(page.text)]
+    if not removed:
+        return page
+    text = INVISIBLE_RE.sub("", page.text)
+    headings = tuple(
+        Heading(h.offset - bisect.bisect_left(removed, h.offset), h.level,
+                INVISIBLE_RE.sub("", h.text))
+        for h in page.headings
+    )  # fmt: skip
+    return Page(page.number, text, headings)
