@@ -54,6 +54,7 @@ def _worker_main(conn: Connection, memory_limit: int, extractor: str) -> None:
 
     module, _, name = extractor.partition(":")
     fn = getattr(importlib.import_module(module), name)
+    conn.send(("ready",))
     while True:
         try:
             path = conn.recv()
@@ -98,8 +99,15 @@ class ExtractionSandbox:
         self._proc: Any = None
         self._conn: Connection | None = None
         self._lock = threading.Lock()
+        self._unavailable = False  # the worker cannot start here: extract in this process
 
-    def _start(self) -> None:
+    def _start(self) -> bool:
+        """Start the worker and wait for its "ready"; False if it cannot start.
+
+        A worker that dies during start-up is a set-up problem, not a file's: e.g. a script that
+        uses desktop_rag without the ``if __name__ == "__main__":`` guard that multiprocessing's
+        ``spawn`` requires. Extraction then runs in this process (with a warning in the log).
+        """
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe(duplex=True)
         proc = ctx.Process(
@@ -111,6 +119,14 @@ class ExtractionSandbox:
         proc.start()
         child.close()
         self._proc, self._conn = proc, parent
+        try:
+            ok = parent.poll(120) and parent.recv() == ("ready",)
+        except (EOFError, OSError):
+            ok = False
+        if not ok:
+            self._kill()
+            log.warning("the document-parsing worker did not start; parsing in-process instead")
+        return bool(ok)
 
     def _kill(self) -> None:
         proc, conn = self._proc, self._conn
@@ -133,7 +149,11 @@ class ExtractionSandbox:
         with self._lock:
             if self._proc is None or not self._proc.is_alive():
                 self._kill()
-                self._start()
+                if self._unavailable or not self._start():
+                    self._unavailable = True
+                    from desktop_rag.core.extract import extract
+
+                    return extract(path)
             conn = self._conn
             assert conn is not None
             try:
