@@ -76,3 +76,38 @@ def test_unknown_gguf_version_is_refused(tmp_path: Path) -> None:
     bad.write_bytes(b"GGUF" + struct.pack("<I", 99) + b"\x00" * 64)
     with pytest.raises(ModelLoadError, match="GGUF version 99"):
         LocalLLM(bad).load()
+
+
+def test_chat_template_cannot_escape_the_sandbox(tmp_path: Path, llm_path: Path) -> None:
+    """A GGUF whose chat template tries the CVE-2024-34359 escape (reach ``os`` through Python
+    object internals and run a command) is refused; the command never runs."""
+    import gguf
+    from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
+
+    marker = tmp_path / "escaped"
+    payload = (
+        "{% for c in [].__class__.__base__.__subclasses__() %}"
+        "{% if c.__name__ == 'catch_warnings' %}"
+        "{{ c()._module.__builtins__['__import__']('os').popen('touch "
+        + str(marker)
+        + "').read() }}"
+        "{% endif %}{% endfor %}"
+    )
+    hostile = tmp_path / "hostile-template.gguf"
+    reader = gguf.GGUFReader(str(llm_path))
+    arch = reader.get_field(gguf.Keys.General.ARCHITECTURE)
+    assert arch is not None
+    writer = gguf.GGUFWriter(str(hostile), arch.contents())
+    copy_with_new_metadata(
+        reader,
+        writer,
+        {gguf.Keys.Tokenizer.CHAT_TEMPLATE: MetadataDetails(gguf.GGUFValueType.STRING, payload)},
+        [],
+    )
+    model = LocalLLM(hostile, n_ctx=512, threads=1)
+    try:
+        with pytest.raises(ModelLoadError, match="chat template was refused as unsafe"):
+            list(model.stream(MESSAGES, max_tokens=4))
+    finally:
+        model.close()
+    assert not marker.exists(), "the template ran a shell command"
