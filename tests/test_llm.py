@@ -111,3 +111,14 @@ def test_chat_template_cannot_escape_the_sandbox(tmp_path: Path, llm_path: Path)
     finally:
         model.close()
     assert not marker.exists(), "the template ran a shell command"
+
+
+def test_crafted_gguf_header_counts_are_refused(tmp_path: Path) -> None:
+    crafted = tmp_path / "crafted.gguf"
+    crafted.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 2**40, 5) + b"\x00" * 64)
+    with pytest.raises(ModelLoadError, match="impossible GGUF header"):
+        LocalLLM(crafted).load()
+    short = tmp_path / "short.gguf"
+    short.write_bytes(b"GGUF" + struct.pack("<I", 3) + b"\x01\x00")
+    with pytest.raises(ModelLoadError, match="truncated"):
+        LocalLLM(short).load()

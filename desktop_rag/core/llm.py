@@ -40,6 +40,8 @@ from desktop_rag.core.types import CancelToken
 log = logging.getLogger(__name__)
 
 GGUF_MAGIC = b"GGUF"
+MAX_GGUF_TENSORS = 1_000_000  # the largest real models have tens of thousands
+MAX_GGUF_KV = 100_000
 
 _CHATML = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content']"
@@ -106,12 +108,14 @@ def check_gguf_header(path: Path) -> None:
     """Refuse a file that is not a GGUF before llama.cpp sees it.
 
     Raises:
-        ModelLoadError: missing, unreadable, not GGUF (with the magic bytes found) or an unknown
-            GGUF version.
+        ModelLoadError: missing, unreadable, not GGUF, an unknown GGUF version, a truncated
+            header, or tensor/key counts no file of this size can hold (crafted headers make
+            llama.cpp allocate for them).
     """
     try:
         with open(path, "rb") as f:
-            head = f.read(8)
+            head = f.read(24)
+        size = os.path.getsize(path)
     except OSError as exc:
         raise ModelLoadError(f"cannot read the model file {path}: {exc.strerror or exc}") from None
     if len(head) < 8 or head[:4] != GGUF_MAGIC:
@@ -122,6 +126,16 @@ def check_gguf_header(path: Path) -> None:
     (version,) = struct.unpack("<I", head[4:8])
     if version not in (2, 3):
         raise ModelLoadError(f"{path.name} has GGUF version {version}, which is not supported")
+    if len(head) < 24:
+        raise ModelLoadError(f"{path.name} is truncated (the GGUF header is incomplete)")
+    n_tensors, n_kv = struct.unpack("<QQ", head[8:24])
+    # Every tensor and key takes at least 8 bytes of header: counts beyond that are crafted
+    # (llama.cpp would try to allocate for them).
+    if n_tensors > MAX_GGUF_TENSORS or n_kv > MAX_GGUF_KV or (n_tensors + n_kv) * 8 > size:
+        raise ModelLoadError(
+            f"{path.name} has an impossible GGUF header ({n_tensors} tensors, {n_kv} keys in "
+            f"{size} bytes): the file is corrupt"
+        )
 
 
 def default_threads() -> int:
