@@ -273,6 +273,20 @@ class VectorIndex:
         atomic_write(self.manifest_file, json.dumps(manifest, indent=1).encode())
         self._dirty = False
 
+    def labels(self) -> list[int]:
+        """The chunk ids held and not deleted (one lookup per label: for consistency checks)."""
+        with self.lock.read():
+            if self._index is None:
+                return []
+            live = []
+            for label in self._index.get_ids_list():
+                try:
+                    self._index.get_items([label])
+                except RuntimeError:  # marked deleted
+                    continue
+                live.append(int(label))
+            return live
+
     # -- search ------------------------------------------------------------------------------
     def search(self, query: NDArray[np.float32], k: int) -> list[tuple[int, float]]:
         """The ``k`` nearest chunks to ``query`` ``(dim,)``: (chunk id, cosine similarity), best first."""
