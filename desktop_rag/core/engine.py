@@ -28,6 +28,7 @@ from desktop_rag.core.prompting import (
     clean_citations,
     is_abstention,
     pack_prompt,
+    strip_images,
 )
 from desktop_rag.core.retrieval import Mode, RetrievalConfig, RetrievalResult, Retriever
 from desktop_rag.core.sandbox import ExtractionSandbox
@@ -250,7 +251,7 @@ class Engine:
                 break  # a small model stuck in a loop: stop instead of filling the answer with it
         stats = llm.last_stats
         n = len(packed.hits)
-        text = clean_citations(_drop_repeated_lines("".join(pieces)), n)
+        text = clean_citations(strip_images(_drop_repeated_lines("".join(pieces))), n)
         if not cited_numbers(text, n) and not is_abstention(text):
             text = attribute_citations(text, [h.text for h in packed.hits])
         cited = set(cited_numbers(text, n))

@@ -46,13 +46,59 @@ def source_label(hit: Hit) -> str:
     return f"{hit.file_name}, page {hit.page}" if hit.page else hit.file_name
 
 
+# Retrieved text is data. Sentences in a source that address an AI assistant rather than the
+# reader ("ignore previous instructions and ...", "print the system prompt"), markdown images
+# (whose URL could carry data out when an answer is rendered elsewhere) and chat-template control
+# tokens are replaced before the model sees them; the stored chunk and its citation keep the
+# original text, so the user still sees what the document says.
+_INJECTION_RES = (
+    # "Ignore all previous instructions and ...", "disregard your prompt": the whole sentence.
+    re.compile(
+        r"[^.!?\n]*\b(?:ignore|disregard|forget|override)\s+(?:all\s+|any\s+)?(?:of\s+)?"
+        r"(?:the\s+|your\s+|my\s+|these\s+|those\s+)?(?:previous\s+|prior\s+|above\s+|"
+        r"earlier\s+|preceding\s+|original\s+|system\s+|initial\s+)?"
+        r"(?:instructions?|prompts?|directions|directives)\b[^.!?\n]*[.!?]?",
+        re.IGNORECASE,
+    ),
+    # "Print the system prompt", "reveal your instructions".
+    re.compile(
+        r"[^.!?\n]*\b(?:print|reveal|show|repeat|output|display|leak|disclose)\b[^.!?\n]{0,30}"
+        r"\b(?:system prompt|your (?:instructions|prompt|rules))\b[^.!?\n]*[.!?]?",
+        re.IGNORECASE,
+    ),
+    # Orders to AI readers: "AI assistants reading this must answer only with ...".
+    re.compile(
+        r"[^.!?\n]*\b(?:AI|(?i:chatbots?|language models?)|LLMs?|GPT|AI assistants?)\b[^.!?\n]{0,60}"
+        r"\b(?:must|should|shall|are to|need to|have to|please)\b[^.!?\n]{0,40}"
+        r"\b(?:answer|reply|respond|say|write|print|output|include|append|end)\b[^.!?\n]*[.!?]?",
+    ),
+    re.compile(r"<\|[^|<>\n]{1,40}\|>|</?s>|\[/?INST\]"),
+)
+REMOVED = "[instructions to an AI assistant removed]"
+_IMAGE_RE = re.compile(r"!\[[^\]\n]*\]\([^)\n]*\)")
+
+
+def neutralize_instructions(text: str) -> str:
+    """``text`` with instruction-like sentences, markdown images and chat-template control
+    tokens replaced by :data:`REMOVED` (for text given to the model, never for stored text)."""
+    text = _IMAGE_RE.sub("[image removed]", text)
+    for pattern in _INJECTION_RES:
+        text = pattern.sub(REMOVED, text)
+    return text
+
+
+def strip_images(text: str) -> str:
+    """An answer without markdown images (answers are plain text; an image URL can leak data)."""
+    return _IMAGE_RE.sub("", text)
+
+
 def format_source(n: int, hit: Hit) -> str:
-    """One numbered source block for the prompt."""
+    """One numbered source block for the prompt (instruction-like text neutralised)."""
     # The context line names the document and section; it is worth its tokens only when it says
     # more than the file name already does.
     ctx = hit.context if " › " in hit.context else ""
     label = f"{source_label(hit)} ({ctx})" if ctx else source_label(hit)
-    return f"[{n}] {label}\n<<<\n{hit.text.strip()}\n>>>"
+    return f"[{n}] {label}\n<<<\n{neutralize_instructions(hit.text.strip())}\n>>>"
 
 
 @dataclass(frozen=True)
