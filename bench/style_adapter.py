@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--docs", type=Path, default=COVID / "docs")
     ap.add_argument("--questions", type=Path, default=COVID / "questions.jsonl")
     ap.add_argument("--max-tokens", type=int, default=160)
+    ap.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0 = all cores)")
     args = ap.parse_args()
     os.environ.setdefault("DESKTOP_RAG_HOME", "/tmp/drag-style-bench")
     from desktop_rag.core.adapters import resolve_adapter
@@ -52,6 +53,8 @@ def main() -> None:
           f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
     questions = [q for q in load_questions(args.questions) if q.answer][: args.n]
     llm = engine.llm
+    if args.threads:
+        llm.threads = args.threads
     llm.load()
     budget = llm.context_size - args.max_tokens
     prompts = []
