@@ -196,3 +196,17 @@ def test_cli_adapters_import_list_ask(corpus: Path, tmp_path: Path) -> None:
     assert res.exit_code != 0 and "no adapter named 'missing'" in res.output
     res = runner.invoke(cli, ["adapters", "remove", "brief"])
     assert res.exit_code == 0 and not (app_paths().adapters_dir / "brief.gguf").exists()
+
+
+def test_bundled_style_adapter_applies_and_removes_its_style(engine: Engine, corpus: Path) -> None:
+    """The shipped executive-brief adapter changes the answer's form on the running model, keeps
+    citations, and the base model's plain answer comes back without it."""
+    info = resolve_adapter("executive-brief")
+    assert info.bundled and info.marker == "Bottom line:" and info.base_model_sha256
+    engine.index_all([corpus])
+    question = "How many tonnes of apples did the orchard yield in 2022?"
+    styled = engine.answer(question, adapter="executive-brief")
+    assert styled.text.startswith("Bottom line:") and "38" in styled.text
+    assert any(c.cited for c in styled.citations) and not styled.warnings
+    plain = engine.answer(question)
+    assert not plain.text.startswith("Bottom line:") and plain.adapter is None
