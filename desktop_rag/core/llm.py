@@ -353,8 +353,12 @@ class LocalLLM:
         cancel: CancelToken | None = None,
         adapter: Path | None = None,
         adapter_scale: float = 1.0,
+        seed: int | None = None,
     ) -> Iterator[str]:
         """Generate an answer token by token (text pieces); stops within one token of ``cancel``.
+
+        ``seed`` fixes the sampler's random seed (None: llama.cpp's default) so sampled answers
+        (``temperature`` > 0) can be reproduced.
 
         ``adapter`` (a GGUF LoRA file) is attached at ``adapter_scale`` for this generation, or
         detached when None (see :meth:`set_adapter`, whose errors this raises before generating).
@@ -386,6 +390,7 @@ class LocalLLM:
                     repeat_penalty=1.1,
                     stream=True,
                     stopping_criteria=criteria,
+                    seed=seed,
                     stop=[s for s in (self._eos, "<|im_end|>", "<|endoftext|>") if s],
                 ):
                     text = part["choices"][0]["text"]

@@ -44,8 +44,7 @@ def extract_pdf(path: Path) -> Document:
             page = doc.load_page(i)
             # The default order is the order of the page's content stream, which is the reading
             # order the author's tool wrote; a geometric sort interleaves columns.
-            text = page.get_text("text")
-            pages.append(Page(number=i + 1, text=text))
+            pages.append(Page(number=i + 1, text=visible_text(page)))
         meta = _clean_title(doc.metadata.get("title") if doc.metadata else None, "")
         cover = _cover_title(doc.load_page(0)) if doc.page_count else ""
         title = meta or cover or path.stem
@@ -53,6 +52,113 @@ def extract_pdf(path: Path) -> Document:
         if title != path.stem and sum(ch.isalpha() for ch in path.stem) >= 3:
             title = f"{path.stem}: {title}"
     return Document(title=title, pages=tuple(pages), kind="pdf")
+
+
+# Text a reader cannot see is not indexed: it is where prompt injections hide ("hidden text" in
+# OWASP LLM01). Below MIN_VISIBLE_PT points a glyph is a speck (legal fine print is 6 pt or more);
+# a contrast ratio under MIN_CONTRAST (WCAG 2.x relative-luminance formula; 1.0 = identical colours,
+# WCAG asks 4.5 for body text) is white on white.
+MIN_VISIBLE_PT = 2.0
+MIN_CONTRAST = 1.3
+_FILLED, _STROKED = 16, 32  # MuPDF's fz_stext char flags FZ_STEXT_FILLED / FZ_STEXT_STROKED
+
+
+def _luminance(rgb: tuple[float, float, float]) -> float:
+    """WCAG 2.x relative luminance of an sRGB colour with channels in [0, 1]."""
+
+    def lin(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (lin(c) for c in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast_ratio(a: tuple[float, float, float], b: tuple[float, float, float]) -> float:
+    """WCAG 2.x contrast ratio of two sRGB colours (channels in [0, 1]): 1.0 (same) to 21.0."""
+    la, lb = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def _rgb(srgb: int) -> tuple[float, float, float]:
+    return ((srgb >> 16 & 255) / 255, (srgb >> 8 & 255) / 255, (srgb & 255) / 255)
+
+
+def _overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _contains_centre(rect: tuple[float, ...], bbox: tuple[float, ...]) -> bool:
+    x, y = (bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2
+    return rect[0] <= x <= rect[2] and rect[1] <= y <= rect[3]
+
+
+def hidden_reason(span: dict, page: object, cache: dict[str, list]) -> str | None:
+    """Why a text span of ``page.get_text("dict")`` is invisible to a reader, or None if visible.
+
+    Hidden: fully transparent or neither filled nor stroked (render mode 3) unless it lies over
+    an image (that is how OCR text layers of scanned pages are made, and they must stay
+    searchable); smaller than :data:`MIN_VISIBLE_PT`; or coloured within :data:`MIN_CONTRAST` of
+    what is under it (the topmost filled vector shape under the span's centre, else the white
+    page; text over an image is kept, its background is unknown). ``cache`` holds the page's
+    images and drawings, computed the first time they are needed.
+    """
+    if not span["text"].strip():
+        return None
+    bbox = tuple(span["bbox"])
+    flags = span.get("char_flags")
+    invisible = span.get("alpha", 255) == 0 or (
+        flags is not None and not flags & (_FILLED | _STROKED)
+    )
+    if invisible or span["size"] < MIN_VISIBLE_PT or _luminance(_rgb(span["color"])) > 0.6:
+        if "images" not in cache:
+            cache["images"] = [tuple(i["bbox"]) for i in page.get_image_info()]  # type: ignore[attr-defined]
+        if any(_overlaps(bbox, im) for im in cache["images"]):
+            return None
+    if invisible:
+        return "invisible"
+    if span["size"] < MIN_VISIBLE_PT:
+        return "microscopic"
+    colour = _rgb(span["color"])
+    if _luminance(colour) <= 0.6:  # dark text: only a dark fill could hide it (rare; skip cost)
+        return None
+    if "fills" not in cache:
+        cache["fills"] = [
+            (tuple(d["rect"]), tuple(d["fill"][:3]))
+            for d in page.get_drawings()  # type: ignore[attr-defined]
+            if d.get("fill") is not None and len(d["fill"]) >= 3 and d.get("fill_opacity", 1) > 0.5
+        ]
+    background = (1.0, 1.0, 1.0)
+    for rect, fill in cache["fills"]:  # in paint order: the last one under the text is on top
+        if _contains_centre(rect, bbox):
+            background = fill
+    if contrast_ratio(colour, background) < MIN_CONTRAST:
+        return "same colour as its background"
+    return None
+
+
+def visible_text(page: object) -> str:
+    """The page's text as ``page.get_text("text")`` gives it, less the spans a reader cannot see
+    (see :func:`hidden_reason`); lines are kept in the content stream's order."""
+    import pymupdf
+
+    tp = page.get_textpage(flags=pymupdf.TEXTFLAGS_TEXT)  # type: ignore[attr-defined]
+    data = page.get_text("dict", textpage=tp)  # type: ignore[attr-defined]
+    cache: dict[str, list] = {}
+    hidden = False
+    lines: list[str] = []
+    for block in data["blocks"]:
+        for line in block.get("lines", []):
+            parts = []
+            for span in line["spans"]:
+                if hidden_reason(span, page, cache) is None:
+                    parts.append(span["text"])
+                else:
+                    hidden = True
+            if parts:
+                lines.append("".join(parts) + "\n")
+    if not hidden:  # the common case: exactly MuPDF's own plain-text output
+        return page.get_text("text", textpage=tp)  # type: ignore[attr-defined]
+    return "".join(lines)
 
 
 def _cover_title(page: object) -> str:
