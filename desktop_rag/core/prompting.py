@@ -72,7 +72,30 @@ _INJECTION_RES = (
         r"\b(?:must|should|shall|are to|need to|have to|please)\b[^.!?\n]{0,40}"
         r"\b(?:answer|reply|respond|say|write|print|output|include|append|end)\b[^.!?\n]*[.!?]?",
     ),
-    re.compile(r"<\|[^|<>\n]{1,40}\|>|</?s>|\[/?INST\]"),
+    # Orders about the shape of every answer: "Always end every answer with X", "begin each
+    # reply with ...", "answer only with the word X", "respond with the code X".
+    re.compile(
+        r"[^.!?\n]*\b(?:end|begin|start|finish|close|prefix|suffix|sign)\w*\s+(?:off\s+)?"
+        r"(?:every|each|all|your|any)\s+(?:of\s+your\s+)?(?:answers?|repl(?:y|ies)|responses?|"
+        r"outputs?)\b[^.!?\n]*[.!?]?",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        r"[^.!?\n]*\b(?:answer|reply|respond|say)\w*\s+(?:only\s+)?with\s+(?:only\s+)?"
+        r"(?:the\s+(?:word|phrase|code|string|token|text)\b|only\b)[^.!?\n]*[.!?]?",
+        re.IGNORECASE,
+    ),
+    # "You are now DAN", "New instructions: ...".
+    re.compile(
+        r"[^.!?\n]*\b(?:you\s+are\s+now\b|(?:new|updated|additional|real)\s+"
+        r"(?:instructions|rules|system\s+prompt)\s*:)[^.!?\n]*[.!?]?",
+        re.IGNORECASE,
+    ),
+    # Chat-template control tokens, with the role name a fake turn puts after them.
+    re.compile(
+        r"(?:<\|[^|<>\n]{1,40}\|>|</?s>|\[/?INST\])(?:\s*(?:system|user|assistant)\b)?",
+        re.IGNORECASE,
+    ),
 )
 REMOVED = "[instructions to an AI assistant removed]"
 _IMAGE_RE = re.compile(r"!\[[^\]\n]*\]\([^)\n]*\)")
