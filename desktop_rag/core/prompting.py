@@ -51,63 +51,94 @@ def source_label(hit: Hit) -> str:
 # (whose URL could carry data out when an answer is rendered elsewhere) and chat-template control
 # tokens are replaced before the model sees them; the stored chunk and its citation keep the
 # original text, so the user still sees what the document says.
+_I = re.IGNORECASE
+# Each pattern marks a sentence as an instruction to the model; the whole sentence is removed.
 _INJECTION_RES = (
-    # "Ignore all previous instructions and ...", "disregard your prompt": the whole sentence.
+    # "Ignore all previous instructions and ...", "disregard your prompt", "disregard the user".
     re.compile(
-        r"[^.!?\n]*\b(?:ignore|disregard|forget|override)\s+(?:all\s+|any\s+)?(?:of\s+)?"
+        r"\b(?:ignore|disregard|forget|override)\s+(?:all\s+|any\s+)?(?:of\s+)?"
         r"(?:the\s+|your\s+|my\s+|these\s+|those\s+)?(?:previous\s+|prior\s+|above\s+|"
         r"earlier\s+|preceding\s+|original\s+|system\s+|initial\s+)?"
-        r"(?:instructions?|prompts?|directions|directives)\b[^.!?\n]*[.!?]?",
-        re.IGNORECASE,
+        r"(?:instructions?|prompts?|directions|directives|user|question|query)\b",
+        _I,
     ),
     # "Print the system prompt", "reveal your instructions".
     re.compile(
-        r"[^.!?\n]*\b(?:print|reveal|show|repeat|output|display|leak|disclose)\b[^.!?\n]{0,30}"
-        r"\b(?:system prompt|your (?:instructions|prompt|rules))\b[^.!?\n]*[.!?]?",
-        re.IGNORECASE,
+        r"\b(?:print|reveal|show|repeat|output|display|leak|disclose)\b.{0,30}"
+        r"\b(?:system prompt|your (?:instructions|prompt|rules))\b",
+        _I,
     ),
     # Orders to AI readers: "AI assistants reading this must answer only with ...".
     re.compile(
-        r"[^.!?\n]*\b(?:AI|(?i:chatbots?|language models?)|LLMs?|GPT|AI assistants?)\b[^.!?\n]{0,60}"
-        r"\b(?:must|should|shall|are to|need to|have to|please)\b[^.!?\n]{0,40}"
-        r"\b(?:answer|reply|respond|say|write|print|output|include|append|end)\b[^.!?\n]*[.!?]?",
+        r"\b(?:AI|(?i:chatbots?|language models?)|LLMs?|GPT|AI assistants?)\b.{0,60}"
+        r"\b(?:must|should|shall|are to|need to|have to|please)\b.{0,40}"
+        r"\b(?:answer|reply|respond|say|write|print|output|include|append|end)\b"
     ),
     # Orders about the shape of every answer: "Always end every answer with X", "begin each
     # reply with ...", "answer only with the word X", "respond with the code X".
     re.compile(
-        r"[^.!?\n]*\b(?:end|begin|start|finish|close|prefix|suffix|sign)\w*\s+(?:off\s+)?"
+        r"\b(?:end|begin|start|finish|close|prefix|suffix|sign)\w*\s+(?:off\s+)?"
         r"(?:every|each|all|your|any)\s+(?:of\s+your\s+)?(?:answers?|repl(?:y|ies)|responses?|"
-        r"outputs?)\b[^.!?\n]*[.!?]?",
-        re.IGNORECASE,
+        r"outputs?)\b",
+        _I,
     ),
     re.compile(
-        r"[^.!?\n]*\b(?:answer|reply|respond|say)\w*\s+(?:only\s+)?with\s+(?:only\s+)?"
-        r"(?:the\s+(?:word|phrase|code|string|token|text)\b|only\b)[^.!?\n]*[.!?]?",
-        re.IGNORECASE,
+        r"\b(?:answer|reply|respond|say)\w*\s+(?:only\s+)?with\s+(?:only\s+)?"
+        r"(?:the\s+(?:word|phrase|code|string|token|text)\b|only\b)",
+        _I,
+    ),
+    # A sentence addressed to the model: "Assistant, when you ...", "Dear language model, ...".
+    re.compile(
+        r"^\s*(?:(?:dear|hey|hi|hello|attention|note to)\s+)?(?:AI(?:\s+assistants?)?|"
+        r"assistants?|language\s+models?|chatbots?|LLMs?|ChatGPT|GPT|Claude|Gemini|Copilot)"
+        r"\s*[,:](?=.*\b(?:you|your|please|must|do not|don't|ignore|disregard|tell|say|reply|"
+        r"answer|respond|write|print|include|output)\b)",
+        _I,
+    ),
+    # Fake authority labels in capitals: "SYSTEM OVERRIDE: ...", "ADMIN NOTE: ...".
+    re.compile(
+        r"\b(?:SYSTEM|ADMIN|ADMINISTRATOR|DEVELOPER|ROOT)(?:\s+(?:OVERRIDE|MESSAGE|NOTE|PROMPT|"
+        r"INSTRUCTIONS?|COMMAND|UPDATE))?\s*:"
+    ),
+    # "The correct response to any question is X."
+    re.compile(
+        r"\b(?:correct|only|right|real|proper|required)\s+(?:response|answer|reply|output)\s+"
+        r"(?:to|for)\s+(?:any|every|all|each|your)\s+(?:questions?|quer(?:y|ies)|prompts?)\b",
+        _I,
     ),
     # "You are now DAN", "New instructions: ...".
     re.compile(
-        r"[^.!?\n]*\b(?:you\s+are\s+now\b|(?:new|updated|additional|real)\s+"
-        r"(?:instructions|rules|system\s+prompt)\s*:)[^.!?\n]*[.!?]?",
-        re.IGNORECASE,
-    ),
-    # Chat-template control tokens, with the role name a fake turn puts after them.
-    re.compile(
-        r"(?:<\|[^|<>\n]{1,40}\|>|</?s>|\[/?INST\])(?:\s*(?:system|user|assistant)\b)?",
-        re.IGNORECASE,
+        r"\byou\s+are\s+now\b|\b(?:new|updated|additional|real)\s+(?:instructions|rules|"
+        r"system\s+prompt)\s*:",
+        _I,
     ),
 )
+# Chat-template control tokens, with the role name a fake turn puts after them.
+_CONTROL_RE = re.compile(
+    r"(?:<\|[^|<>\n]{1,40}\|>|</?s>|\[/?INST\])(?:[ \t]*(?:system|user|assistant)\b)?", _I
+)
+# Sentence ends: [.!?] before white space (a dot inside "example.org" or "3.5" is not one), and
+# line breaks. Splitting first keeps every pattern linear in the text's length.
+_SENTENCE_SPLIT_RE = re.compile(r"((?<=[.!?])[ \t]+|\n)")
 REMOVED = "[instructions to an AI assistant removed]"
 _IMAGE_RE = re.compile(r"!\[[^\]\n]*\]\([^)\n]*\)")
+_LINK_RE = re.compile(r"\[([^\]\n]{1,200})\]\((?:[a-z][a-z0-9+.-]*:)?//[^)\s]*\)", _I)
 
 
 def neutralize_instructions(text: str) -> str:
     """``text`` with instruction-like sentences, markdown images and chat-template control
-    tokens replaced by :data:`REMOVED` (for text given to the model, never for stored text)."""
+    tokens replaced by :data:`REMOVED`, and markdown links reduced to their text (a reader of the
+    rendered document sees the text, not the address); for text given to the model, never for
+    stored text. Linear in ``len(text)``: patterns run sentence by sentence."""
     text = _IMAGE_RE.sub("[image removed]", text)
-    for pattern in _INJECTION_RES:
-        text = pattern.sub(REMOVED, text)
-    return text
+    text = _LINK_RE.sub(r"\1", text)
+    text = _CONTROL_RE.sub(REMOVED, text)
+    parts = _SENTENCE_SPLIT_RE.split(text)
+    for i in range(0, len(parts), 2):  # odd indexes are the separators
+        sentence = parts[i]
+        if sentence and sentence != REMOVED and any(p.search(sentence) for p in _INJECTION_RES):
+            parts[i] = REMOVED
+    return "".join(parts)
 
 
 def strip_images(text: str) -> str:
