@@ -82,6 +82,8 @@ class _Extracted:
     chunks: list[Chunk] | None = None
     error: ExtractionError | None = None
     sha256: str = ""
+    extract_s: float = 0.0  # hashing and parsing
+    chunk_s: float = 0.0
 
 
 def list_folder(root: Path) -> tuple[list[Path], list[FileResult]]:
@@ -188,7 +190,9 @@ class Indexer:
             except Cancelled:
                 summary.cancelled = True
             finally:
+                t_save = time.perf_counter()
                 self.vectors.save(self.store)
+                summary.vectors_s += time.perf_counter() - t_save
                 summary.elapsed_s = time.perf_counter() - t0
                 summary.embed_s = self.embedder.forward_s - forward0
             return summary
@@ -238,6 +242,7 @@ class Indexer:
             suffix = cand.path.suffix.lower() or "(no extension)"
             out.error = UnsupportedFileError(f"unsupported file type {suffix}")
             return out
+        t0 = time.perf_counter()
         try:
             out.sha256 = sha256_file(cand.path)
             if (
@@ -247,7 +252,10 @@ class Indexer:
             ):
                 return out  # content unchanged: nothing to extract
             out.doc = self.extract(cand.path)
+            t1 = time.perf_counter()
+            out.extract_s = t1 - t0
             out.chunks = self.chunker.chunk_document(out.doc)
+            out.chunk_s = time.perf_counter() - t1
         except ExtractionError as exc:
             out.error = exc
         except OSError as exc:
@@ -284,8 +292,10 @@ class Indexer:
                 assert pending is not None
                 prepared = pending.result()
                 pending = pool.submit(self._prepare, work[i + 1]) if i + 1 < len(work) else None
+                summary.extract_s += prepared.extract_s
+                summary.chunk_s += prepared.chunk_s
                 try:
-                    result = self._commit(cand, prepared, cancel)
+                    result = self._commit(cand, prepared, cancel, summary)
                 except Cancelled:
                     raise
                 except Exception as exc:  # one file must never stop the run
@@ -312,10 +322,14 @@ class Indexer:
                     result,
                 )
                 if time.perf_counter() - last_save > SAVE_EVERY_S:
+                    t_save = time.perf_counter()
                     self.vectors.save(self.store)
                     last_save = time.perf_counter()
+                    summary.vectors_s += last_save - t_save
 
-    def _commit(self, cand: _Candidate, prep: _Extracted, cancel: CancelToken) -> FileResult:
+    def _commit(
+        self, cand: _Candidate, prep: _Extracted, cancel: CancelToken, summary: IndexSummary
+    ) -> FileResult:
         path = str(cand.path)
         if prep.error is not None:
             status = "skipped" if isinstance(prep.error, UnsupportedFileError) else "failed"
@@ -348,6 +362,7 @@ class Indexer:
         import numpy as np
 
         vecs = np.concatenate(parts) if parts else _empty(self.embedder.dim)
+        t0 = time.perf_counter()
         added, removed = self.store.write_file(
             collection_id=cand.collection_id,
             path=path,
@@ -360,7 +375,10 @@ class Indexer:
             chunks=chunks,
             embeddings=vecs,
         )
+        t1 = time.perf_counter()
         self.vectors.apply(added, vecs, removed, self.store.vectors_version())
+        summary.store_s += t1 - t0
+        summary.vectors_s += time.perf_counter() - t1
         return FileResult(path, "indexed", chunks=len(chunks), pages=len(prep.doc.pages))
 
 

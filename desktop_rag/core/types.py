@@ -233,5 +233,11 @@ class IndexSummary:
     pages: int = 0
     elapsed_s: float = 0.0
     embed_s: float = 0.0
+    # Where the time went (seconds). Extraction (hashing, parsing, chunking) runs in a worker
+    # thread one file ahead of embedding, so it overlaps the other stages; the rest are serial.
+    extract_s: float = 0.0
+    chunk_s: float = 0.0
+    store_s: float = 0.0
+    vectors_s: float = 0.0
     cancelled: bool = False
     problems: list[FileResult] = field(default_factory=list)
