@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -22,6 +23,8 @@ from desktop_rag.core.errors import ModelLoadError
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
+
+log = logging.getLogger(__name__)
 
 
 def force_offline() -> None:
@@ -110,16 +113,38 @@ def read_model_dims(model_dir: Path) -> tuple[int, int]:
     return dim, int(max_seq)
 
 
-class Embedder:
-    """A sentence-transformers model loaded lazily on first use (loading imports torch: ~2-5 s).
+BACKENDS = ("auto", "onnx", "torch")
 
-    Thread-safe: one lock serialises calls into the model. ``chunks_embedded`` counts texts
-    embedded by :meth:`embed` (documents, not queries) and ``forward_s`` the seconds spent there.
+
+class Embedder:
+    """A sentence-transformers model loaded lazily on first use.
+
+    ``backend``: ``"torch"`` runs sentence-transformers (loading imports torch: ~2-5 s);
+    ``"onnx"`` runs the same pipeline as an ONNX Runtime graph kept in ``cache_dir`` (see
+    :mod:`desktop_rag.core.onnx_embed`: exported and checked against torch on first use, then
+    loaded without torch); ``"auto"`` is ONNX where that works and torch otherwise. The vectors
+    agree to cosine >= 0.9999, so an index may mix them. Thread-safe: one lock serialises calls
+    into the model. ``chunks_embedded`` counts texts embedded by :meth:`embed` (documents, not
+    queries) and ``forward_s`` the seconds spent there.
+
+    Raises:
+        ValueError: an unknown ``backend``.
     """
 
     def __init__(
-        self, model_dir: Path, name: str | None = None, *, threads: int | None = None
+        self,
+        model_dir: Path,
+        name: str | None = None,
+        *,
+        threads: int | None = None,
+        backend: str = "torch",
+        cache_dir: Path | None = None,
     ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown embedding backend {backend!r}; choose from {BACKENDS}")
+        self.backend = backend if cache_dir is not None or backend == "torch" else "torch"
+        self.cache_dir = cache_dir
+        self._onnx: Any = None  # an OnnxEncoder when the ONNX graph is in use
         self.model_dir = Path(model_dir)
         dim, max_seq = read_model_dims(self.model_dir)
         self.identity = EmbeddingIdentity(
@@ -149,15 +174,43 @@ class Embedder:
         Raises:
             ModelLoadError: the folder could not be loaded as a sentence-transformers model.
         """
-        if self._model is not None:
+        if self._model is not None or self._onnx is not None:
             return
         with self._lock:
             self._load_locked()
 
+    @property
+    def active_backend(self) -> str | None:
+        """``"onnx"`` or ``"torch"`` once loaded, None before."""
+        if self._onnx is not None:
+            return "onnx"
+        return "torch" if self._model is not None else None
+
     def _load_locked(self) -> None:
-        if self._model is not None:
+        if self._model is not None or self._onnx is not None:
             return
         force_offline()
+        if self.backend in ("auto", "onnx"):
+            from desktop_rag.core.onnx_embed import OnnxEncoder, OnnxUnavailable
+
+            assert self.cache_dir is not None
+            try:
+                self._onnx = OnnxEncoder.open(
+                    self.model_dir,
+                    self.identity.fingerprint,
+                    self.cache_dir,
+                    self.identity.max_seq_tokens,
+                    self.threads,
+                )
+                self._applied_threads = self.threads
+                return
+            except Exception as exc:  # any failure: torch is always there
+                if self.backend == "onnx":
+                    raise ModelLoadError(
+                        f"the ONNX embedding backend is unavailable for {self.model_dir}: {exc}"
+                    ) from exc
+                level = logging.INFO if isinstance(exc, OnnxUnavailable) else logging.WARNING
+                log.log(level, "embedding with torch: ONNX unavailable (%s)", exc)
         try:
             import transformers
             from sentence_transformers import SentenceTransformer
@@ -177,6 +230,13 @@ class Embedder:
     def _encode(self, texts: list[str]) -> NDArray[np.float32]:
         with self._lock:
             self._load_locked()
+            if self._onnx is not None:
+                if self.threads != self._applied_threads:
+                    from desktop_rag.core.onnx_embed import make_session
+
+                    self._onnx.session = make_session(self._onnx.graph, self.threads)
+                    self._applied_threads = self.threads
+                return self._onnx.encode(texts)
             import torch
 
             # Applied here, in the thread that runs the model: OpenMP thread counts are per thread.

@@ -96,7 +96,11 @@ class Engine:
             if self._embedder is None:
                 info = self.embedding_model
                 self._embedder = Embedder(
-                    info.path, info.name, threads=self.settings.threads or None
+                    info.path,
+                    info.name,
+                    threads=self.settings.threads or None,
+                    backend=self.settings.embedding_backend,
+                    cache_dir=self.paths.cache / "onnx",
                 )
             return self._embedder
 

@@ -1,0 +1,288 @@
+"""The embedding model as an ONNX Runtime graph: the same function as sentence-transformers, faster.
+
+On first use a sentence-transformers folder is exported once (torch's TorchScript-based ONNX
+exporter, opset 17, the whole pipeline: transformer, pooling, any Dense layers and normalisation),
+BERT-family graphs get ONNX Runtime's transformer fusions (attention, LayerNorm, GELU), and the
+result is checked against torch on a fixed probe set before it is used: every probe's cosine to
+the torch embedding must be at least :data:`MIN_COSINE`, otherwise the graph is refused and the
+caller keeps torch. Weights stay fp32: int8 quantisation changes the function (the issue measured
+cosine 0.88 for torch's dynamic int8), so vectors in an index stay interchangeable between backends.
+
+The graph lives in the cache folder under the model's fingerprint, written atomically (temp file,
+fsync, rename) with a manifest holding its sha256; a graph whose checksum does not match is
+re-exported, never loaded. Loading a cached graph imports neither torch nor sentence-transformers
+(the tokenizer is the model's own ``tokenizer.json`` through the ``tokenizers`` library).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+log = logging.getLogger(__name__)
+
+MIN_COSINE = 0.9999  # per probe text; fp32 graphs measure 1.000000 (to 6 decimals) here
+GRAPH_VERSION = 1  # bump when the export changes, so old graphs are rebuilt
+PROBES = (
+    "The pump at station 3 moved 4,210 cubic metres of water in March.",
+    "Quarterly revenue rose 12% year over year to $81.8 billion.",
+    "ACE2 is the receptor that SARS-CoV-2 uses to enter human cells.",
+    "q",
+    "Überprüfung der Daten: café, naïve, 東京, emoji 🚀 and tabs\tinside.",
+    " ".join(["A long paragraph that runs past the window of the model."] * 60),
+)
+
+
+class OnnxUnavailable(Exception):
+    """The ONNX path cannot be used here (missing package, export failed, check failed)."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _runtime_version() -> str:
+    try:
+        import onnxruntime
+
+        return str(onnxruntime.__version__)
+    except ImportError as exc:
+        raise OnnxUnavailable(f"onnxruntime is not installed ({exc})") from None
+
+
+class OnnxEncoder:
+    """Embeds texts with an ONNX Runtime session of a sentence-transformers model.
+
+    ``encode(texts)`` returns ``(len(texts), dim)`` float32 rows of L2 norm 1, like
+    ``SentenceTransformer.encode(..., normalize_embeddings=True)``. Not thread-safe: the
+    :class:`~desktop_rag.core.embedding.Embedder` serialises calls.
+
+    Raises:
+        OnnxUnavailable: (from :meth:`open`) the graph can neither be loaded nor built and checked.
+    """
+
+    def __init__(
+        self, session: Any, tokenizer: Any, input_names: list[str], dim: int, graph: Path
+    ) -> None:
+        self.graph = graph  # the .onnx file (to rebuild the session with other thread counts)
+        self.session = session
+        self.tokenizer = tokenizer
+        self.input_names = input_names
+        self.dim = dim
+
+    @classmethod
+    def open(
+        cls, model_dir: Path, fingerprint: str, cache_dir: Path, max_seq: int, threads: int | None
+    ) -> OnnxEncoder:
+        """Load the cached graph for ``model_dir`` (exporting and checking it first if needed).
+
+        ``fingerprint`` is the model folder's fingerprint (the cache key); ``max_seq`` the model's
+        window in word pieces; ``threads`` ONNX Runtime's intra-op threads (None: all cores).
+        """
+        version = _runtime_version()
+        folder = cache_dir / f"{fingerprint}-v{GRAPH_VERSION}"
+        graph, manifest = folder / "model.onnx", folder / "manifest.json"
+        meta: dict[str, Any] = {}
+        try:
+            meta = json.loads(manifest.read_text())
+            valid = graph.stat().st_size == meta["size"] and _sha256(graph) == meta["sha256"]
+        except (OSError, ValueError, KeyError, TypeError):
+            valid = False
+        if not valid:
+            if graph.exists() or manifest.exists():
+                log.warning("ONNX graph in %s failed its checksum; rebuilding it", folder)
+            meta = export(model_dir, folder, max_seq)
+        tokenizer = load_tokenizer(model_dir, max_seq)
+        session = make_session(graph, threads)
+        enc = cls(session, tokenizer, list(meta["inputs"]), int(meta["dim"]), graph)
+        if meta.get("onnxruntime") != version:  # a new runtime may fuse differently: re-check
+            check(enc, model_dir)
+            meta["onnxruntime"] = version
+            _write_json(manifest, meta)
+        return enc
+
+    def encode(self, texts: list[str]) -> NDArray[np.float32]:
+        """``(len(texts), dim)`` float32 embeddings of L2 norm 1 (one forward pass)."""
+        batch = self.tokenizer.encode_batch(texts)
+        feeds = {}
+        for name in self.input_names:
+            attr = {"input_ids": "ids", "attention_mask": "attention_mask"}.get(name, "type_ids")
+            feeds[name] = np.array([getattr(e, attr) for e in batch], dtype=np.int64)
+        out = self.session.run(None, feeds)[0].astype(np.float32, copy=False)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return np.ascontiguousarray(out / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def load_tokenizer(model_dir: Path, max_seq: int) -> Any:
+    """The model's fast tokenizer (``tokenizer.json``), truncating at ``max_seq`` word pieces
+    (special tokens included) and padding to the longest text of a batch.
+
+    Raises:
+        OnnxUnavailable: the folder has no ``tokenizer.json``.
+    """
+    from tokenizers import Tokenizer
+
+    path = model_dir / "tokenizer.json"
+    if not path.exists():
+        raise OnnxUnavailable(f"{model_dir} has no tokenizer.json")
+    tok = Tokenizer.from_file(str(path))
+    tok.enable_truncation(max_seq)
+    cfg_path = model_dir / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
+    pad_token = cfg.get("pad_token") if isinstance(cfg.get("pad_token"), str) else "[PAD]"
+    pad_id = tok.token_to_id(pad_token)
+    tok.enable_padding(pad_id=pad_id if pad_id is not None else 0, pad_token=pad_token)
+    return tok
+
+
+def make_session(graph: Path, threads: int | None) -> Any:
+    """An ONNX Runtime CPU session with all graph optimisations and ``threads`` intra-op threads."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.intra_op_num_threads = threads or (os.cpu_count() or 1)
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(graph), so, providers=["CPUExecutionProvider"])
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def check(enc: OnnxEncoder, model_dir: Path, st: Any = None) -> float:
+    """The smallest cosine between torch's and the graph's embeddings of :data:`PROBES`.
+
+    Raises:
+        OnnxUnavailable: below :data:`MIN_COSINE`.
+    """
+    if st is None:
+        st = _load_st(model_dir)
+    import torch
+
+    with torch.inference_mode():
+        ref = st.encode(list(PROBES), normalize_embeddings=True, convert_to_numpy=True,
+                        show_progress_bar=False)  # fmt: skip
+    got = enc.encode(list(PROBES))
+    worst = float((ref * got).sum(axis=1).min())
+    if worst < MIN_COSINE:
+        raise OnnxUnavailable(f"the ONNX graph differs from torch (cosine {worst:.5f})")
+    return worst
+
+
+def _load_st(model_dir: Path) -> Any:
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(
+        str(model_dir), device="cpu", local_files_only=True, trust_remote_code=False
+    ).eval()
+
+
+def export(model_dir: Path, folder: Path, max_seq: int) -> dict[str, Any]:
+    """Export, fuse and check the graph of ``model_dir`` into ``folder``; returns its manifest.
+
+    Raises:
+        OnnxUnavailable: a package is missing, the export or fusion failed, or the check failed.
+    """
+    version = _runtime_version()
+    try:
+        import onnx  # noqa: F401  (torch's exporter needs it)
+        import torch
+    except ImportError as exc:
+        raise OnnxUnavailable(f"cannot export to ONNX here ({exc})") from None
+    folder.mkdir(parents=True, exist_ok=True)
+    st = _load_st(model_dir)
+    names = list(st.tokenizer(["probe"], return_tensors="pt").keys())
+
+    class Pipeline(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.st = st
+
+        def forward(self, *inputs: Any) -> Any:
+            return self.st(dict(zip(names, inputs, strict=True)))["sentence_embedding"]
+
+    sample = st.tokenizer(["a short probe", "a longer probe text for the export"],
+                          return_tensors="pt", padding=True)  # fmt: skip
+    axes = {n: {0: "batch", 1: "sequence"} for n in names}
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        try:
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(Pipeline().eval(), tuple(sample[n] for n in names), str(raw),
+                                  input_names=names, output_names=["sentence_embedding"],
+                                  dynamic_axes={**axes, "sentence_embedding": {0: "batch"}},
+                                  opset_version=17, dynamo=False)  # fmt: skip
+        except Exception as exc:
+            raise OnnxUnavailable(f"ONNX export failed: {exc}") from None
+        final = Path(tmp) / "model.onnx"
+        fused = _fuse(raw, final, model_dir)
+        if not fused:
+            os.replace(raw, final)
+        session = make_session(final, None)
+        tokenizer = load_tokenizer(model_dir, max_seq)
+        enc = OnnxEncoder(session, tokenizer, names, 0, final)
+        dim = enc.dim = int(enc.encode(["probe"]).shape[1])
+        worst = check(enc, model_dir, st)
+        with final.open("rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(final, folder / "model.onnx")
+    graph = folder / "model.onnx"
+    meta = {
+        "sha256": _sha256(graph),
+        "size": graph.stat().st_size,
+        "inputs": names,
+        "dim": dim,
+        "fused": fused,
+        "min_cosine_vs_torch": worst,
+        "onnxruntime": version,
+        "torch": torch.__version__,
+    }
+    _write_json(folder / "manifest.json", meta)
+    log.info("exported %s to ONNX (%s, cosine >= %.6f)", model_dir, folder, worst)
+    return meta
+
+
+def _fuse(raw: Path, out: Path, model_dir: Path) -> bool:
+    """ONNX Runtime's BERT fusions when the model is BERT-like; False if not applied."""
+    try:
+        cfg = json.loads((model_dir / "config.json").read_text())
+        if cfg.get("model_type") not in {"bert", "roberta", "xlm-roberta", "distilbert"}:
+            return False
+        from onnxruntime.transformers import optimizer
+
+        opt = optimizer.optimize_model(
+            str(raw),
+            model_type="bert",
+            num_heads=int(cfg.get("num_attention_heads", 0)),
+            hidden_size=int(cfg.get("hidden_size", 0)),
+            opt_level=1,
+        )
+        opt.save_model_to_file(str(out))
+        return True
+    except Exception as exc:  # fusion is an optimisation; the plain graph still works
+        log.info("ONNX fusion skipped: %s", exc)
+        return False
