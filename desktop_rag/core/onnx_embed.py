@@ -94,6 +94,7 @@ class OnnxEncoder:
         window in word pieces; ``threads`` ONNX Runtime's intra-op threads (None: all cores).
         """
         version = _runtime_version()
+        tokenizer = load_tokenizer(model_dir, max_seq)  # before any export: it may be missing
         folder = cache_dir / f"{fingerprint}-v{GRAPH_VERSION}"
         graph, manifest = folder / "model.onnx", folder / "manifest.json"
         meta: dict[str, Any] = {}
@@ -106,7 +107,6 @@ class OnnxEncoder:
             if graph.exists() or manifest.exists():
                 log.warning("ONNX graph in %s failed its checksum; rebuilding it", folder)
             meta = export(model_dir, folder, max_seq)
-        tokenizer = load_tokenizer(model_dir, max_seq)
         session = make_session(graph, threads)
         enc = cls(session, tokenizer, list(meta["inputs"]), int(meta["dim"]), graph)
         if meta.get("onnxruntime") != version:  # a new runtime may fuse differently: re-check

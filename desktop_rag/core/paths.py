@@ -13,6 +13,9 @@ from pathlib import Path
 
 APP_NAME = "desktop-rag"
 HOME_ENV = "DESKTOP_RAG_HOME"
+# Where exported ONNX graphs of embedding models go, if not ``cache/onnx`` (the tests share one
+# folder across their per-test homes so a model is exported once per session).
+ONNX_CACHE_ENV = "DESKTOP_RAG_ONNX_CACHE"
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,12 @@ class AppPaths:
     def adapters_dir(self) -> Path:
         """User LoRA adapters: ``*.gguf`` files with ``general.type = adapter``."""
         return self.data / "adapters"
+
+    @property
+    def onnx_cache(self) -> Path:
+        """ONNX graphs of embedding models (derived data: safe to delete; rebuilt on use)."""
+        override = os.environ.get(ONNX_CACHE_ENV)
+        return Path(override) if override else self.cache / "onnx"
 
     @property
     def settings_file(self) -> Path:

@@ -1,0 +1,97 @@
+"""The ONNX Runtime embedding backend: same vectors as torch, cached, checked, and never fatal."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from desktop_rag.core.embedding import Embedder
+from desktop_rag.core.errors import ModelLoadError
+from desktop_rag.core.models import bundled_embedding_dir
+from desktop_rag.core.onnx_embed import GRAPH_VERSION
+
+TEXTS = [
+    "The pump at station 3 moved 4,210 cubic metres of water in March.",
+    "Quarterly revenue rose 12% year over year.",
+    " ".join(["A paragraph far longer than the model's window of word pieces."] * 50),
+    "x",
+]
+
+
+def _graph_dir(cache: Path, emb: Embedder) -> Path:
+    return cache / f"{emb.identity.fingerprint}-v{GRAPH_VERSION}"
+
+
+def test_onnx_vectors_match_torch_and_load_without_torch(onnx_cache: Path) -> None:
+    model = bundled_embedding_dir()
+    assert model is not None
+    onnx = Embedder(model, "m", backend="onnx", cache_dir=onnx_cache)
+    torch_emb = Embedder(model, "m", backend="torch")
+    a, b = onnx.embed(TEXTS), torch_emb.embed(TEXTS)
+    assert onnx.active_backend == "onnx" and torch_emb.active_backend == "torch"
+    assert a.shape == b.shape == (4, 384) and a.dtype == np.float32
+    assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    assert float((a * b).sum(axis=1).min()) >= 0.9999
+    q = onnx.embed_query("how much water did the pump move")
+    assert int(np.argmax(a @ q)) == 0
+    manifest = json.loads((_graph_dir(onnx_cache, onnx) / "manifest.json").read_text())
+    assert manifest["min_cosine_vs_torch"] >= 0.9999 and manifest["dim"] == 384
+
+    # A fresh process loads the cached graph without importing torch or sentence-transformers.
+    code = (
+        "import sys; from pathlib import Path; from desktop_rag.core.embedding import Embedder;"
+        f"e = Embedder(Path({str(model)!r}), 'm', backend='onnx', cache_dir=Path("
+        f"{str(onnx_cache)!r})); v = e.embed(['hello']);"
+        "print(e.active_backend, v.shape, 'torch' in sys.modules,"
+        " 'sentence_transformers' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["onnx", "(1,", "384)", "False", "False"]
+
+
+def test_corrupt_cached_graph_is_rebuilt_not_loaded(tmp_path: Path) -> None:
+    model = bundled_embedding_dir()
+    assert model is not None
+    cache = tmp_path / "onnx"
+    first = Embedder(model, "m", backend="onnx", cache_dir=cache)
+    ref = first.embed(TEXTS[:2])
+    graph = _graph_dir(cache, first) / "model.onnx"
+    blob = bytearray(graph.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    graph.write_bytes(bytes(blob))
+    again = Embedder(model, "m", backend="onnx", cache_dir=cache)
+    assert float((again.embed(TEXTS[:2]) * ref).sum(axis=1).min()) >= 0.9999
+    manifest = json.loads((graph.parent / "manifest.json").read_text())
+    import hashlib
+
+    assert hashlib.sha256(graph.read_bytes()).hexdigest() == manifest["sha256"]
+
+
+def test_model_without_fast_tokenizer_falls_back_to_torch(tmp_path: Path) -> None:
+    """``auto`` keeps working on torch where the graph cannot be made; ``onnx`` says why."""
+    import shutil
+
+    model = bundled_embedding_dir()
+    assert model is not None
+    copy = tmp_path / "minilm-no-tokenizer-json"
+    shutil.copytree(model, copy)
+    (copy / "tokenizer.json").unlink()
+    auto = Embedder(copy, "m", backend="auto", cache_dir=tmp_path / "onnx")
+    assert auto.embed(TEXTS[:1]).shape == (1, 384)
+    assert auto.active_backend == "torch"
+    with pytest.raises(ModelLoadError, match=r"tokenizer\.json"):
+        Embedder(copy, "m", backend="onnx", cache_dir=tmp_path / "onnx2").load()
+
+
+def test_unknown_backend_is_refused() -> None:
+    model = bundled_embedding_dir()
+    assert model is not None
+    with pytest.raises(ValueError, match="unknown embedding backend"):
+        Embedder(model, "m", backend="tensorrt")
+    assert os.environ.get("DESKTOP_RAG_ONNX_CACHE")  # the session cache is in place
