@@ -113,7 +113,7 @@ def read_model_dims(model_dir: Path) -> tuple[int, int]:
     return dim, int(max_seq)
 
 
-BACKENDS = ("auto", "onnx", "torch")
+BACKENDS = ("auto", "onnx", "torch", "onnx-int8")
 
 
 class Embedder:
@@ -147,10 +147,13 @@ class Embedder:
         self._onnx: Any = None  # an OnnxEncoder when the ONNX graph is in use
         self.model_dir = Path(model_dir)
         dim, max_seq = read_model_dims(self.model_dir)
+        self.model_fingerprint = model_fingerprint(self.model_dir)
+        # int8 weights change the function: an index built with them is another model's index.
+        int8 = self.backend == "onnx-int8"
         self.identity = EmbeddingIdentity(
-            name=name or self.model_dir.name,
+            name=(name or self.model_dir.name) + (" (int8)" if int8 else ""),
             dim=dim,
-            fingerprint=model_fingerprint(self.model_dir),
+            fingerprint=self.model_fingerprint + ("-int8" if int8 else ""),
             max_seq_tokens=max_seq,
         )
         self.threads = threads  # desired torch threads (None = torch's default); see _encode
@@ -183,29 +186,30 @@ class Embedder:
     def active_backend(self) -> str | None:
         """``"onnx"`` or ``"torch"`` once loaded, None before."""
         if self._onnx is not None:
-            return "onnx"
+            return "onnx-int8" if self.backend == "onnx-int8" else "onnx"
         return "torch" if self._model is not None else None
 
     def _load_locked(self) -> None:
         if self._model is not None or self._onnx is not None:
             return
         force_offline()
-        if self.backend in ("auto", "onnx"):
+        if self.backend in ("auto", "onnx", "onnx-int8"):
             from desktop_rag.core.onnx_embed import OnnxEncoder, OnnxUnavailable
 
             assert self.cache_dir is not None
             try:
                 self._onnx = OnnxEncoder.open(
                     self.model_dir,
-                    self.identity.fingerprint,
+                    self.model_fingerprint,
                     self.cache_dir,
                     self.identity.max_seq_tokens,
                     self.threads,
+                    int8=self.backend == "onnx-int8",
                 )
                 self._applied_threads = self.threads
                 return
             except Exception as exc:  # any failure: torch is always there
-                if self.backend == "onnx":
+                if self.backend != "auto":
                     raise ModelLoadError(
                         f"the ONNX embedding backend is unavailable for {self.model_dir}: {exc}"
                     ) from exc
