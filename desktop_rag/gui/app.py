@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from types import TracebackType
 
 log = logging.getLogger(__name__)
+STARTUP_PROBE_ENV = (
+    "DESKTOP_RAG_STARTUP_PROBE"  # "1": print when the window is shown; "quit": and exit
+)
 
 
 def run() -> int:
@@ -37,6 +41,16 @@ def run() -> int:
 
     sys.excepthook = excepthook
     window.show()
+    if os.environ.get(STARTUP_PROBE_ENV):
+        # bench/startup.py: report once the event loop has shown the window, then quit.
+        from PySide6.QtCore import QTimer
+
+        def report() -> None:
+            print(f"window-visible {window.isVisible()}", flush=True)
+            if os.environ[STARTUP_PROBE_ENV] == "quit":
+                app.quit()
+
+        QTimer.singleShot(0, report)
     code = app.exec()
     window.shutdown()
     return int(code)
