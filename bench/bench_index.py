@@ -29,18 +29,21 @@ def main() -> None:
     ap.add_argument("--questions", type=Path, default=DEFAULT / "questions.jsonl")
     ap.add_argument("--n", type=int, default=40, help="questions for latency")
     ap.add_argument("--answers", type=int, default=8, help="questions answered by the LLM")
+    ap.add_argument("--backend", default="torch", help="embedding backend: torch, onnx, onnx-int8")
     args = ap.parse_args()
     os.environ["DESKTOP_RAG_HOME"] = tempfile.mkdtemp(prefix="drag-bench-")
     from desktop_rag.core.engine import Engine
 
-    engine = Engine()
+    from desktop_rag.core.settings import Settings
+
+    engine = Engine(settings=Settings(embedding_backend=args.backend))
     t0 = time.perf_counter()
     engine.embedder.load()
     load_s = time.perf_counter() - t0
     summary = engine.index_all([args.docs])
     chunks = summary.chunks_added
     wall = summary.elapsed_s
-    print(f"folder: {args.docs}")
+    print(f"folder: {args.docs}   embedding backend: {engine.embedder.active_backend}")
     print(f"embedding model load          {load_s:8.2f} s")
     print(
         f"files indexed                 {summary.indexed:8d}   (problems: {len(summary.problems)})"
