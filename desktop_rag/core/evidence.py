@@ -63,6 +63,25 @@ def content_terms(text: str) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=16_384)
+def _analyse(text: str) -> tuple[tuple[str, ...], tuple[frozenset[str], ...]]:
+    """A chunk's content terms in order and each sentence's term set (sentences without content
+    words left out). Cached: the same chunks come back as candidates for many questions."""
+    seq: list[str] = []
+    sentences: list[frozenset[str]] = []
+    for sentence in SENTENCE_RE.split(text):
+        terms = content_terms(sentence)  # no word spans a sentence break (it is white space)
+        if terms:
+            seq.extend(terms)
+            sentences.append(frozenset(terms))
+    return tuple(seq), tuple(sentences)
+
+
+@lru_cache(maxsize=4096)
+def _context_terms(context: str) -> frozenset[str]:
+    return frozenset(content_terms(context))
+
+
 @dataclass(frozen=True)
 class QueryTerms:
     """A question's distinct content stems with their IDF weights, and its stem bigrams.
@@ -113,13 +132,9 @@ def evidence_features(
         return sum(w for s, w in weights.items() if s in terms) / total
 
     for i, (text, context) in enumerate(chunks):
-        ctx = set(content_terms(context or ""))
-        seq = content_terms(text)
-        best = 0.0
-        for sentence in SENTENCE_RE.split(text):
-            terms = set(content_terms(sentence))
-            if terms:
-                best = max(best, cover(terms | ctx))
+        ctx = _context_terms(context or "")
+        seq, sentences = _analyse(text)
+        best = max((cover(terms | ctx) for terms in sentences), default=0.0)
         pairs = set(pairwise(seq))
         bigram = len(query.bigrams & pairs) / len(query.bigrams) if query.bigrams else 0.0
         out[i] = (best, bigram, cover(set(seq) | ctx), cover(ctx))
