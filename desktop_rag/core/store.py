@@ -203,6 +203,7 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self._df_cache: dict[str, int] = {}  # see document_frequencies
         self.con.executescript(_SCHEMA)  # idempotent; executescript commits on its own
         with self._tx() as con:
             row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -555,10 +556,21 @@ class Store:
 
     def document_frequencies(self, words: Sequence[str]) -> tuple[int, dict[str, int]]:
         """The number of chunks, and for each word the number of chunks containing it (text or
-        context, after FTS5's Porter stemming). Each count is one FTS5 doclist lookup."""
-        n = int(self.con.execute("SELECT count(*) FROM chunks").fetchone()[0])
+        context, after FTS5's Porter stemming). Each count is one FTS5 doclist lookup (a full
+        pass over that word's postings: tens of ms for a common word at 100k chunks), so counts
+        are cached until the next committed change to the chunks (:meth:`vectors_version`)."""
+        version = self.vectors_version()
+        cache = self._df_cache
+        if cache.get("") != version:
+            cache.clear()
+            cache[""] = version
+            cache["\x00n"] = int(self.con.execute("SELECT count(*) FROM chunks").fetchone()[0])
+        n = cache["\x00n"]
         df: dict[str, int] = {}
         for w in dict.fromkeys(words):
+            if w in cache:
+                df[w] = cache[w]
+                continue
             try:
                 row = self.con.execute(
                     "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?",
@@ -566,7 +578,9 @@ class Store:
                 ).fetchone()
             except sqlite3.OperationalError:
                 row = (0,)
-            df[w] = int(row[0])
+            df[w] = cache[w] = int(row[0])
+        if len(cache) > 100_000:  # bound the memory of a long session
+            cache.clear()
         return n, df
 
     def bm25(
