@@ -33,7 +33,6 @@ def main() -> None:
     args = ap.parse_args()
     os.environ["DESKTOP_RAG_HOME"] = tempfile.mkdtemp(prefix="drag-bench-")
     from desktop_rag.core.engine import Engine
-
     from desktop_rag.core.settings import Settings
 
     engine = Engine(settings=Settings(embedding_backend=args.backend))

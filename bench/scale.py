@@ -56,8 +56,11 @@ def build(home: Path, n: int, seed: int) -> dict[str, float]:
 
     model = bundled_embedding_dir()
     assert model is not None
-    identity = Embedder(model, "all-MiniLM-L6-v2", backend=Settings().embedding_backend).identity
     paths = app_paths().ensure()
+    embedder = Embedder(model, "all-MiniLM-L6-v2", backend=Settings().embedding_backend,
+                        cache_dir=paths.onnx_cache)  # fmt: skip
+    embedder.load()  # a first start exports the ONNX graph (once per model): not measured here
+    identity = embedder.identity
     store = Store(paths.index_db)
     store.check_identity(identity)
     root = home / "docs"
@@ -125,6 +128,9 @@ def main() -> None:
             args.home, args.queries)  # fmt: skip
         print(json.dumps(res))
         return
+    # One ONNX graph cache for every size, so the query process starts as the app does on any
+    # start after the first (the one-time export is measured by bench/startup.py).
+    os.environ["DESKTOP_RAG_ONNX_CACHE"] = tempfile.mkdtemp(prefix="drag-scale-onnx-")
     print(f"{'chunks':>9} {'SQLite s':>9} {'hnswlib s':>10} {'open s':>7} {'p50 ms':>7} "
           f"{'p95 ms':>7} {'RSS MB':>7} {'disk MB':>8} {'KB/chunk':>9}")  # fmt: skip
     for n in (int(x) for x in args.sizes.split(",")):
