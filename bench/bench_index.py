@@ -29,7 +29,9 @@ def main() -> None:
     ap.add_argument("--questions", type=Path, default=DEFAULT / "questions.jsonl")
     ap.add_argument("--n", type=int, default=40, help="questions for latency")
     ap.add_argument("--answers", type=int, default=8, help="questions answered by the LLM")
-    ap.add_argument("--backend", default="torch", help="embedding backend: torch, onnx, onnx-int8")
+    ap.add_argument(
+        "--backend", default="auto", help="embedding backend: auto, torch, onnx, onnx-int8"
+    )
     args = ap.parse_args()
     os.environ["DESKTOP_RAG_HOME"] = tempfile.mkdtemp(prefix="drag-bench-")
     from desktop_rag.core.engine import Engine
