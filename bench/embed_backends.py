@@ -77,6 +77,14 @@ def main() -> None:
             t0 = time.perf_counter()
             vecs[name] = backends[name](texts)
             rates[name].append(len(texts) / (time.perf_counter() - t0))
+    # One question at a time, as retrieval embeds it (the app's query path, no batching).
+    questions = [r["question"] for r in rows][:60]
+    query_ms: dict[str, list[float]] = {"torch fp32": [], "onnxruntime fp32": []}
+    for q in questions:
+        for name, emb in (("torch fp32", torch_emb), ("onnxruntime fp32", onnx_emb)):
+            t0 = time.perf_counter()
+            emb.embed_query(q)
+            query_ms[name].append(1000 * (time.perf_counter() - t0))
     base = statistics.median(rates["torch fp32"])
     print(
         f"{len(texts)} chunks of ~256 word pieces, {args.threads} threads, {args.rounds} rounds\n"
@@ -88,6 +96,10 @@ def main() -> None:
         med = statistics.median(rates[name])
         print(f"{name:18} {med:18.1f} {med / base:8.2f}x {cos.min():8.4f} {cos.mean():9.4f}   "
               + " ".join(f"{x:.1f}" for x in rates[name]))  # fmt: skip
+    print(f"\none question at a time ({len(questions)} covidqa questions):")
+    for name, ms in query_ms.items():
+        qs = statistics.quantiles(ms, n=20)
+        print(f"{name:18} p50 {statistics.median(ms):6.1f} ms   p95 {qs[18]:6.1f} ms")
 
 
 if __name__ == "__main__":
