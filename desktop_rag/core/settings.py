@@ -33,13 +33,13 @@ class Settings:
       0.0% (docugami); out-of-corpus abstained 99.0% (docugami questions on covidqa) and 91.7%
       (covidqa questions on docugami). With 0.4 on cosine alone covidqa refused 14.6%. Another
       embedding model needs its own values.
-    - ``embedding_backend``: ``"auto"`` (default: an ONNX Runtime graph of the embedding model,
-      exported and checked against torch on first use, torch where that fails), ``"onnx"``,
-      ``"torch"`` (sentence-transformers) or ``"onnx-int8"`` (int8 weights: 1.17x faster
-      indexing, retrieval within 1 point, but another embedding function, so an index built with
-      it is rebuilt when switching). The fp32 graph gives the same vectors as torch (cosine
-      1.0000) at the same batch speed, embeds a question in 23 ms instead of 142 ms (p50, loaded
-      2-core machine), and loads without importing torch (bench/embed_backends.py).
+    - ``embedding_backend``: ``"torch"`` (default, sentence-transformers), ``"onnx"`` (an ONNX
+      Runtime graph of the same model, exported and checked against torch on first use: the same
+      vectors, a question embedded in 23 ms instead of 142 ms, loads without torch, but documents
+      embedded at 13.9 chunks/s instead of 17.0 while indexing, so not the default yet),
+      ``"auto"`` (ONNX where that works, else torch) or ``"onnx-int8"`` (int8 weights: 1.17x
+      faster indexing, retrieval within 1 point, another embedding function, so an index built
+      with it is rebuilt when switching). See docs/benchmarks.md.
     - ``data_dir``: where the index, conversations and models live (None = the platformdirs user
       data folder); read at start-up.
     """
@@ -54,7 +54,7 @@ class Settings:
     min_relevance: float = 0.44
     min_relevance_lexical: float = 0.30
     min_term_coverage: float = 0.9
-    embedding_backend: str = "auto"
+    embedding_backend: str = "torch"
     data_dir: str | None = None
     version: int = SETTINGS_VERSION
 
