@@ -103,14 +103,6 @@ QUESTIONS = [
     "When do croissants sell out?",
     "When are garden plots allocated?",
     "How large is each garden plot?",
-]
-QUESTIONS = [
-    "How much does a yacht under 12 metres pay per night?",
-    "Are the showers free?",
-    "When does the bakery bake rye bread?",
-    "When do croissants sell out?",
-    "When are garden plots allocated?",
-    "How large is each garden plot?",
     "How much water did pump 3 move in March?",
     "How many pumps does the station have?",
     "Who runs the pump station?",

@@ -33,15 +33,10 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One ONNX graph cache for the session (each test has its own home), so the embedding model
-    is exported once; child processes inherit it through the environment."""
+    is exported at most once; child processes inherit it through the environment."""
     folder = tmp_path_factory.mktemp("onnx-cache")
     old = os.environ.get(ONNX_CACHE_ENV)
     os.environ[ONNX_CACHE_ENV] = str(folder)
-    # Export the bundled model's graph now, so no test (nor a child process that a test kills
-    # at a random moment) pays for it.
-    model = bundled_embedding_dir()
-    if model is not None:
-        Embedder(model, "all-MiniLM-L6-v2", backend="auto", cache_dir=folder).load()
     yield folder
     if old is None:
         os.environ.pop(ONNX_CACHE_ENV, None)

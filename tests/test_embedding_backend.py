@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -94,4 +93,3 @@ def test_unknown_backend_is_refused() -> None:
     assert model is not None
     with pytest.raises(ValueError, match="unknown embedding backend"):
         Embedder(model, "m", backend="tensorrt")
-    assert os.environ.get("DESKTOP_RAG_ONNX_CACHE")  # the session cache is in place

@@ -74,6 +74,10 @@ def test_incremental_reindex_embeds_only_what_changed(engine: Engine, corpus: Pa
     assert engine.index_all([corpus]).indexed == 0
     assert emb.chunks_embedded == first
 
+    # document frequencies are cached per index version: a change must show in them
+    n0, df0 = engine.store.document_frequencies(["ferry", "heather"])
+    assert engine.store.document_frequencies(["ferry", "heather"]) == (n0, df0)
+
     # modify one, add one, delete one
     md.write_text("# Beekeeping notes\n\nThe hives moved to the heather moor in August.\n")
     (corpus / "new.md").write_text("# Ferry\n\nThe ferry to the island leaves at 07:40 daily.\n")
@@ -92,6 +96,9 @@ def test_incremental_reindex_embeds_only_what_changed(engine: Engine, corpus: Pa
         "deleted file is not searchable"
     )
     assert "heather moor" in engine.search("where did the hives move", 1).hits[0].text
+    n1, df1 = engine.store.document_frequencies(["ferry", "heather"])
+    assert n1 == engine.store.chunk_count() != n0
+    assert df1["ferry"] == df0["ferry"] + 1 and df1["heather"] == df0["heather"] + 1
 
 
 def test_interrupted_run_resumes_where_it_stopped(

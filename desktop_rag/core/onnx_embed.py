@@ -16,7 +16,6 @@ re-exported, never loaded. Loading a cached graph imports neither torch nor sent
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -25,6 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from desktop_rag.core.indexer import sha256_file
+from desktop_rag.core.vectors import atomic_write
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -48,12 +50,12 @@ class OnnxUnavailable(Exception):
     """The ONNX path cannot be used here (missing package, export failed, check failed)."""
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def _matches(graph: Path, entry: dict[str, Any]) -> bool:
+    """Whether ``graph`` has the size and sha256 that its manifest ``entry`` records."""
+    try:
+        return graph.stat().st_size == entry["size"] and sha256_file(graph) == entry["sha256"]
+    except (OSError, KeyError, TypeError):
+        return False
 
 
 def _runtime_version() -> str:
@@ -108,13 +110,11 @@ class OnnxEncoder:
         tokenizer = load_tokenizer(model_dir, max_seq)  # before any export: it may be missing
         folder = cache_dir / f"{fingerprint}-v{GRAPH_VERSION}"
         graph, manifest = folder / "model.onnx", folder / "manifest.json"
-        meta: dict[str, Any] = {}
         try:
-            meta = json.loads(manifest.read_text())
-            valid = graph.stat().st_size == meta["size"] and _sha256(graph) == meta["sha256"]
-        except (OSError, ValueError, KeyError, TypeError):
-            valid = False
-        if not valid:
+            meta: dict[str, Any] = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            meta = {}
+        if not isinstance(meta, dict) or not _matches(graph, meta):
             if graph.exists() or manifest.exists():
                 log.warning("ONNX graph in %s failed its checksum; rebuilding it", folder)
             meta = export(model_dir, folder, max_seq)
@@ -125,12 +125,7 @@ class OnnxEncoder:
             _write_json(manifest, meta)
         if int8:
             graph = folder / "model-int8.onnx"
-            q = meta.get("int8") or {}
-            try:
-                ok = graph.stat().st_size == q["size"] and _sha256(graph) == q["sha256"]
-            except (OSError, KeyError, TypeError):
-                ok = False
-            if not ok:
+            if not _matches(graph, meta.get("int8") or {}):
                 meta["int8"] = quantize(folder / "model.onnx", graph, tokenizer, meta, model_dir)
                 _write_json(manifest, meta)
         session = make_session(graph, threads)
@@ -188,12 +183,7 @@ def make_session(graph: Path, threads: int | None) -> Any:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=1).encode("utf-8"))
 
 
 def quantize(
@@ -228,7 +218,7 @@ def quantize(
     with tmp.open("rb+") as f:
         os.fsync(f.fileno())
     os.replace(tmp, out)
-    return {"sha256": _sha256(out), "size": out.stat().st_size, "min_cosine_vs_torch": worst}
+    return {"sha256": sha256_file(out), "size": out.stat().st_size, "min_cosine_vs_torch": worst}
 
 
 def check(
@@ -315,7 +305,7 @@ def export(model_dir: Path, folder: Path, max_seq: int) -> dict[str, Any]:
         os.replace(final, folder / "model.onnx")
     graph = folder / "model.onnx"
     meta = {
-        "sha256": _sha256(graph),
+        "sha256": sha256_file(graph),
         "size": graph.stat().st_size,
         "inputs": names,
         "dim": dim,

@@ -203,7 +203,10 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._df_cache: dict[str, int] = {}  # see document_frequencies
+        # document_frequencies: counts valid for one vectors_version (-1: none yet)
+        self._df_cache: dict[str, int] = {}
+        self._df_n = 0
+        self._df_version = -1
         self.con.executescript(_SCHEMA)  # idempotent; executescript commits on its own
         with self._tx() as con:
             row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -560,27 +563,25 @@ class Store:
         pass over that word's postings: tens of ms for a common word at 100k chunks), so counts
         are cached until the next committed change to the chunks (:meth:`vectors_version`)."""
         version = self.vectors_version()
-        cache = self._df_cache
-        if cache.get("") != version:
-            cache.clear()
-            cache[""] = version
-            cache["\x00n"] = int(self.con.execute("SELECT count(*) FROM chunks").fetchone()[0])
-        n = cache["\x00n"]
+        if self._df_version != version:
+            self._df_cache = {}
+            self._df_n = int(self.con.execute("SELECT count(*) FROM chunks").fetchone()[0])
+            self._df_version = version
+        cache, n = self._df_cache, self._df_n
         df: dict[str, int] = {}
         for w in dict.fromkeys(words):
-            if w in cache:
-                df[w] = cache[w]
-                continue
-            try:
-                row = self.con.execute(
-                    "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?",
-                    ('"' + w.replace('"', "") + '"',),
-                ).fetchone()
-            except sqlite3.OperationalError:
-                row = (0,)
-            df[w] = cache[w] = int(row[0])
-        if len(cache) > 100_000:  # bound the memory of a long session
-            cache.clear()
+            if w not in cache:
+                try:
+                    row = self.con.execute(
+                        "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?",
+                        ('"' + w.replace('"', "") + '"',),
+                    ).fetchone()
+                except sqlite3.OperationalError:
+                    row = (0,)
+                if len(cache) >= 100_000:  # bound the memory of a long session
+                    cache.clear()
+                cache[w] = int(row[0])
+            df[w] = cache[w]
         return n, df
 
     def bm25(

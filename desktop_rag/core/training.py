@@ -28,7 +28,6 @@ torch, transformers and peft are imported inside the functions that need them (t
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from desktop_rag.core.errors import ModelLoadError
+from desktop_rag.core.indexer import sha256_file
 from desktop_rag.core.types import CancelToken
 
 if TYPE_CHECKING:
@@ -103,15 +103,6 @@ class BaseModelInfo:
     n_head_kv: int
     n_layers: int
     chat_template: str
-
-
-def sha256_file(path: Path) -> str:
-    """The hex sha256 of a file's bytes (read in 1 MiB blocks)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_base_info(path: Path) -> BaseModelInfo:
