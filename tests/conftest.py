@@ -11,7 +11,7 @@ import pytest
 from desktop_rag.core.embedding import Embedder
 from desktop_rag.core.engine import Engine
 from desktop_rag.core.models import bundled_embedding_dir, bundled_llm_file
-from desktop_rag.core.paths import HOME_ENV, ONNX_CACHE_ENV, app_paths
+from desktop_rag.core.paths import GGUF_CACHE_ENV, HOME_ENV, ONNX_CACHE_ENV, app_paths
 from desktop_rag.core.settings import Settings
 
 EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "eval"
@@ -42,6 +42,20 @@ def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ.pop(ONNX_CACHE_ENV, None)
     else:
         os.environ[ONNX_CACHE_ENV] = old
+
+
+@pytest.fixture(scope="session", autouse=True)
+def gguf_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One cache of F16 LLM copies for the session, so the bundled model is converted and timed
+    at most once (child processes inherit it through the environment)."""
+    folder = tmp_path_factory.mktemp("gguf-cache")
+    old = os.environ.get(GGUF_CACHE_ENV)
+    os.environ[GGUF_CACHE_ENV] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop(GGUF_CACHE_ENV, None)
+    else:
+        os.environ[GGUF_CACHE_ENV] = old
 
 
 @pytest.fixture(scope="session")

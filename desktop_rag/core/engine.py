@@ -129,6 +129,9 @@ class Engine:
                     self.llm_model.path,
                     n_ctx=self.settings.context_size,
                     threads=self.settings.threads or None,
+                    weights_cache=(
+                        self.paths.gguf_cache if self.settings.llm_weights == "auto" else None
+                    ),
                 )
             return self._llm
 

@@ -163,8 +163,19 @@ class GenerationStats:
 class LocalLLM:
     """A GGUF chat model, loaded lazily; all calls are serialised by ``self.lock``."""
 
-    def __init__(self, model_path: Path, *, n_ctx: int = 4096, threads: int | None = None) -> None:
-        self.model_path = Path(model_path)
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        n_ctx: int = 4096,
+        threads: int | None = None,
+        weights_cache: Path | None = None,
+    ) -> None:
+        """``weights_cache``: where a faster F16 copy of a small quantized model may be kept (see
+        :mod:`desktop_rag.core.llm_weights`); None loads ``model_path`` as it is."""
+        self.model_path = Path(model_path)  # the model's identity (adapters, settings)
+        self.weights_cache = weights_cache
+        self.load_path = self.model_path  # the file llama.cpp loaded (an F16 copy, or the same)
         self.n_ctx = n_ctx
         self.threads = threads or default_threads()  # desired; applied at each generation start
         self._applied_threads = self.threads
@@ -196,26 +207,42 @@ class LocalLLM:
             check_gguf_header(self.model_path)
             import llama_cpp
 
-            _install_log_capture()
-            _LOG_LINES.clear()
-            try:
-                llm = llama_cpp.Llama(
-                    model_path=str(self.model_path),
-                    n_ctx=self.n_ctx,
-                    n_threads=self.threads,
-                    n_threads_batch=self.threads,
-                    n_gpu_layers=0,
-                    use_mmap=True,
-                    verbose=False,
+            if self.weights_cache is not None:
+                from desktop_rag.core.llm_weights import weights_for_inference
+
+                self.load_path = weights_for_inference(
+                    self.model_path, self.weights_cache, self.threads
                 )
-            except Exception as exc:
-                detail = _recent_errors() or str(exc)
-                raise ModelLoadError(
-                    f"llama.cpp could not load {self.model_path.name}: {detail}"
-                ) from None
+            try:
+                llm = self._open(llama_cpp, self.load_path)
+            except ModelLoadError:
+                if self.load_path == self.model_path:
+                    raise
+                log.warning("the F16 copy %s did not load; using the original", self.load_path)
+                self.load_path = self.model_path
+                llm = self._open(llama_cpp, self.model_path)
             _install_log_capture()  # Llama() may reset the callback; keep ours
             self._llm = llm
             self._init_template()
+
+    def _open(self, llama_cpp: Any, path: Path) -> Any:
+        _install_log_capture()
+        _LOG_LINES.clear()
+        try:
+            return llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=self.n_ctx,
+                n_threads=self.threads,
+                n_threads_batch=self.threads,
+                n_gpu_layers=0,
+                use_mmap=True,
+                verbose=False,
+            )
+        except Exception as exc:
+            detail = _recent_errors() or str(exc)
+            raise ModelLoadError(
+                f"llama.cpp could not load {self.model_path.name}: {detail}"
+            ) from None
 
     def _init_template(self) -> None:
         from jinja2.exceptions import TemplateError

@@ -16,6 +16,8 @@ HOME_ENV = "DESKTOP_RAG_HOME"
 # Where exported ONNX graphs of embedding models go, if not ``cache/onnx`` (the tests share one
 # folder across their per-test homes so a model is exported once per session).
 ONNX_CACHE_ENV = "DESKTOP_RAG_ONNX_CACHE"
+# Likewise for F16 copies of small quantized GGUF models (``cache/gguf``).
+GGUF_CACHE_ENV = "DESKTOP_RAG_GGUF_CACHE"
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,12 @@ class AppPaths:
         """ONNX graphs of embedding models (derived data: safe to delete; rebuilt on use)."""
         override = os.environ.get(ONNX_CACHE_ENV)
         return Path(override) if override else self.cache / "onnx"
+
+    @property
+    def gguf_cache(self) -> Path:
+        """F16 copies of small quantized LLMs, faster to evaluate (derived data: safe to delete)."""
+        override = os.environ.get(GGUF_CACHE_ENV)
+        return Path(override) if override else self.cache / "gguf"
 
     @property
     def settings_file(self) -> Path:

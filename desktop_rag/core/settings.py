@@ -40,6 +40,10 @@ class Settings:
       ``"auto"`` (ONNX where that works, else torch) or ``"onnx-int8"`` (int8 weights: 1.17x
       faster indexing, retrieval within 1 point, another embedding function, so an index built
       with it is rebuilt when switching). See docs/benchmarks.md.
+    - ``llm_weights``: ``"auto"`` (default: a small quantized model is loaded from an F16 copy of
+      its own weights when that evaluated prompts faster on this machine; 2.3x for the bundled
+      SmolLM2 Q4_1, see :mod:`desktop_rag.core.llm_weights`) or ``"original"`` (load the file as
+      it is).
     - ``data_dir``: where the index, conversations and models live (None = the platformdirs user
       data folder); read at start-up.
     """
@@ -55,6 +59,7 @@ class Settings:
     min_relevance_lexical: float = 0.30
     min_term_coverage: float = 0.9
     embedding_backend: str = "torch"
+    llm_weights: str = "auto"
     data_dir: str | None = None
     version: int = SETTINGS_VERSION
 
