@@ -112,8 +112,10 @@ def _source_sha256(model_path: Path, cache_dir: Path) -> str:
     model ~10 s: not at every start), else computed."""
     st = model_path.stat()
     known = _read_manifest(cache_dir / "sources.json").get(str(model_path.resolve()))
-    if isinstance(known, dict) and known.get("size") == st.st_size and (
-        known.get("mtime_ns") == st.st_mtime_ns and isinstance(known.get("sha256"), str)
+    if (
+        isinstance(known, dict)
+        and known.get("size") == st.st_size
+        and (known.get("mtime_ns") == st.st_mtime_ns and isinstance(known.get("sha256"), str))
     ):
         return str(known["sha256"])
     sha = sha256_file(model_path)
