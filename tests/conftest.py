@@ -67,6 +67,7 @@ def embedder(onnx_cache: Path) -> Embedder:
     emb = Embedder(path, "all-MiniLM-L6-v2", backend=Settings().embedding_backend,
                    cache_dir=onnx_cache)  # fmt: skip
     emb.load()
+    emb.wait_query_encoder()  # questions on the ONNX graph: exported once, before the tests
     return emb
 
 

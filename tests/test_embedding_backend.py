@@ -93,3 +93,26 @@ def test_unknown_backend_is_refused() -> None:
     assert model is not None
     with pytest.raises(ValueError, match="unknown embedding backend"):
         Embedder(model, "m", backend="tensorrt")
+
+
+def test_torch_backend_embeds_questions_on_the_onnx_graph(tmp_path: Path) -> None:
+    """With torch for documents, questions go to the ONNX fp32 graph once it is exported (in the
+    background on a first start; torch answers meanwhile), with the same vectors."""
+    model = bundled_embedding_dir()
+    assert model is not None
+    cache = tmp_path / "onnx"
+    emb = Embedder(model, "m", backend="torch", cache_dir=cache)
+    docs = emb.embed(TEXTS)
+    first = emb.embed_query("how much water did the pump move")  # torch: nothing exported yet
+    assert emb.wait_query_encoder(timeout=300)
+    assert (_graph_dir(cache, emb) / "model.onnx").exists()
+    again = emb.embed_query("how much water did the pump move")  # now the ONNX session
+    assert emb._q_onnx is not None and emb.active_backend == "torch"
+    assert float(first @ again) >= 0.9999 and int(np.argmax(docs @ again)) == 0
+    # A later start finds the graph at once (no export thread).
+    later = Embedder(model, "m", backend="torch", cache_dir=cache)
+    later.embed_query("pump")
+    assert later._q_thread is None and later._q_onnx is not None
+    # No cache folder: questions stay on torch.
+    plain = Embedder(model, "m", backend="torch")
+    assert not plain.wait_query_encoder() and plain.embed_query("pump").shape == (384,)

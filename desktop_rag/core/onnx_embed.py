@@ -97,6 +97,7 @@ class OnnxEncoder:
         threads: int | None,
         *,
         int8: bool = False,
+        build: bool = True,
     ) -> OnnxEncoder:
         """Load the cached graph for ``model_dir`` (exporting and checking it first if needed).
 
@@ -104,7 +105,8 @@ class OnnxEncoder:
         window in word pieces; ``threads`` ONNX Runtime's intra-op threads (None: all cores).
         ``int8``: the graph with dynamically quantised int8 weights (ONNX Runtime's
         ``quantize_dynamic``, per-channel QInt8), checked to cosine >= :data:`MIN_COSINE_INT8`; a
-        different function, so the embedder gives it its own identity.
+        different function, so the embedder gives it its own identity. ``build=False`` only
+        loads a graph already exported (never imports torch; raises OnnxUnavailable otherwise).
         """
         version = _runtime_version()
         tokenizer = load_tokenizer(model_dir, max_seq)  # before any export: it may be missing
@@ -115,10 +117,14 @@ class OnnxEncoder:
         except (OSError, ValueError):
             meta = {}
         if not isinstance(meta, dict) or not _matches(graph, meta):
+            if not build:
+                raise OnnxUnavailable(f"no checked ONNX graph in {folder} yet")
             if graph.exists() or manifest.exists():
                 log.warning("ONNX graph in %s failed its checksum; rebuilding it", folder)
             meta = export(model_dir, folder, max_seq)
         if meta.get("onnxruntime") != version:  # a new runtime may fuse differently: re-check
+            if not build:
+                raise OnnxUnavailable(f"the graph in {folder} is not checked with this runtime")
             check(cls(make_session(graph, threads), tokenizer, list(meta["inputs"]),
                       int(meta["dim"]), graph), model_dir)  # fmt: skip
             meta["onnxruntime"] = version
