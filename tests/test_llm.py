@@ -122,3 +122,18 @@ def test_crafted_gguf_header_counts_are_refused(tmp_path: Path) -> None:
     short.write_bytes(b"GGUF" + struct.pack("<I", 3) + b"\x01\x00")
     with pytest.raises(ModelLoadError, match="truncated"):
         LocalLLM(short).load()
+
+
+def test_prefill_caches_the_shared_prefix_and_changes_nothing(llm: LocalLLM) -> None:
+    """The system prompt evaluated ahead of time: the answer is the same as from a cold start."""
+    from desktop_rag.core.prompting import pack_prompt
+
+    first = pack_prompt("a", [], 1500, llm.count_tokens).messages
+    second = pack_prompt("b", [], 1500, llm.count_tokens).messages
+    question = [first[0], {"role": "user", "content": "List the days of the week."}]
+    llm._llm.reset()
+    cold = "".join(llm.stream(question, max_tokens=24, temperature=0.0))
+    n = llm.prefill(first, second)
+    assert n > 20 and llm._llm.n_tokens == n  # the system prompt is in the KV cache now
+    warm = "".join(llm.stream(question, max_tokens=24, temperature=0.0))
+    assert warm == cold

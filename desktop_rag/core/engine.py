@@ -135,6 +135,21 @@ class Engine:
                 )
             return self._llm
 
+    def prepare_llm(self) -> int:
+        """Load the LLM and evaluate the prompt prefix every answer shares (the system prompt),
+        so a first question pays only for its own sources and question. Returns the prefix
+        length in tokens.
+
+        Raises:
+            ModelLoadError: the model file could not be loaded.
+        """
+        llm = self.llm
+        llm.load()
+        budget = llm.context_size - self.settings.max_answer_tokens
+        first = pack_prompt("a", [], budget, llm.count_tokens).messages
+        second = pack_prompt("b", [], budget, llm.count_tokens).messages
+        return llm.prefill(first, second)
+
     def chunker(self) -> Chunker:
         """A chunker using the embedding model's tokenizer and input limit."""
         embedder = self.embedder

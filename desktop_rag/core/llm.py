@@ -371,6 +371,26 @@ class LocalLLM:
             self._active_adapter = want
             return time.perf_counter() - t0
 
+    def prefill(self, first: list[dict[str, str]], second: list[dict[str, str]]) -> int:
+        """Evaluate now the prompt prefix that ``first`` and ``second`` share (the system prompt
+        and the opening of the user turn that every answer has), so the next :meth:`stream`
+        starts from llama.cpp's cached prefix and evaluates only its own sources and question.
+        Returns the number of prefix tokens evaluated (0 when the two share none)."""
+        a = self.render(first)
+        b = self.render(second)
+        with self.lock:
+            llm = self._llm
+            ids_a = llm.tokenize(a.encode("utf-8"), add_bos=False, special=True)
+            ids_b = llm.tokenize(b.encode("utf-8"), add_bos=False, special=True)
+            n = next((i for i, (x, y) in enumerate(zip(ids_a, ids_b)) if x != y),
+                     min(len(ids_a), len(ids_b)))  # fmt: skip
+            n = min(n, len(ids_a) - 1)  # llama.cpp re-evaluates at least the last prompt token
+            if n <= 0:
+                return 0
+            llm.reset()
+            llm.eval(ids_a[:n])
+            return n
+
     def stream(
         self,
         messages: list[dict[str, str]],

@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from desktop_rag.core.evidence import QueryTerms, bm25_idf, evidence_features
+from desktop_rag.core.evidence import (
+    QueryTerms,
+    bm25_idf,
+    bm25_scores,
+    evidence_features,
+    fts5_idf,
+)
 from desktop_rag.core.types import Hit
 
 if TYPE_CHECKING:
@@ -48,7 +54,8 @@ class RetrievalConfig:
     in ``hybrid`` mode.
 
     Defaults chosen on both dev sets together with ``desktop-rag eval`` (covidqa answer-span hit@5 /
-    docugami document hit@5). Fusion alone: dense weight 0.4 gave 0.771 / 0.780, 0.5 gave 0.759 /
+    docugami document hit@5). ``lexical_budget`` bounds the postings FTS5 ranks for the lexical
+    candidates (see :meth:`~desktop_rag.core.store.Store.lexical_candidates`). Fusion alone: dense weight 0.4 gave 0.771 / 0.780, 0.5 gave 0.759 /
     0.872, 0.6 gave 0.746 / 0.887 (covidqa questions reuse the article's words; docugami questions
     name companies the text calls "the Company"). With the evidence features the best region moves
     to dense weight 0.7-0.8 and both sets gain: 0.802 / 0.897 with the defaults here. Tried and left
@@ -58,6 +65,7 @@ class RetrievalConfig:
 
     candidates: int = 50
     dense_weight: float = 0.75
+    lexical_budget: int = 20_000
     rrf_k: int = 60
     context_weight: float = 2.0
     evidence_weights: tuple[float, float, float, float] = (0.5, 0.5, 0.25, 0.25)
@@ -110,11 +118,17 @@ class Retriever:
             n_cand *= 4  # filtered after retrieval; fetch more so k survive
         qvec = self.embedder.embed_query(query) if mode != "bm25" else None
         dense = self.vectors.search(qvec, n_cand) if qvec is not None else []
-        lexical = (
-            self.store.bm25(query, n_cand, context_weight=cfg.context_weight)
-            if mode != "dense"
-            else []
-        )
+        terms = QueryTerms.of(query)
+        words = [terms.words[s] for s in terms.stems]
+        n_docs, df = self.store.document_frequencies(words) if mode != "dense" else (0, {})
+        if mode in ("hybrid", "fused"):
+            lexical = self.store.lexical_candidates(
+                words, df, n_cand, budget=cfg.lexical_budget, context_weight=cfg.context_weight
+            )
+        elif mode != "dense":  # the reference modes keep FTS5's exact BM25 top-k
+            lexical = self.store.bm25(query, n_cand, context_weight=cfg.context_weight)
+        else:
+            lexical = []
         if collections is not None:
             allowed = set(collections)
             owner = self.store.chunk_collections([c for c, _ in dense] + [c for c, _ in lexical])
@@ -136,10 +150,12 @@ class Retriever:
                     fused[c] = fused.get(c, 0.0) + 1.0 / (cfg.rrf_k + rank + 1)
             ranked = sorted(fused, key=lambda c: -fused[c])
         else:
-            ranked, fused = self._fuse(query, qvec, dense_of, bm25_of)
-        rows = self.store.chunks_by_id(ranked if mode == "hybrid" else ranked[:k])
+            rows = self.store.chunks_by_id(list(dict.fromkeys([*dense_of, *bm25_of])))
+            ranked, fused = self._fuse(terms, df, qvec, dense_of, bm25_of, rows)
+        if mode not in ("hybrid", "fused"):
+            rows = self.store.chunks_by_id(ranked[:k])
         if mode == "hybrid" and ranked:
-            ranked, fused = self._rerank(query, ranked, fused, rows)
+            ranked, fused = self._rerank(terms, n_docs, df, ranked, fused, rows)
         ranked = ranked[:k]
         hits = [
             Hit(
@@ -163,13 +179,20 @@ class Retriever:
 
     def _fuse(
         self,
-        query: str,
+        terms: QueryTerms,
+        df: dict[str, int],
         qvec: np.ndarray | None,
         dense_of: dict[int, float],
         bm25_of: dict[int, float],
+        rows: dict[int, ChunkRow],
     ) -> tuple[list[int], dict[int, float]]:
-        """Complete both scores for every candidate, then combine them convexly (see module doc)."""
-        cand = list(dict.fromkeys([*dense_of, *bm25_of]))
+        """Score every candidate with both retrievers, then combine convexly (see module doc).
+
+        The BM25 of every candidate, lexical or dense, is computed from its text with FTS5's
+        formula and corpus statistics (:func:`~desktop_rag.core.evidence.bm25_scores`), so all
+        are scored alike and with every question word; ``bm25_of`` is updated in place.
+        """
+        cand = [c for c in dict.fromkeys([*dense_of, *bm25_of]) if c in rows]
         if not cand:
             return [], {}
         missing_dense = [c for c in cand if c not in dense_of]
@@ -177,14 +200,16 @@ class Retriever:
             vecs = self.store.embeddings_for(missing_dense)
             for c, v in vecs.items():
                 dense_of[c] = float(np.dot(v, qvec))
-        missing_bm25 = [c for c in cand if c not in bm25_of]
-        if missing_bm25:
-            bm25_of.update(
-                self.store.bm25(query, len(missing_bm25), only_ids=missing_bm25,
-                                context_weight=self.config.context_weight)
-            )  # fmt: skip
+        n_fts, avg_tokens = self.store.fts_stats()
+        idf = {
+            s: fts5_idf(n_fts, df[terms.words[s]]) for s in terms.stems if df.get(terms.words[s])
+        }
+        scores = bm25_scores(terms, idf, [(rows[c].text, rows[c].context) for c in cand],
+                             avg_tokens, context_weight=self.config.context_weight)  # fmt: skip
+        bm25_of.clear()
+        bm25_of.update((c, float(x)) for c, x in zip(cand, scores, strict=True) if x > 0.0)
         d = np.array([dense_of.get(c, 0.0) for c in cand], dtype=np.float64)
-        b = np.array([bm25_of.get(c, 0.0) for c in cand], dtype=np.float64)
+        b = scores
         d_lo, d_hi = float(d.min()), float(d.max())
         d_norm = (d - d_lo) / (d_hi - d_lo) if d_hi > d_lo else np.ones_like(d)
         b_hi = float(b.max())
@@ -197,17 +222,17 @@ class Retriever:
 
     def _rerank(
         self,
-        query: str,
+        terms: QueryTerms,
+        n_docs: int,
+        df: dict[str, int],
         ranked: list[int],
         fused: dict[int, float],
         rows: dict[int, ChunkRow],
     ) -> tuple[list[int], dict[int, float]]:
         """Add the weighted lexical evidence features (see module doc) to the fused scores."""
-        terms = QueryTerms.of(query)
         if not terms.stems:
             return ranked, fused
-        n, df = self.store.document_frequencies([terms.words[s] for s in terms.stems])
-        idf = {s: bm25_idf(n, df.get(terms.words[s], 0)) for s in terms.stems}
+        idf = {s: bm25_idf(n_docs, df.get(terms.words[s], 0)) for s in terms.stems}
         cand = [c for c in ranked if c in rows]
         feats = evidence_features(terms, idf, [(rows[c].text, rows[c].context) for c in cand])
         extra = feats @ np.asarray(self.config.evidence_weights, dtype=np.float64)

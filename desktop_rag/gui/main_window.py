@@ -376,7 +376,7 @@ class MainWindow(QMainWindow):
         def load(cancel: Any) -> None:
             self.engine.embedder.load()
             _ = self.engine.vectors
-            self.engine.llm.load()
+            self.engine.prepare_llm()  # loads the LLM and caches the system prompt's evaluation
 
         w = GeneratorWorker(load, "loading models")
         w.signals.returned.connect(self._on_ready)
@@ -829,7 +829,7 @@ class MainWindow(QMainWindow):
 
         def switch(cancel: Any) -> None:
             self.engine.set_llm_model(name)
-            self.engine.llm.load()
+            self.engine.prepare_llm()
 
         w = GeneratorWorker(switch, "switching model")
         w.signals.returned.connect(lambda _: (self.status_label.setText(f"Ready · {self.engine.llm_model.name}"),
