@@ -382,7 +382,7 @@ class LocalLLM:
             llm = self._llm
             ids_a = llm.tokenize(a.encode("utf-8"), add_bos=False, special=True)
             ids_b = llm.tokenize(b.encode("utf-8"), add_bos=False, special=True)
-            n = next((i for i, (x, y) in enumerate(zip(ids_a, ids_b)) if x != y),
+            n = next((i for i, (x, y) in enumerate(zip(ids_a, ids_b, strict=False)) if x != y),
                      min(len(ids_a), len(ids_b)))  # fmt: skip
             n = min(n, len(ids_a) - 1)  # llama.cpp re-evaluates at least the last prompt token
             if n <= 0:
