@@ -16,6 +16,8 @@ from desktop_rag.core.evidence import (
     evidence_features,
 )
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def test_terms_are_porter_stems_without_stop_words() -> None:
     assert content_terms("The vaccines were tested in trials of 3 cities.") == [
@@ -90,3 +92,56 @@ def test_hybrid_ranks_the_answering_chunk_first(engine: Engine, tmp_path: Path) 
     assert engine.search(question, 2, mode="bm25").hits[0].file_name == "faq.md"
     top = engine.search(question, 2).hits
     assert top[0].file_name == "report.md" and "4,200 volunteers" in top[0].text
+
+
+def test_python_bm25_equals_fts5_bm25(engine: Engine, corpus: Path) -> None:
+    """The candidates' BM25 computed from the stored analyses is FTS5's own bm25() (same
+    formula, corpus statistics and column weights), so both retrievers' scores agree."""
+    from desktop_rag.core.evidence import bm25_scores, fts5_idf
+
+    engine.index_all([corpus, ROOT / "resources" / "samples"])
+    store = engine.store
+    ids = [int(r[0]) for r in store.con.execute("SELECT id FROM chunks")]
+    rows = store.chunks_by_id(ids)
+    assert all(r.terms for r in rows.values())  # stored at indexing
+    n_fts, avg = store.fts_stats()
+    assert n_fts == len(ids) and avg > 10
+    for question in ("How are interrupted indexing runs resumed?", "crème brûlée au café",
+                     "Which file formats does the app index, and is the network used?"):  # fmt: skip
+        ref = dict(store.bm25(question, 1000, context_weight=2.0))
+        assert ref, question
+        terms = QueryTerms.of(question)
+        n, df = store.document_frequencies([terms.words[s] for s in terms.stems])
+        idf = {s: fts5_idf(n, df[terms.words[s]]) for s in terms.stems if df[terms.words[s]]}
+        cand = list(ref)
+        ours = bm25_scores(terms, idf, [(rows[c].text, rows[c].context) for c in cand], avg,
+                           terms=[rows[c].terms for c in cand], context_weight=2.0)  # fmt: skip
+        assert ours == pytest.approx([ref[c] for c in cand], rel=1e-6)
+        # The same from the texts alone (an index made before analyses were stored).
+        again = bm25_scores(terms, idf, [(rows[c].text, rows[c].context) for c in cand], avg,
+                            context_weight=2.0)  # fmt: skip
+        assert list(again) == pytest.approx(list(ours), rel=1e-12)
+
+
+def test_lexical_candidates_stay_within_the_posting_budget(engine: Engine, corpus: Path) -> None:
+    engine.index_all([corpus, ROOT / "resources" / "samples"])
+    store = engine.store
+    words = ["indexing", "interrupted", "resumes"]
+    _n, df = store.document_frequencies(words)
+    full = store.lexical_candidates(words, df, 50, budget=10**9, context_weight=2.0)
+    assert [c for c, _ in full] == [
+        c for c, _ in store.bm25(" ".join(words), 50, context_weight=2.0)
+    ]
+    rare = min(words, key=lambda w: df[w])
+    tight = store.lexical_candidates(words, df, 50, budget=df[rare], context_weight=2.0)
+    rare_only = store.bm25(rare, 50, context_weight=2.0)
+    assert [c for c, _ in tight] == [c for c, _ in rare_only]  # only the rarest word fitted
+    assert store.lexical_candidates(words, df, 50, budget=df[rare] - 1) == []  # all common
+
+
+def test_index_made_before_stored_analyses_still_answers(engine: Engine, corpus: Path) -> None:
+    engine.index_all([corpus])
+    before = [h.chunk_id for h in engine.search("How are interrupted runs resumed?", 5).hits]
+    engine.store.con.execute("UPDATE chunks SET terms = NULL")  # as an older version wrote it
+    after = [h.chunk_id for h in engine.search("How are interrupted runs resumed?", 5).hits]
+    assert after == before

@@ -205,7 +205,8 @@ class Retriever:
             s: fts5_idf(n_fts, df[terms.words[s]]) for s in terms.stems if df.get(terms.words[s])
         }
         scores = bm25_scores(terms, idf, [(rows[c].text, rows[c].context) for c in cand],
-                             avg_tokens, context_weight=self.config.context_weight)  # fmt: skip
+                             avg_tokens, terms=[rows[c].terms for c in cand],
+                             context_weight=self.config.context_weight)  # fmt: skip
         bm25_of.clear()
         bm25_of.update((c, float(x)) for c, x in zip(cand, scores, strict=True) if x > 0.0)
         d = np.array([dense_of.get(c, 0.0) for c in cand], dtype=np.float64)
@@ -234,7 +235,8 @@ class Retriever:
             return ranked, fused
         idf = {s: bm25_idf(n_docs, df.get(terms.words[s], 0)) for s in terms.stems}
         cand = [c for c in ranked if c in rows]
-        feats = evidence_features(terms, idf, [(rows[c].text, rows[c].context) for c in cand])
+        feats = evidence_features(terms, idf, [(rows[c].text, rows[c].context) for c in cand],
+                                  [rows[c].terms for c in cand])  # fmt: skip
         extra = feats @ np.asarray(self.config.evidence_weights, dtype=np.float64)
         score = {c: fused[c] + float(x) for c, x in zip(cand, extra, strict=True)}
         return sorted(cand, key=lambda c: -score[c]), score
