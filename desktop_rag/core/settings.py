@@ -39,8 +39,9 @@ class Settings:
       embedding model needs its own values.
     - ``embedding_backend``: ``"torch"`` (default, sentence-transformers), ``"onnx"`` (an ONNX
       Runtime graph of the same model, exported and checked against torch on first use: the same
-      vectors, a question embedded in 23 ms instead of 142 ms, loads without torch, but documents
-      embedded at 13.9 chunks/s instead of 17.0 while indexing, so not the default yet),
+      vectors, loads without torch, but documents embedded at 13.9 chunks/s instead of 17.0
+      while indexing, so not the default; with ``"torch"`` questions still go to that graph,
+      10 ms instead of 50 ms),
       ``"auto"`` (ONNX where that works, else torch) or ``"onnx-int8"`` (int8 weights: 1.17x
       faster indexing, retrieval within 1 point, another embedding function, so an index built
       with it is rebuilt when switching). See docs/benchmarks.md.
