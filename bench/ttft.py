@@ -68,7 +68,9 @@ def main() -> None:
           f"prefill {load_s:.2f} s, system prompt {prefix} tokens cached; {len(rows)} answers, "
           "5 sources each\n")  # fmt: skip
     print(f"{'':22} {'median':>8} {'max':>8}")
-    for i, name in enumerate(("time to first token s", "prompt tokens", "tokens/s", "retrieval ms")):
+    for i, name in enumerate(
+        ("time to first token s", "prompt tokens", "tokens/s", "retrieval ms")
+    ):
         xs = [r[i] for r in rows]
         print(f"{name:22} {statistics.median(xs):8.2f} {max(xs):8.2f}")
 
