@@ -30,32 +30,30 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
+def _session_folder(factory: pytest.TempPathFactory, env: str, name: str) -> Iterator[Path]:
+    """A folder for the whole session, published in ``env`` (child processes inherit it)."""
+    folder = factory.mktemp(name)
+    old = os.environ.get(env)
+    os.environ[env] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop(env, None)
+    else:
+        os.environ[env] = old
+
+
 @pytest.fixture(scope="session", autouse=True)
 def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One ONNX graph cache for the session (each test has its own home), so the embedding model
-    is exported at most once; child processes inherit it through the environment."""
-    folder = tmp_path_factory.mktemp("onnx-cache")
-    old = os.environ.get(ONNX_CACHE_ENV)
-    os.environ[ONNX_CACHE_ENV] = str(folder)
-    yield folder
-    if old is None:
-        os.environ.pop(ONNX_CACHE_ENV, None)
-    else:
-        os.environ[ONNX_CACHE_ENV] = old
+    is exported at most once."""
+    yield from _session_folder(tmp_path_factory, ONNX_CACHE_ENV, "onnx-cache")
 
 
 @pytest.fixture(scope="session", autouse=True)
 def gguf_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One cache of F16 LLM copies for the session, so the bundled model is converted and timed
-    at most once (child processes inherit it through the environment)."""
-    folder = tmp_path_factory.mktemp("gguf-cache")
-    old = os.environ.get(GGUF_CACHE_ENV)
-    os.environ[GGUF_CACHE_ENV] = str(folder)
-    yield folder
-    if old is None:
-        os.environ.pop(GGUF_CACHE_ENV, None)
-    else:
-        os.environ[GGUF_CACHE_ENV] = old
+    at most once."""
+    yield from _session_folder(tmp_path_factory, GGUF_CACHE_ENV, "gguf-cache")
 
 
 @pytest.fixture(scope="session")
