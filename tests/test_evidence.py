@@ -145,3 +145,12 @@ def test_index_made_before_stored_analyses_still_answers(engine: Engine, corpus:
     engine.store.con.execute("UPDATE chunks SET terms = NULL")  # as an older version wrote it
     after = [h.chunk_id for h in engine.search("How are interrupted runs resumed?", 5).hits]
     assert after == before
+    # An index from before the column existed gains it when opened, and answers the same.
+    from desktop_rag.core.store import Store
+
+    engine.store.con.execute("ALTER TABLE chunks DROP COLUMN terms")
+    reopened = Store(engine.store.path)
+    assert "terms" in {r[1] for r in reopened.con.execute("PRAGMA table_info(chunks)")}
+    engine.store = reopened
+    again = [h.chunk_id for h in engine.search("How are interrupted runs resumed?", 5).hits]
+    assert again == before

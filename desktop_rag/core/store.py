@@ -13,6 +13,7 @@ run while the indexer writes.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sqlite3
 import threading
@@ -65,6 +66,8 @@ CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
     VALUES ('delete', old.id, old.text, old.context);
 END;
 """
+
+log = logging.getLogger(__name__)
 
 # A short English stop list for turning questions into BM25 queries (from the Lucene/Snowball
 # English lists); BM25's IDF already discounts common words, this only keeps queries small.
@@ -213,12 +216,15 @@ class Store:
         self._stats_version = -1
         self.con.executescript(_SCHEMA)  # idempotent; executescript commits on its own
         columns = {r[1] for r in self.con.execute("PRAGMA table_info(chunks)")}
+        self._terms_column = "c.terms"
         if "terms" not in columns:  # an index made before chunks stored their analysis
             try:
                 self.con.execute("ALTER TABLE chunks ADD COLUMN terms TEXT")
-            except sqlite3.OperationalError as exc:  # another process added it first
-                if "duplicate column" not in str(exc):
-                    raise
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):  # not: another process added it first
+                    # e.g. a read-only index: searchable, analyses computed at question time
+                    log.warning("cannot add the terms column to %s: %s", self.path, exc)
+                    self._terms_column = "NULL"
         with self._tx() as con:
             row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None:
@@ -549,7 +555,7 @@ class Store:
         for part in _parts(ids):
             q = (
                 'SELECT c.id, c.file_id, f.path, c.page, c.start, c."end", c.text, c.context, '
-                "c.terms "
+                f"{self._terms_column} "
                 "FROM chunks c JOIN files f ON f.id = c.file_id "
                 f"WHERE c.id IN ({','.join('?' * len(part))})"
             )
