@@ -116,3 +116,16 @@ def test_torch_backend_embeds_questions_on_the_onnx_graph(tmp_path: Path) -> Non
     # No cache folder: questions stay on torch.
     plain = Embedder(model, "m", backend="torch")
     assert not plain.wait_query_encoder() and plain.embed_query("pump").shape == (384,)
+
+
+def test_environment_selects_the_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bundle selects ONNX with DESKTOP_RAG_EMBEDDING_BACKEND; a wrong value is ignored."""
+    from desktop_rag.core.settings import EMBEDDING_BACKEND_ENV, Settings
+
+    settings_file = tmp_path / "settings.json"
+    Settings(embedding_backend="torch").save(settings_file)
+    monkeypatch.setenv(EMBEDDING_BACKEND_ENV, "onnx")
+    assert Settings.load(settings_file).embedding_backend == "onnx"
+    assert Settings.load(tmp_path / "missing.json").embedding_backend == "onnx"
+    monkeypatch.setenv(EMBEDDING_BACKEND_ENV, "cuda-please")
+    assert Settings.load(settings_file).embedding_backend == "torch"
