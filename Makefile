@@ -55,3 +55,16 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+
+# Self-contained desktop bundle (PyInstaller one folder, no Python or torch needed on the target)
+# in dist/desktop-rag/ plus a tarball, then its smoke test without network. Slow: not part of CI.
+# Built from wheelhouse/ when it exists (make wheelhouse bundle). See packaging/README.md.
+.PHONY: bundle wheelhouse
+bundle:
+	TORCH_INDEX="$(TORCH_INDEX)" $(PYTHON) packaging/build_bundle.py
+	$(PYTHON) packaging/smoke_test.py
+
+# Every wheel the app needs in wheelhouse/, installed elsewhere with only that folder:
+# sh wheelhouse/install_offline.sh VENV (tested by: python3 packaging/check_wheelhouse.py).
+wheelhouse:
+	TORCH_INDEX="$(TORCH_INDEX)" $(PYTHON) packaging/build_wheelhouse.py
