@@ -4,7 +4,6 @@ skipped where it is not faster, and never a reason the model does not load."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -58,7 +57,7 @@ def test_unconvertible_model_falls_back_to_itself(tmp_path: Path) -> None:
     assert weights_for_inference(bad, tmp_path / "cache", 1) == bad
 
 
-def test_the_app_answers_from_the_copy(llm_path: Path, gguf_cache: Path, tmp_path: Path) -> None:
+def test_the_app_answers_from_the_copy(llm_path: Path, gguf_cache: Path) -> None:
     """LocalLLM with a weights cache loads the F16 copy (when it measured faster, or forced here)
     and answers as the original does: greedy output of both starts the same way."""
     weights_for_inference(llm_path, gguf_cache, 2, min_speedup=0.0)  # forced: speed-independent
@@ -73,4 +72,3 @@ def test_the_app_answers_from_the_copy(llm_path: Path, gguf_cache: Path, tmp_pat
     assert "monday" in a and "monday" in b
     fast.close()
     base.close()
-    shutil.rmtree(tmp_path, ignore_errors=True)

@@ -126,8 +126,9 @@ class Embedder:
     agree to cosine >= 0.9999, so an index may mix them. With ``"torch"`` and a ``cache_dir``,
     questions are embedded by a one-thread ONNX Runtime session of the same fp32 graph beside
     torch (:meth:`embed_query`: 10 ms instead of 50 ms p50 on 2 cores, and a question no longer
-    waits for a document batch). Thread-safe: one lock serialises calls into each model. ``chunks_embedded`` counts texts embedded by :meth:`embed` (documents, not
-    queries) and ``forward_s`` the seconds spent there.
+    waits for a document batch). Thread-safe: one lock serialises calls into each model.
+    ``chunks_embedded`` counts texts embedded by :meth:`embed` (documents, not queries) and
+    ``forward_s`` the seconds spent there.
 
     Raises:
         ValueError: an unknown ``backend``.
@@ -185,10 +186,12 @@ class Embedder:
         Raises:
             ModelLoadError: the folder could not be loaded as a sentence-transformers model.
         """
-        if self._model is not None or self._onnx is not None:
-            return
-        with self._lock:
-            self._load_locked()
+        if self._model is None and self._onnx is None:
+            with self._lock:
+                self._load_locked()
+        # The question encoder too (its graph's checksum is read once, here, not on the first
+        # question; a first start begins its export in the background).
+        self._query_encoder()
 
     @property
     def active_backend(self) -> str | None:

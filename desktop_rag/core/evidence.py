@@ -48,7 +48,6 @@ def _stemmer() -> Callable[[str], str]:
     return snowballstemmer.stemmer("porter").stemWord  # type: ignore[no-any-return]
 
 
-@lru_cache(maxsize=200_000)
 def _stem(word: str) -> str:
     return _stemmer()(word)
 
@@ -164,9 +163,9 @@ class QueryTerms:
         seq: list[str] = []
         words: dict[str, str] = {}
         for w in TOKEN_RE.findall(_fold(question)):
-            if not _is_content(w):
+            s = _stem_of(w)
+            if not s:  # a stop word or single letter
                 continue
-            s = _stem(w)
             seq.append(s)
             words.setdefault(s, w)
         return cls(tuple(dict.fromkeys(seq)), words, frozenset(pairwise(seq)))

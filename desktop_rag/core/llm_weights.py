@@ -118,23 +118,21 @@ def _source_sha256(model_path: Path, cache_dir: Path) -> str:
     size and modification time are the ones recorded there (hashing 100 MB takes ~0.3 s, a 4 GB
     model ~10 s: not at every start), else computed."""
     st = model_path.stat()
-    known = _read_manifest(cache_dir / "sources.json").get(str(model_path.resolve()))
+    index = cache_dir / "sources.json"
+    sources = _read_manifest(index)
+    key = str(model_path.resolve())
+    known = sources.get(key)
     if (
         isinstance(known, dict)
         and known.get("size") == st.st_size
-        and (known.get("mtime_ns") == st.st_mtime_ns and isinstance(known.get("sha256"), str))
+        and known.get("mtime_ns") == st.st_mtime_ns
+        and isinstance(known.get("sha256"), str)
     ):
         return str(known["sha256"])
     sha = sha256_file(model_path)
-    index = cache_dir / "sources.json"
-    known_all = _read_manifest(index)
-    known_all[str(model_path.resolve())] = {
-        "size": st.st_size,
-        "mtime_ns": st.st_mtime_ns,
-        "sha256": sha,
-    }
+    sources[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha}
     cache_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(index, json.dumps(known_all, indent=1).encode("utf-8"))
+    atomic_write(index, json.dumps(sources, indent=1).encode("utf-8"))
     return sha
 
 

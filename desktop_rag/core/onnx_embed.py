@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,9 @@ PROBES = (
     "Überprüfung der Daten: café, naïve, 東京, emoji 🚀 and tabs\tinside.",
     " ".join(["A long paragraph that runs past the window of the model."] * 60),
 )
+
+
+_OPEN_LOCK = threading.Lock()
 
 
 class OnnxUnavailable(Exception):
@@ -108,6 +112,20 @@ class OnnxEncoder:
         different function, so the embedder gives it its own identity. ``build=False`` only
         loads a graph already exported (never imports torch; raises OnnxUnavailable otherwise).
         """
+        with _OPEN_LOCK:  # one export at a time: documents and questions may both want one
+            return cls._open(model_dir, fingerprint, cache_dir, max_seq, threads, int8, build)
+
+    @classmethod
+    def _open(
+        cls,
+        model_dir: Path,
+        fingerprint: str,
+        cache_dir: Path,
+        max_seq: int,
+        threads: int | None,
+        int8: bool,
+        build: bool,
+    ) -> OnnxEncoder:
         version = _runtime_version()
         tokenizer = load_tokenizer(model_dir, max_seq)  # before any export: it may be missing
         folder = cache_dir / f"{fingerprint}-v{GRAPH_VERSION}"

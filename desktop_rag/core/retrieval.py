@@ -55,8 +55,8 @@ class RetrievalConfig:
 
     Defaults chosen on both dev sets together with ``desktop-rag eval`` (covidqa answer-span hit@5 /
     docugami document hit@5). ``lexical_budget`` bounds the postings FTS5 ranks for the lexical
-    candidates (see :meth:`~desktop_rag.core.store.Store.lexical_candidates`). Fusion alone: dense weight 0.4 gave 0.771 / 0.780, 0.5 gave 0.759 /
-    0.872, 0.6 gave 0.746 / 0.887 (covidqa questions reuse the article's words; docugami questions
+    candidates (see :meth:`~desktop_rag.core.store.Store.lexical_candidates`). Fusion alone:
+    dense weight 0.4 gave 0.771 / 0.780, 0.5 gave 0.759 / 0.872, 0.6 gave 0.746 / 0.887 (covidqa questions reuse the article's words; docugami questions
     name companies the text calls "the Company"). With the evidence features the best region moves
     to dense weight 0.7-0.8 and both sets gain: 0.802 / 0.897 with the defaults here. Tried and left
     out: blending in document-level evidence (lowered both sets), z-score normalisation (no
@@ -120,8 +120,9 @@ class Retriever:
         dense = self.vectors.search(qvec, n_cand) if qvec is not None else []
         terms = QueryTerms.of(query)
         words = [terms.words[s] for s in terms.stems]
-        n_docs, df = self.store.document_frequencies(words) if mode != "dense" else (0, {})
-        if mode in ("hybrid", "fused"):
+        hybrid = mode in ("hybrid", "fused")
+        n_docs, df = self.store.document_frequencies(words) if hybrid else (0, {})
+        if hybrid:
             lexical = self.store.lexical_candidates(
                 words, df, n_cand, budget=cfg.lexical_budget, context_weight=cfg.context_weight
             )

@@ -657,7 +657,21 @@ class Store:
             total += df[w]
         if not chosen:
             return []
-        match = " OR ".join('"' + w.replace('"', "") + '"' for w in chosen)
+        return self._ranked(" OR ".join('"' + w.replace('"', "") + '"' for w in chosen), limit,
+                            context_weight)  # fmt: skip
+
+    def bm25(self, query: str, limit: int, context_weight: float = 0.5) -> list[tuple[int, float]]:
+        """BM25 search over chunk text (weight 1) and context (``context_weight``) with FTS5, over
+        every word of ``query`` (see :func:`fts_query`).
+
+        Returns up to ``limit`` (chunk id, score) pairs, best first; scores are FTS5's ``bm25()``
+        negated, so higher is better (FTS5 uses k1 = 1.2, b = 0.75).
+        """
+        match = fts_query(query)
+        return [] if match is None else self._ranked(match, limit, context_weight)
+
+    def _ranked(self, match: str, limit: int, context_weight: float) -> list[tuple[int, float]]:
+        """FTS5's BM25 top-``limit`` for a MATCH expression (an unparsable one gives none)."""
         w = float(context_weight)
         sql = (
             f"SELECT rowid, -bm25(chunks_fts, 1.0, {w}) FROM chunks_fts WHERE chunks_fts MATCH ? "
@@ -665,37 +679,6 @@ class Store:
         )
         try:
             return [(int(r[0]), float(r[1])) for r in self.con.execute(sql, (match, limit))]
-        except sqlite3.OperationalError:
-            return []
-
-    def bm25(
-        self,
-        query: str,
-        limit: int,
-        only_ids: Sequence[int] | None = None,
-        context_weight: float = 0.5,
-    ) -> list[tuple[int, float]]:
-        """BM25 search over chunk text (weight 1) and context (``context_weight``) with FTS5.
-
-        Returns up to ``limit`` (chunk id, score) pairs, best first; scores are FTS5's ``bm25()``
-        negated, so higher is better (FTS5 uses k1 = 1.2, b = 0.75). With ``only_ids``, scores just
-        those chunks (those that do not match are left out).
-        """
-        match = fts_query(query)
-        if match is None:
-            return []
-        w = float(context_weight)
-        sql = f"SELECT rowid, -bm25(chunks_fts, 1.0, {w}) FROM chunks_fts WHERE chunks_fts MATCH ?"
-        args: list[object] = [match]
-        if only_ids is not None:
-            if not only_ids:
-                return []
-            sql += f" AND rowid IN ({','.join('?' * len(only_ids))})"
-            args += list(only_ids)
-        sql += f" ORDER BY bm25(chunks_fts, 1.0, {w}) LIMIT ?"
-        args.append(limit)
-        try:
-            return [(int(r[0]), float(r[1])) for r in self.con.execute(sql, args)]
         except sqlite3.OperationalError:
             return []
 
