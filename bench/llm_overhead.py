@@ -43,11 +43,9 @@ def main() -> None:
     ap.add_argument("--weights", choices=("auto", "original"), default="auto")
     args = ap.parse_args()
     os.environ["DESKTOP_RAG_HOME"] = tempfile.mkdtemp(prefix="drag-llm-bench-")
-    import llama_cpp
-
     from desktop_rag.core import prompting
     from desktop_rag.core.engine import Engine
-    from desktop_rag.core.llm import LocalLLM
+    from desktop_rag.core.llm import LocalLLM, open_llama
 
     engine = Engine()
     engine.index_all([ROOT / "resources" / "samples"])
@@ -64,8 +62,8 @@ def main() -> None:
     packed = packed_for(args.question)
     packed_next = packed_for(args.next_question)
     prompt = ours.render(packed.messages)
-    raw = llama_cpp.Llama(model_path=str(ours.load_path), n_ctx=4096,
-                          n_threads=args.threads, n_threads_batch=args.threads, n_gpu_layers=0,
+    raw = open_llama(model_path=str(ours.load_path), n_ctx=4096,
+                     n_threads=args.threads, n_threads_batch=args.threads, n_gpu_layers=0,
                           use_mmap=True, verbose=False)  # fmt: skip
     ids = raw.tokenize(prompt.encode(), add_bos=False, special=True)
     ids_next = raw.tokenize(ours.render(packed_next.messages).encode(), add_bos=False, special=True)

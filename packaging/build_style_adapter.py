@@ -146,7 +146,9 @@ def check(args: argparse.Namespace, adapter_path: Path, training: list[dict[str,
     ]
     answering = [ex for ex in held if not ex["meta"]["abstain"]][: args.check_examples]
     abstaining = [ex for ex in held if ex["meta"]["abstain"]][: args.check_abstain]
-    llm = llama_cpp.Llama(
+    from desktop_rag.core.llm import open_llama
+
+    llm = open_llama(
         model_path=str(base),
         n_ctx=2048,
         n_threads=args.threads,

@@ -260,12 +260,14 @@ def test_llama_cpp_generates_with_the_trained_adapter(
     import llama_cpp
     import numpy as np
 
+    from desktop_rag.core.llm import open_llama
+
     out, _ = trained
     hit = Hit(1, 1, "/docs/pump.txt", None, 0, 40, "The pump moves 40 litres per minute.", "", 0.9)
     packed = pack_prompt("How fast is the pump?", [hit], 10**6, lambda s: len(s) // 4)
     info = read_base_info(llm_path)
     prompt = render_prompt(info.chat_template, packed.messages, "<|im_start|>", "<|im_end|>")
-    llm = llama_cpp.Llama(model_path=str(llm_path), n_ctx=512, n_threads=1, verbose=False)
+    llm = open_llama(model_path=str(llm_path), n_ctx=512, n_threads=1, verbose=False)
     ids = llm.tokenize(prompt.encode(), add_bos=False, special=True)
 
     def next_token_scores() -> np.ndarray:

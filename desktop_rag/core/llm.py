@@ -138,6 +138,41 @@ def check_gguf_header(path: Path) -> None:
         )
 
 
+_OPEN_LOCK = threading.Lock()
+
+
+def open_llama(**kwargs: Any) -> Any:
+    """``llama_cpp.Llama(**kwargs)`` without llama.cpp's extra CPU buffer types (weight
+    repacking and the AMX kernels).
+
+    With them, llama-cpp-python 0.3.36 crashed the process (segmentation fault) at the first
+    prompt of more than one token on a CPU with AMX (Xeon, AVX512 + AMX_INT8), for the bundled
+    Q4_1 model and its F16 copy alike; without them it runs on every CPU. ``Llama()`` has no
+    parameter for it, so the model parameters' default is changed while the model loads (under
+    a lock; ``Llama`` reads it once in its constructor).
+
+    Raises:
+        whatever ``llama_cpp.Llama`` raises (ValueError for a file it cannot load).
+    """
+    import llama_cpp
+    import llama_cpp.llama as llama_module
+
+    original = llama_cpp.llama_model_default_params
+
+    def params() -> Any:
+        p = original()
+        if hasattr(p, "use_extra_bufts"):
+            p.use_extra_bufts = False
+        return p
+
+    with _OPEN_LOCK:
+        llama_module.llama_cpp.llama_model_default_params = params
+        try:
+            return llama_cpp.Llama(**kwargs)
+        finally:
+            llama_module.llama_cpp.llama_model_default_params = original
+
+
 def default_threads() -> int:
     """The number of CPU cores this process may use."""
     try:
@@ -229,7 +264,7 @@ class LocalLLM:
         _install_log_capture()
         _LOG_LINES.clear()
         try:
-            return llama_cpp.Llama(
+            return open_llama(
                 model_path=str(path),
                 n_ctx=self.n_ctx,
                 n_threads=self.threads,

@@ -213,12 +213,13 @@ def _build(source: Path, copy: Path, threads: int, min_speedup: float) -> dict[s
 def _measure(path: Path, threads: int) -> tuple[float, float, list[Any]]:
     """(prompt tokens/s on :data:`TIMING_TEXT`, best of 2; generated tokens/s over 32 greedy
     tokens, best of 2; last-position logits per probe)."""
-    import llama_cpp
     import numpy as np
 
-    llm = llama_cpp.Llama(model_path=str(path), n_ctx=512, n_threads=threads,
-                          n_threads_batch=threads, n_gpu_layers=0, logits_all=True,
-                          verbose=False)  # fmt: skip
+    from desktop_rag.core.llm import open_llama
+
+    llm = open_llama(model_path=str(path), n_ctx=512, n_threads=threads,
+                     n_threads_batch=threads, n_gpu_layers=0, logits_all=True,
+                     verbose=False)  # fmt: skip
     try:
         logits = []
         for probe in PROBES:

@@ -146,13 +146,15 @@ def strip_images(text: str) -> str:
     return _IMAGE_RE.sub("", text)
 
 
-def format_source(n: int, hit: Hit) -> str:
-    """One numbered source block for the prompt (instruction-like text neutralised)."""
+def format_source(n: int, hit: Hit, text: str | None = None) -> str:
+    """One numbered source block for the prompt (instruction-like text neutralised); ``text``
+    replaces the hit's text (its focused sentences, see :func:`~desktop_rag.core.grounding.focus`)."""
     # The context line names the document and section; it is worth its tokens only when it says
     # more than the file name already does.
     ctx = hit.context if " › " in hit.context else ""
     label = f"{source_label(hit)} ({ctx})" if ctx else source_label(hit)
-    return f"[{n}] {label}\n<<<\n{neutralize_instructions(hit.text.strip())}\n>>>"
+    body = hit.text if text is None else text
+    return f"[{n}] {label}\n<<<\n{neutralize_instructions(body.strip())}\n>>>"
 
 
 @dataclass(frozen=True)
@@ -164,12 +166,17 @@ class PackedPrompt:
 
 
 def pack_prompt(
-    question: str, hits: Sequence[Hit], budget_tokens: int, count_tokens: Callable[[str], int]
+    question: str,
+    hits: Sequence[Hit],
+    budget_tokens: int,
+    count_tokens: Callable[[str], int],
+    texts: Sequence[str] | None = None,
 ) -> PackedPrompt:
     """Number and pack as many ``hits`` (best first) as fit in ``budget_tokens`` prompt tokens.
 
     ``count_tokens`` measures a string in the LLM's tokens. The first hit is always included (cut
-    to fit if it alone is too long).
+    to fit if it alone is too long). ``texts`` (one per hit) replace the hits' texts in the
+    prompt, e.g. each chunk's best sentences; the hits themselves stay the citations.
     """
     system = system_prompt()
     # Sources first and the question last, ending in "Answer:": measured on the bundled
@@ -179,8 +186,8 @@ def pack_prompt(
     used = count_tokens(system) + count_tokens(head) + count_tokens(tail) + 16  # template tokens
     blocks: list[str] = []
     kept: list[Hit] = []
-    for hit in hits:
-        block = format_source(len(kept) + 1, hit)
+    for i, hit in enumerate(hits):
+        block = format_source(len(kept) + 1, hit, texts[i] if texts is not None else None)
         cost = count_tokens(block) + 2
         if used + cost > budget_tokens:
             if kept:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -73,11 +73,17 @@ class RetrievalConfig:
 
 @dataclass(frozen=True)
 class RetrievalResult:
-    """Top-k hits, best first, and the retrieval latency in milliseconds."""
+    """Top-k hits, best first, and the retrieval latency in milliseconds.
+
+    ``idf`` maps the question's content stems to their BM25 IDF over the indexed chunks
+    (:func:`~desktop_rag.core.evidence.bm25_idf`; empty in the single-retriever modes), for
+    weighting question words when choosing evidence sentences.
+    """
 
     hits: list[Hit]
     retrieval_ms: float
     best_dense: float  # the highest cosine similarity of any candidate (relevance evidence)
+    idf: dict[str, float] = field(default_factory=dict)
 
 
 class Retriever:
@@ -176,7 +182,8 @@ class Retriever:
             if (r := rows.get(c)) is not None
         ]
         best_dense = max(dense_of.values(), default=0.0)
-        return RetrievalResult(hits, (time.perf_counter() - t0) * 1000.0, best_dense)
+        idf = {s: bm25_idf(n_docs, df.get(terms.words[s], 0)) for s in terms.stems} if hybrid else {}
+        return RetrievalResult(hits, (time.perf_counter() - t0) * 1000.0, best_dense, idf)
 
     def _fuse(
         self,
