@@ -156,7 +156,8 @@ def ask(
     adapter_scale: float,
 ) -> None:
     """Answer a QUESTION from the indexed documents, with numbered sources."""
-    from desktop_rag.core.types import CancelToken
+    from desktop_rag.core.grounding import check_summary
+    from desktop_rag.core.types import CancelToken, EvidenceFound
 
     text = " ".join(question).strip()
     if not text:
@@ -173,6 +174,14 @@ def ask(
             ):
                 if isinstance(item, Answer):
                     final = item
+                elif isinstance(item, EvidenceFound):
+                    if item.evidence and not as_json:
+                        click.echo("From your documents:")
+                        for e in item.evidence:
+                            where = f", page {e.hit.page}" if e.hit.page else ""
+                            quote = " ".join(e.text.split())
+                            click.echo(f"  “{quote}” [{e.n}] ({e.hit.file_name}{where})")
+                        click.echo("")
                 elif not as_json:
                     click.echo(item, nl=False)
         except KeyboardInterrupt:
@@ -189,6 +198,9 @@ def ask(
         return
     for w in final.warnings:
         click.echo(f"\nWarning: {w}", err=True)
+    summary = check_summary(final)
+    if summary:
+        click.echo(f"\n\n{summary}")
     click.echo("\n\nSources:")
     for c in final.citations:
         where = f"page {c.hit.page}" if c.hit.page else "text"

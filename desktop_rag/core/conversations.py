@@ -16,18 +16,21 @@ CREATE TABLE IF NOT EXISTS conversations(
 CREATE TABLE IF NOT EXISTS messages(
     id INTEGER PRIMARY KEY, conversation_id INTEGER NOT NULL REFERENCES conversations(id)
     ON DELETE CASCADE, role TEXT NOT NULL, text TEXT NOT NULL, sources TEXT NOT NULL DEFAULT '[]',
-    created REAL NOT NULL);
+    created REAL NOT NULL, checked TEXT NOT NULL DEFAULT '{}');
 """
 
 
 @dataclass
 class Message:
-    """One chat message; ``sources`` are the citations' JSON objects (see ``Answer.to_json``)."""
+    """One chat message; ``sources`` are the citations' JSON objects (see ``Answer.to_json``);
+    ``checked`` holds an answer's ``evidence``, ``checks`` and ``grounded`` as in
+    ``Answer.to_json`` (empty for questions and for answers saved before the claim check)."""
 
     role: str
     text: str
     sources: list[dict[str, Any]] = field(default_factory=list)
     id: int | None = None
+    checked: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,9 @@ class ConversationStore:
         if "adapter" not in cols:  # databases made before style adapters existed
             self._con.execute("ALTER TABLE conversations ADD COLUMN adapter TEXT")
             self._con.execute("ALTER TABLE conversations ADD COLUMN adapter_scale REAL")
+        cols = {r[1] for r in self._con.execute("PRAGMA table_info(messages)")}
+        if "checked" not in cols:  # databases made before the claim check
+            self._con.execute("ALTER TABLE messages ADD COLUMN checked TEXT NOT NULL DEFAULT '{}'")
         self._lock = threading.Lock()
 
     def set_style(self, conversation_id: int, adapter: str | None, scale: float) -> None:
@@ -85,8 +91,16 @@ class ConversationStore:
         now = time.time()
         with self._lock:
             cur = self._con.execute(
-                "INSERT INTO messages(conversation_id, role, text, sources, created) VALUES (?, ?, ?, ?, ?)",
-                (conversation_id, message.role, message.text, json.dumps(message.sources), now),
+                "INSERT INTO messages(conversation_id, role, text, sources, created, checked) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    conversation_id,
+                    message.role,
+                    message.text,
+                    json.dumps(message.sources),
+                    now,
+                    json.dumps(message.checked),
+                ),
             )
             self._con.execute(
                 "UPDATE conversations SET updated=? WHERE id=?", (now, conversation_id)
@@ -105,10 +119,11 @@ class ConversationStore:
         """The messages of a conversation in order."""
         with self._lock:
             rows = self._con.execute(
-                "SELECT id, role, text, sources FROM messages WHERE conversation_id=? ORDER BY id",
+                "SELECT id, role, text, sources, checked FROM messages WHERE conversation_id=? "
+                "ORDER BY id",
                 (conversation_id,),
             ).fetchall()
-        return [Message(r[1], r[2], json.loads(r[3]), r[0]) for r in rows]
+        return [Message(r[1], r[2], json.loads(r[3]), r[0], json.loads(r[4] or "{}")) for r in rows]
 
     def delete(self, conversation_id: int) -> None:
         """Delete a conversation and its messages."""
@@ -123,7 +138,25 @@ class ConversationStore:
             if m.role == "user":
                 out += [f"**You:** {m.text}", ""]
                 continue
+            evidence = m.checked.get("evidence") or []
+            if evidence:
+                out.append("From your documents:")
+                for e in evidence:
+                    where = f", page {e['page']}" if e.get("page") else ""
+                    out.append(f'> "{" ".join(str(e["text"]).split())}" [{e["n"]}] '
+                               f"({Path(e['file']).name}{where})")  # fmt: skip
+                out.append("")
             out += [f"**Assistant:** {m.text}", ""]
+            bad = [c for c in m.checked.get("checks") or [] if not c.get("supported")]
+            if bad:
+                claims = "; ".join(
+                    f"{c['claim']!r} ({c['kind']})" for c in bad if c["kind"] != "sentence"
+                )
+                n_sent = sum(c["kind"] == "sentence" for c in bad)
+                out.append(
+                    f"Not found in the sources: {claims or 'none'}; unsupported sentences: {n_sent}"
+                )
+                out.append("")
             if m.sources:
                 out.append("Sources:")
                 for s in m.sources:

@@ -17,6 +17,16 @@ import numpy as np
 from desktop_rag.core.chunking import Chunker, ChunkerConfig, load_tokenizer
 from desktop_rag.core.embedding import Embedder
 from desktop_rag.core.errors import AdapterError
+from desktop_rag.core.grounding import (
+    SentenceScores,
+    Similarity,
+    check_answer,
+    failed_check_text,
+    focus,
+    quote_evidence,
+    score_sentences,
+    select_evidence,
+)
 from desktop_rag.core.indexer import Indexer
 from desktop_rag.core.llm import LocalLLM
 from desktop_rag.core.models import ModelInfo, resolve_model
@@ -38,6 +48,7 @@ from desktop_rag.core.types import (
     Answer,
     CancelToken,
     Citation,
+    EvidenceFound,
     Hit,
     IndexSummary,
     Progress,
@@ -234,11 +245,16 @@ class Engine:
         cancel: CancelToken | None = None,
         adapter: str | None = None,
         adapter_scale: float = 1.0,
-    ) -> Iterator[str | Answer]:
-        """Answer a question: yields text pieces as they are generated, then one :class:`Answer`.
+    ) -> Iterator[str | EvidenceFound | Answer]:
+        """Answer a question: yields one :class:`EvidenceFound` (the quoted evidence sentences),
+        then text pieces as they are generated, then one :class:`Answer`.
 
         If retrieval finds nothing relevant (no hit, or no candidate's cosine similarity reaches the
         ``min_relevance`` setting), the answer is the abstention sentence and the LLM is not run.
+        The ``answer_style`` setting chooses what is shown (see :class:`Settings`): with
+        ``"evidence"`` the LLM does not run either. A generated answer is claim-checked against
+        its sources (:func:`~desktop_rag.core.grounding.check_answer`); when it fails as a whole,
+        ``Answer.text`` says so and quotes the evidence instead.
         ``adapter`` names a LoRA style adapter (see :mod:`desktop_rag.core.adapters`) applied at
         ``adapter_scale`` (0 to 1.5); None answers with the base model alone.
 
@@ -247,9 +263,13 @@ class Engine:
                 before anything is generated; the model stays loaded and usable).
         """
         cancel = cancel or CancelToken()
-        adapter_path, warnings = self._adapter_for(adapter, adapter_scale)
+        style = self.settings.answer_style
+        adapter_path, warnings = (
+            self._adapter_for(adapter, adapter_scale) if style != "evidence" else (None, ())
+        )
         result = self.search(question, k, collections=collections)
         if not self.is_relevant(result, question):
+            yield EvidenceFound(())
             yield NOT_FOUND
             yield Answer(
                 NOT_FOUND,
@@ -258,10 +278,29 @@ class Engine:
                 Timings(result.retrieval_ms, 0.0, 0.0),
             )
             return
-        llm = self.llm
         t0 = time.perf_counter()
+        scores = self.sentence_scores(question, result)
+        found = select_evidence(scores, self.settings.evidence_sentences)
+        # The "generated" style shows no quotes (they stay the fallback of a failed check).
+        evidence = found if style != "generated" else ()
+        yield EvidenceFound(evidence)
+        if style == "evidence":
+            text = quote_evidence(evidence) if evidence else NOT_FOUND
+            quoted = {e.n for e in evidence}
+            yield text
+            yield Answer(
+                text,
+                not evidence,
+                tuple(Citation(i + 1, h, i + 1 in quoted) for i, h in enumerate(result.hits)),
+                Timings(result.retrieval_ms, 0.0, 0.0),
+                evidence=evidence,
+            )
+            return
+        llm = self.llm
         budget = llm.context_size - self.settings.max_answer_tokens
-        packed = pack_prompt(question, result.hits, budget, llm.count_tokens)
+        n_focus = self.settings.focus_sentences
+        texts = focus(scores, n_focus) if n_focus > 0 else None
+        packed = pack_prompt(question, result.hits, budget, llm.count_tokens, texts)
         pieces: list[str] = []
         stats_start = time.perf_counter()
         for piece in llm.stream(packed.messages, max_tokens=self.settings.max_answer_tokens,
@@ -273,17 +312,22 @@ class Engine:
                 break  # a small model stuck in a loop: stop instead of filling the answer with it
         stats = llm.last_stats
         n = len(packed.hits)
-        text = clean_citations(strip_images(_drop_repeated_lines("".join(pieces))), n)
-        if not cited_numbers(text, n) and not is_abstention(text):
-            text = attribute_citations(text, [h.text for h in packed.hits])
-        cited = set(cited_numbers(text, n))
+        generated = clean_citations(strip_images(_drop_repeated_lines("".join(pieces))), n)
+        abstained = is_abstention(generated)
+        if not cited_numbers(generated, n) and not abstained:
+            generated = attribute_citations(generated, [h.text for h in packed.hits])
+        checked = check_answer(generated, packed.hits)
+        generated = checked.text
+        grounded = checked.passed or abstained
+        text = generated if grounded else failed_check_text(found)
+        cited = set(cited_numbers(generated, n) if grounded else [e.n for e in found])
         citations = tuple(Citation(i + 1, h, (i + 1) in cited) for i, h in enumerate(packed.hits))
-        # Time to first token counts from the question's packing (after retrieval) to the first
-        # generated token: the prompt evaluation is most of it.
+        # Time to first token counts from the end of retrieval (choosing the evidence, packing
+        # the prompt) to the first generated token: the prompt evaluation is most of it.
         ttft = (stats.ttft_s + (stats_start - t0)) if stats else 0.0
         yield Answer(
             text=text,
-            abstained=is_abstention(text),
+            abstained=abstained,
             citations=citations,
             timings=Timings(
                 result.retrieval_ms,
@@ -295,7 +339,30 @@ class Engine:
             adapter=adapter_path.stem if adapter_path else None,
             adapter_scale=adapter_scale if adapter_path else 0.0,
             warnings=warnings,
+            evidence=evidence,
+            generated=generated,
+            checks=checked.checks,
+            grounded=grounded,
         )
+
+    def sentence_scores(self, question: str, result: RetrievalResult) -> SentenceScores:
+        """Every sentence of the retrieved hits scored as evidence for ``question`` (lexical
+        features and the embedding model's similarity; see
+        :func:`~desktop_rag.core.grounding.score_sentences`). About 0.2 s for 5 hits on 2 cores."""
+        return score_sentences(
+            question, result.hits, result.idf, similarity=self._similarity(question)
+        )
+
+    def _similarity(self, question: str) -> Similarity:
+        """Cosine similarity of sentences to ``question`` by the embedding model (vectors are
+        L2-normalised, so the dot product is the cosine)."""
+        embedder = self.embedder
+
+        def similarity(texts: list[str]) -> list[float]:
+            q = embedder.embed_query(question)
+            return [float(x) for x in embedder.embed(texts) @ q]
+
+        return similarity
 
     def _adapter_for(self, name: str | None, scale: float) -> tuple[Path | None, tuple[str, ...]]:
         """Resolve and check a style adapter against the selected model: its path and warnings."""

@@ -20,7 +20,7 @@ import math
 import re
 import statistics
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -206,11 +206,65 @@ def answer_correct(predicted: str, gold: str) -> bool:
     return all(any(abs(a - b) <= 0.01 * max(abs(a), 1e-9) for b in pred_nums) for a in gold_nums)
 
 
+_SCALED = (1.0, 1e3, 1e6, 1e9, 1e-3, 1e-6, 1e-9)
+
+
+def _backed(value: float, source_numbers: Sequence[float]) -> bool:
+    """A number within 1% of a source number, also across thousand/million/billion scales."""
+    return any(
+        abs(value * f - b) <= 0.01 * max(abs(b), 1e-9) for b in source_numbers for f in _SCALED
+    )
+
+
+def unmarked_unsupported(answer: Any) -> tuple[int, int]:
+    """``(figures shown, figures shown unmarked that no cited source holds)`` for one answer.
+
+    An independent check of the claim check: every number of the shown model answer (by this
+    module's own number pattern) must be within 1% of a number in a source the answer cites
+    (any scale), or lie inside a span the claim check marked unsupported. A failed answer is
+    not shown, so counts (0, 0); quoted evidence is the sources' own text.
+    """
+    if answer.generated is None or answer.grounded is False or answer.abstained:
+        return 0, 0
+    text = answer.generated
+    cited = [c.hit for c in answer.citations if c.cited]
+    numbers = [x for h in cited for x in _numbers(f"{h.context} {h.text}")]
+    marked = [(c.start, c.end) for c in answer.checks if not c.supported]
+    shown = bad = 0
+    for m in _NUM.finditer(text):
+        if text[max(0, m.start() - 1) : m.start()] == "[":  # a citation marker
+            continue
+        values = _numbers(m.group(0))
+        if not values:
+            continue
+        shown += 1
+        inside = any(a <= m.start() and m.end() <= b for a, b in marked)
+        if not inside and not _backed(values[0], numbers):
+            bad += 1
+    return shown, bad
+
+
+def _graded(q: Question) -> bool:
+    return bool(q.answer) and len(q.answer.split()) <= MAX_GRADED_ANSWER_WORDS
+
+
 @dataclass
 class AnswerScores:
-    """Per-answer metrics of a ``--generate`` run."""
+    """Per-answer metrics of a ``--generate`` run.
+
+    ``correct`` grades what a reader is shown by default (:func:`~desktop_rag.core.grounding.
+    shown_text`: the quoted evidence and the checked answer), ``generated_correct`` the model's
+    text alone, ``evidence_correct`` the quoted sentences alone.
+    """
 
     correct: list[float] = field(default_factory=list)
+    generated_correct: list[float] = field(default_factory=list)
+    evidence_correct: list[float] = field(default_factory=list)
+    shown_words: list[float] = field(default_factory=list)
+    with_unsupported_figure: list[float] = field(default_factory=list)
+    failed_check: list[float] = field(default_factory=list)
+    figures_shown: int = 0
+    figures_unmarked_unsupported: int = 0
     citation_precision: list[float] = field(default_factory=list)
     cites: list[float] = field(default_factory=list)
     abstained: list[float] = field(default_factory=list)
@@ -220,19 +274,34 @@ class AnswerScores:
 
     def add(self, q: Question, answer: Any, out_of_corpus: bool) -> None:
         """Score one :class:`~desktop_rag.core.types.Answer`."""
+        from desktop_rag.core.grounding import quote_evidence, shown_text
+
         if out_of_corpus:
             self.ooc_abstained.append(float(answer.abstained))
             return
         self.abstained.append(float(answer.abstained))
-        if answer.abstained:
-            if q.answer and len(q.answer.split()) <= MAX_GRADED_ANSWER_WORDS:
-                self.correct.append(0.0)
-            return
+        shown = shown_text(answer)
         if answer.timings.ttft_s:
             self.ttft_s.append(answer.timings.ttft_s)
             self.tokens_per_s.append(answer.timings.tokens_per_s)
-        if q.answer and len(q.answer.split()) <= MAX_GRADED_ANSWER_WORDS:
-            self.correct.append(float(answer_correct(answer.text, q.answer)))
+        if answer.generated is not None and not answer.abstained:
+            figs = [c for c in answer.checks if c.kind == "figure"]
+            self.with_unsupported_figure.append(float(any(not c.supported for c in figs)))
+            self.failed_check.append(float(answer.grounded is False))
+        n_shown, n_bad = unmarked_unsupported(answer)
+        self.figures_shown += n_shown
+        self.figures_unmarked_unsupported += n_bad
+        if _graded(q):
+            assert q.answer is not None
+            self.correct.append(float(answer_correct(shown, q.answer)))
+            self.shown_words.append(float(len(shown.split())))
+            self.evidence_correct.append(
+                float(answer_correct(quote_evidence(answer.evidence), q.answer))
+            )
+            if answer.generated is not None:
+                self.generated_correct.append(float(answer_correct(answer.generated, q.answer)))
+        if answer.abstained:
+            return
         cited = [c for c in answer.citations if c.cited]
         self.cites.append(float(bool(cited)))
         if cited:
@@ -250,6 +319,13 @@ class AnswerScores:
 
         return {
             "correct": _mean(self.correct),
+            "generated_correct": _mean(self.generated_correct),
+            "evidence_correct": _mean(self.evidence_correct),
+            "shown_words": _mean(self.shown_words),
+            "with_unsupported_figure": _mean(self.with_unsupported_figure),
+            "failed_check": _mean(self.failed_check),
+            "figures_shown": self.figures_shown,
+            "figures_unmarked_unsupported": self.figures_unmarked_unsupported,
             "citation_precision": _mean(self.citation_precision),
             "answers_citing": _mean(self.cites),
             "abstention_rate": _mean(self.abstained),
@@ -293,6 +369,7 @@ def run_eval(
         UserError: a bad mode name (and anything indexing raises).
     """
     from desktop_rag.core.errors import UserError
+    from desktop_rag.core.grounding import quote_evidence, select_evidence
 
     for m in modes:
         if m not in RETRIEVAL_MODES:
@@ -317,6 +394,8 @@ def run_eval(
     done = 0
     latency: list[float] = []
     abstain_answerable: list[float] = []
+    evidence_ok: list[float] = []
+    evidence_words: list[float] = []
     for name in modes:
         scores = RetrievalScores(k)
         for q in questions:
@@ -328,7 +407,17 @@ def run_eval(
             if name == modes[0]:
                 latency.append(res.retrieval_ms)
                 if q.answer:
-                    abstain_answerable.append(float(not engine.is_relevant(res, q.question)))
+                    relevant = engine.is_relevant(res, q.question)
+                    abstain_answerable.append(float(not relevant))
+                    if _graded(q) and hasattr(engine, "sentence_scores"):
+                        quotes = ""
+                        if relevant:
+                            top = replace(res, hits=res.hits[: engine.settings.top_k])
+                            found = select_evidence(engine.sentence_scores(q.question, top),
+                                                    engine.settings.evidence_sentences)  # fmt: skip
+                            quotes = quote_evidence(found)
+                        evidence_ok.append(float(answer_correct(quotes, q.answer)))
+                        evidence_words.append(float(len(quotes.split())))
             done += 1
             if progress:
                 progress(done, total)
@@ -340,6 +429,9 @@ def run_eval(
         done += 1
         if progress:
             progress(done, total)
+    if evidence_ok:
+        report["evidence"] = {"graded": len(evidence_ok), "correct": _mean(evidence_ok),
+                              "words": _mean(evidence_words)}  # fmt: skip
     report["abstention"] = {
         "answerable_refused": _mean(abstain_answerable),
         "out_of_corpus_abstained": _mean(abstain_ooc),
@@ -364,12 +456,18 @@ def run_eval(
             if progress:
                 progress(i + 1, len(answerable) + len(outside))
         a = answers.summary()
-        report["answers"] = {key: a[key] for key in ("correct", "citation_precision", "answers_citing",
-                                                     "abstention_rate", "ooc_abstention_rate")}  # fmt: skip
+        report["answers"] = {key: a[key] for key in ANSWER_KEYS}
+        report["answers"]["answer_style"] = engine.settings.answer_style
         report["answers"]["generated"] = len(answerable) + len(outside)
         report["latency"].update({"ttft_s_p50": a["ttft_s_p50"], "ttft_s_p95": a["ttft_s_p95"],
                                   "tokens_per_s_p50": a["tokens_per_s_p50"]})  # fmt: skip
     return report
+
+
+ANSWER_KEYS = ("correct", "generated_correct", "evidence_correct", "shown_words",
+               "with_unsupported_figure", "failed_check", "figures_shown",
+               "figures_unmarked_unsupported", "citation_precision", "answers_citing",
+               "abstention_rate", "ooc_abstention_rate")  # fmt: skip
 
 
 def _mean(xs: Iterable[float]) -> float | None:
@@ -403,9 +501,12 @@ def format_report(report: dict[str, Any]) -> str:
               f"out-of-corpus abstained {ab['out_of_corpus_abstained']} of {ab['out_of_corpus_questions']}"]  # fmt: skip
     if "answers" in report:
         a = report["answers"]
-        lines += ["", "answers (" + str(a["generated"]) + " generated): " + ", ".join(
-            f"{key} {a[key]}" for key in ("correct", "citation_precision", "answers_citing",
-                                          "abstention_rate", "ooc_abstention_rate"))]  # fmt: skip
+        lines += ["", f"answers ({a['generated']} answered, style {a.get('answer_style')}): "
+                  + ", ".join(f"{key} {a.get(key)}" for key in ANSWER_KEYS)]  # fmt: skip
+    if "evidence" in report:
+        e = report["evidence"]
+        lines += ["", f"evidence sentences alone ({e['graded']} graded questions, no model): "
+                  f"correct {e['correct']}, words {e['words']}"]  # fmt: skip
     lat = report["latency"]
     lines.append("latency: " + ", ".join(f"{key} {v}" for key, v in lat.items() if v is not None))
     return "\n".join(lines)

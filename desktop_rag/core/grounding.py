@@ -22,11 +22,11 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Literal
 
 from desktop_rag.core.evidence import TOKEN_RE, QueryTerms, _fold, content_terms
 from desktop_rag.core.prompting import _CITE_RE, cited_numbers
-from desktop_rag.core.types import Hit
+from desktop_rag.core.store import STOPWORDS
+from desktop_rag.core.types import Answer, Check, ClaimKind, Evidence, Hit
 
 # -- sentences -------------------------------------------------------------------------------
 
@@ -35,12 +35,49 @@ from desktop_rag.core.types import Hit
 # A full stop before a lower-case word ("Ae. aegypti", "approx. ten") ends no sentence.
 _BREAK_RE = re.compile(
     r"(?<=[.!?])[\"')\]]*[ \t]+(?![a-z])|[ \t]*\n[ \t]*\n\s*"
-    r"|[ \t]*\n(?=[ \t]*(?:[-*•|]|\d+[.)][ \t]))"
+    r"|[ \t]*\n(?=[ \t]*(?:[-*•|]|\d+[.)][ \t]))|(?<=\|)[ \t]*\n\s*"
 )
 # Words after which a full stop does not end a sentence.
 _ABBREVIATIONS = frozenset(
-    "e.g i.e et al fig figs no nos vs approx ca cf eq eqs ref refs resp dr mr mrs ms prof st "
-    "inc corp co ltd jr sr vol pp p sect sec ch u.s u.k".split()
+    [
+        "e.g",
+        "i.e",
+        "et",
+        "al",
+        "fig",
+        "figs",
+        "no",
+        "nos",
+        "vs",
+        "approx",
+        "ca",
+        "cf",
+        "eq",
+        "eqs",
+        "ref",
+        "refs",
+        "resp",
+        "dr",
+        "mr",
+        "mrs",
+        "ms",
+        "prof",
+        "st",
+        "inc",
+        "corp",
+        "co",
+        "ltd",
+        "jr",
+        "sr",
+        "vol",
+        "pp",
+        "p",
+        "sect",
+        "sec",
+        "ch",
+        "u.s",
+        "u.k",
+    ]
 )
 _LAST_WORD_RE = re.compile(r"([A-Za-z][A-Za-z.]*)\.[\"')\]]*[ \t]*$")
 
@@ -77,22 +114,6 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
 
 @dataclass(frozen=True)
-class Evidence:
-    """A sentence quoted from source ``n`` (1-based, as in the answer's citations).
-
-    ``start``/``end`` are character offsets into the page text of ``hit`` (like ``Hit.start``),
-    so ``text`` is exactly what the viewer highlights; ``score`` in [0, ~2.5], higher is better.
-    """
-
-    n: int
-    hit: Hit
-    start: int
-    end: int
-    text: str
-    score: float
-
-
-@dataclass(frozen=True)
 class EvidenceConfig:
     """Weights of the sentence score (chosen on covidqa and docugami, see the README).
 
@@ -112,7 +133,9 @@ class EvidenceConfig:
 
 def _weights(query: QueryTerms, idf: dict[str, float]) -> dict[str, float]:
     """Each question stem's weight: its IDF where known, else 1."""
-    return {s: idf.get(s, 0.0) or 1.0 for s in query.stems} if idf else dict.fromkeys(query.stems, 1.0)
+    return (
+        {s: idf.get(s, 0.0) or 1.0 for s in query.stems} if idf else dict.fromkeys(query.stems, 1.0)
+    )
 
 
 def score_sentence(
@@ -134,13 +157,17 @@ def score_sentence(
     if total <= 0.0 or not have & set(weights):
         return 0.0
     cov = sum(w for s, w in weights.items() if s in have)
-    cov += config.context * sum(w for s, w in weights.items() if s not in have and s in context_stems)
+    cov += config.context * sum(
+        w for s, w in weights.items() if s not in have and s in context_stems
+    )
     pairs = query.bigrams
     seq_pairs = set(pairwise(stems))
     bigram = sum(p in seq_pairs for p in pairs) / len(pairs) if pairs else 0.0
     new = [s for s in stems if s not in weights]
     novelty = len(new) / len(stems) if stems else 0.0
-    return cov / total + config.bigram * bigram + config.novelty * novelty + config.rank / (rank + 1)
+    return (
+        cov / total + config.bigram * bigram + config.novelty * novelty + config.rank / (rank + 1)
+    )
 
 
 Similarity = Callable[[list[str]], Sequence[float]]
@@ -179,11 +206,15 @@ def score_sentences(
         ctx = frozenset(content_terms(hit.context)) if hit.context and weights else frozenset()
         row = []
         for a, b in sentence_spans(hit.text):
-            score = score_sentence(query, weights, hit.text[a:b], ctx, rank, config) if weights else 0.0
+            score = (
+                score_sentence(query, weights, hit.text[a:b], ctx, rank, config) if weights else 0.0
+            )
             row.append((a, b, score))
         spans.append(tuple(row))
     if similarity is not None and config.dense:
-        keys = [(i, j) for i, row in enumerate(spans) for j, (_, _, sc) in enumerate(row) if sc > 0.0]
+        keys = [
+            (i, j) for i, row in enumerate(spans) for j, (_, _, sc) in enumerate(row) if sc > 0.0
+        ]
         if keys:
             sims = similarity([hits[i].text[spans[i][j][0] : spans[i][j][1]] for i, j in keys])
             rows = [list(r) for r in spans]
@@ -214,7 +245,9 @@ def focus(scores: SentenceScores, sentences: int = 3) -> list[str]:
     out = []
     for hit, row in zip(scores.hits, scores.spans, strict=True):
         ranked = sorted(range(len(row)), key=lambda j: -row[j][2])
-        keep = sorted(j for j in ranked[:sentences] if row[j][2] > 0.0) or list(range(min(sentences, len(row))))
+        keep = sorted(j for j in ranked[:sentences] if row[j][2] > 0.0) or list(
+            range(min(sentences, len(row)))
+        )
         parts, prev = [], -1
         for j in keep:
             if prev >= 0 and j != prev + 1:
@@ -234,7 +267,7 @@ _SCALES = {
 # A figure: optional currency, digits with thousands separators and decimals, optional scale
 # word or percent sign. Digits inside identifiers ("IFITM3", "COVID-19") are not figures.
 _FIGURE_RE = re.compile(
-    r"(?<![\w.])(?P<cur>[$€£¥]\s?)?(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
+    r"(?<![\w.])(?<![A-Za-z]-)(?P<cur>[$€£¥]\s?)?(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
     r"(?:\s?(?P<pct>%|percent\b|per cent\b)|\s?(?P<scale>thousand|millions?|billions?|trillion|"
     r"mn|bn|tn|[kKmMbB])\b)?(?![\w])",
 )
@@ -244,10 +277,97 @@ _ENTITY_RE = re.compile(
     r"\b(?:[A-Z][\w'’-]*[A-Za-z0-9](?:\s+(?:of\s+|de\s+|and\s+)?[A-Z][\w'’-]*[A-Za-z0-9])*"
     r"|[A-Za-z]+[-]?\d[\w-]*)\b"
 )
-_ENTITY_STOP = frozenset(
-    "the a an this that these those it its in on at of for and or but if as by to from with "
-    "however therefore thus also yes no based according answer source sources i we they he she "
-    "there here our their his her what which who when where why how".split()
+# Words that start sentences without naming anything (checked lower-cased), besides the BM25
+# stop words.
+_ENTITY_STOP = STOPWORDS | frozenset(
+    [
+        "however",
+        "therefore",
+        "thus",
+        "also",
+        "yes",
+        "no",
+        "based",
+        "according",
+        "answer",
+        "answers",
+        "source",
+        "sources",
+        "overall",
+        "additionally",
+        "furthermore",
+        "moreover",
+        "finally",
+        "first",
+        "firstly",
+        "second",
+        "secondly",
+        "third",
+        "then",
+        "so",
+        "because",
+        "since",
+        "while",
+        "although",
+        "though",
+        "during",
+        "after",
+        "before",
+        "both",
+        "each",
+        "all",
+        "some",
+        "many",
+        "most",
+        "other",
+        "others",
+        "one",
+        "two",
+        "three",
+        "such",
+        "note",
+        "please",
+        "unfortunately",
+        "specifically",
+        "similarly",
+        "instead",
+        "only",
+        "not",
+        "there",
+        "here",
+        "you",
+        "your",
+        "my",
+        "we",
+        "our",
+        "they",
+        "their",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "in",
+        "on",
+        "at",
+        "of",
+        "for",
+        "and",
+        "or",
+        "but",
+        "if",
+        "as",
+        "by",
+        "to",
+        "from",
+        "with",
+        "the",
+        "a",
+        "an",
+        "total",
+        "net",
+    ]
 )
 
 
@@ -301,63 +421,39 @@ def figure_supported(fig: Figure, source_figures: Sequence[Figure]) -> bool:
         same_scale = fig.scale == s.scale or fig.scale == 1.0 or s.scale == 1.0
         if same_scale and abs(fig.raw - s.raw) <= tol + 1e-9 * abs(s.raw):
             return True
-        if fig.scale > 1.0 or s.scale > 1.0:
-            if abs(fig.value - s.value) <= tol * fig.scale + 1e-9 * abs(s.value):
-                return True
+        scaled = fig.scale > 1.0 or s.scale > 1.0
+        if scaled and abs(fig.value - s.value) <= tol * fig.scale + 1e-9 * abs(s.value):
+            return True
     return False
 
 
-def entities(text: str, question: str = "") -> list[tuple[int, int, str]]:
+def entities(text: str) -> list[tuple[int, int, str]]:
     """Named entities in ``text`` as ``(start, end, text)``: capitalised words and runs of them
-    that do not only start a sentence, and letter-digit identifiers. Function words and the
-    first word of a sentence when it is an ordinary word are skipped."""
+    ("Apple", "New York", "DC-SIGNR"; a leading "The" and a trailing "'s" left out) and
+    identifiers that mix letters and digits ("IFITM3", "COVID-19"). Single capitalised words
+    that are stop words or discourse words ("However", "Overall") are skipped; other words
+    that start a sentence are kept (a checked ordinary word is found in the sources anyway)."""
     out = []
     for m in _ENTITY_RE.finditer(text):
-        word = m.group(0)
+        word, start = m.group(0), m.start()
         first = word.split()[0]
-        if first.lower() in _ENTITY_STOP and " " not in word:
-            continue
-        if first.lower() in _ENTITY_STOP:  # "The Company" -> "Company"
-            cut = len(first) + 1
-            word = word[cut:].lstrip()
-            start = m.end() - len(word)
-        else:
-            start = m.start()
-        if not word or (word.isdigit()):
-            continue
-        # An ordinary word capitalised only because it starts a sentence is no entity.
-        before = text[:start].rstrip()
-        at_start = not before or before[-1] in ".!?:\n" or before.endswith("]")
-        if at_start and " " not in word and word[1:].islower() and not any(c.isdigit() for c in word):
-            continue
-        out.append((start, start + len(word), word))
+        if first.lower() in _ENTITY_STOP:
+            if " " not in word:
+                continue
+            rest = word[len(first) :].lstrip()  # "The Company" -> "Company"
+            start, word = m.end() - len(rest), rest
+        offset = 0
+        for part in re.split(r"(['’]s\s+|['’]s$)", word):  # "Apple's DC-SIGNR": two names
+            if part and not re.fullmatch(r"['’]s\s*", part):
+                if not part.isdigit() and part.lower() not in _ENTITY_STOP:
+                    out.append((start + offset, start + offset + len(part), part))
+            offset += len(part)
     return out
 
 
 def _norm(text: str) -> str:
     """Folded text with every non-alphanumeric run as one space (for entity containment)."""
     return " " + " ".join(TOKEN_RE.findall(_fold(text))) + " "
-
-
-Kind = Literal["figure", "entity", "sentence"]
-
-
-@dataclass(frozen=True)
-class Check:
-    """One checked claim of an answer: ``text[start:end]`` is ``claim``; ``sources`` are the
-    1-based numbers of the given sources that support it (empty when none does)."""
-
-    start: int
-    end: int
-    claim: str
-    kind: Kind
-    supported: bool
-    sources: tuple[int, ...]
-
-    def to_json(self) -> dict[str, object]:
-        """The ``checks`` item of ``ask --json``."""
-        return {"start": self.start, "end": self.end, "claim": self.claim, "kind": self.kind,
-                "supported": self.supported, "sources": list(self.sources)}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -376,16 +472,22 @@ class CheckedAnswer:
         return tuple(c for c in self.checks if not c.supported)
 
 
-_SENT_IN_ANSWER_RE = re.compile(r"(?<=[.!?])(?:\s*\[[\d,\s]+\])?\s+|\n+")
-_MIN_SENTENCE_SUPPORT = 0.5
+# Sentence ends in an answer: [.!?] (with the citations that follow it) before white space, and
+# line breaks. The citations stay with the sentence they close.
+_ANSWER_BREAK_RE = re.compile(
+    r"(?<=[.!?])(?P<cites>(?:\s*\[\s*\d{1,3}(?:\s*[,;]\s*\d{1,3})*\s*\])*)[ \t]+|[ \t]*\n\s*"
+)
+# Half of a sentence's content words (figures double) in one source: the support
+# :func:`attribute_citations` asks 0.6 of before it adds a citation, relaxed for paraphrase.
+MIN_SENTENCE_SUPPORT = 0.5
 
 
-def _answer_sentences(text: str) -> list[tuple[int, int]]:
+def answer_sentences(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each sentence of an answer, each with the citations that close it."""
     spans, start = [], 0
-    for m in _SENT_IN_ANSWER_RE.finditer(text):
-        end = m.start()
-        cite = _CITE_RE.match(text, end + len(m.group(0)) - len(m.group(0).lstrip()))
-        spans.append((start, m.end() if cite is None and "[" in m.group(0) else end))
+    for m in _ANSWER_BREAK_RE.finditer(text):
+        end = m.end("cites") if m.group("cites") is not None else m.start()
+        spans.append((start, end))
         start = m.end()
     spans.append((start, len(text)))
     out = []
@@ -401,7 +503,7 @@ def _answer_sentences(text: str) -> list[tuple[int, int]]:
 def sentence_support(sentence: str, source: str) -> float:
     """The share of the sentence's content words (Porter stems) found in ``source``, figures
     counting double (they are what citations are for); 0 for a sentence without content words."""
-    stems = [s for s in content_terms(_CITE_RE.sub(" ", sentence))]
+    stems = content_terms(_CITE_RE.sub(" ", sentence))
     if not stems:
         return 0.0
     have = set(content_terms(source))
@@ -409,80 +511,121 @@ def sentence_support(sentence: str, source: str) -> float:
     return sum(w for s, w in zip(stems, weights, strict=True) if s in have) / sum(weights)
 
 
-def check_answer(text: str, sources: Sequence[Hit], question: str = "") -> CheckedAnswer:
+def check_answer(text: str, sources: Sequence[Hit]) -> CheckedAnswer:
     """Check every figure, named entity and sentence of ``text`` against ``sources`` (the hits
     numbered ``[1]..[n]`` in the prompt; a source is its text and context line).
 
     Each sentence is checked against the sources it cites (all given sources when it cites
     none). A figure or entity found only in another given source is supported by that one, and
-    its number is added to the sentence's citations. A sentence is supported when its content
-    words are mostly (half, figures double) in one of its sources and none of its figures is
-    unsupported. Offsets in the checks refer to the returned text.
+    that source's number is added to the sentence's citations. A sentence is supported when its
+    content words are mostly (:data:`MIN_SENTENCE_SUPPORT`, figures double) in one of its sources
+    and each of its figures and entities is supported. The answer passes when at least one
+    sentence is supported and no more of its figures are unsupported than supported. Offsets in
+    the checks refer to the returned text.
     """
     bodies = [f"{h.context}\n{h.text}" for h in sources]
     src_figs = [figures(b) for b in bodies]
     src_norm = [_norm(b) for b in bodies]
-    n = len(sources)
-    out_text = text
+    every = list(range(1, len(sources) + 1))
+    out: list[str] = []
     checks: list[Check] = []
-    shift = 0
-    supported_sentences = 0
-    fig_ok = fig_bad = 0
-    for a, b in _answer_sentences(text):
+    pos = 0  # end of the text copied so far (in ``text``)
+    n_supported = fig_ok = fig_bad = 0
+    for a, b in answer_sentences(text):
+        out.append(text[pos:a])
         sent = text[a:b]
-        cited = cited_numbers(sent, n)
-        own = cited or list(range(1, n + 1))
+        cited = cited_numbers(sent, len(sources))
+        own = cited or every
+        body = _CITE_RE.sub(lambda m: " " * len(m.group(0)), sent)  # same offsets, no markers
+        claims: list[tuple[int, int, str, ClaimKind, list[int]]] = []
         added: list[int] = []
-        sent_checks: list[Check] = []
-        body = _CITE_RE.sub(lambda m: " " * len(m.group(0)), sent)
         for f in figures(body):
-            if f.start > 0 and body[f.start - 1] == "[":
-                continue
             found = [i for i in own if figure_supported(f, src_figs[i - 1])]
-            if not found:
-                found = [i for i in range(1, n + 1) if figure_supported(f, src_figs[i - 1])]
-                added += [i for i in found[:1] if i not in cited and i not in added]
-            sent_checks.append(Check(a + f.start, a + f.end, body[f.start : f.end], "figure",
-                                     bool(found), tuple(found)))  # fmt: skip
-        for s, e, word in entities(body, question):
+            if not found and cited:
+                found = [i for i in every if figure_supported(f, src_figs[i - 1])]
+                added += [i for i in found[:1] if i not in added]
+            claims.append((f.start, f.end, body[f.start : f.end], "figure", found))
+        for s, e, word in entities(body):
             key = _norm(word)
             found = [i for i in own if key in src_norm[i - 1]]
-            if not found:
-                found = [i for i in range(1, n + 1) if key in src_norm[i - 1]]
-                added += [i for i in found[:1] if i not in cited and i not in added]
-            sent_checks.append(Check(a + s, a + e, word, "entity", bool(found), tuple(found)))
-        figs = [c for c in sent_checks if c.kind == "figure"]
-        fig_ok += sum(c.supported for c in figs)
-        fig_bad += sum(not c.supported for c in figs)
-        best = max((sentence_support(body, bodies[i - 1]) for i in own + added), default=0.0)
-        has_words = bool(content_terms(body))
-        ok = has_words and best >= _MIN_SENTENCE_SUPPORT and all(c.supported for c in figs)
-        supported_sentences += ok
-        if has_words:
-            support_src = tuple(i for i in own + added if sentence_support(body, bodies[i - 1]) >= _MIN_SENTENCE_SUPPORT)
-            checks.append(Check(a, b, sent, "sentence", ok, support_src if ok else ()))
-        checks.extend(sent_checks)
-        if added and not is_only_citation(sent):
-            insert_at = b
-            stripped = sent.rstrip()
-            end_punct = len(stripped.rstrip(".!?"))
-            if not cited:
-                insert_at = a + end_punct
-            label = f" [{', '.join(map(str, sorted(added)))}]"
-            checks = [_shift(c, insert_at, len(label)) for c in checks]
-            out_text = out_text[: insert_at + shift] + label + out_text[insert_at + shift :]
-            shift += len(label)
-    passed = supported_sentences > 0 and fig_bad <= fig_ok
-    return CheckedAnswer(out_text, tuple(sorted(checks, key=lambda c: (c.start, c.kind != "sentence"))), passed)
+            if not found and cited:
+                found = [i for i in every if key in src_norm[i - 1]]
+                added += [i for i in found[:1] if i not in added]
+            claims.append((s, e, word, "entity", found))
+        figs = [c for c in claims if c[3] == "figure"]
+        fig_ok += sum(bool(c[4]) for c in figs)
+        fig_bad += sum(not c[4] for c in figs)
+        if added:  # name the source that holds the claim: "... [1] [3]." or "... [3]."
+            label = f" [{', '.join(map(str, added))}]"
+            last = list(_CITE_RE.finditer(sent))
+            cut = len(sent.rstrip(".!?:;"))
+            if last and not sent[last[-1].end() :].strip(" .!?:;"):
+                cut = last[-1].end()
+            sent = sent[:cut] + label + sent[cut:]
+        start = sum(len(p) for p in out)
+        if content_terms(body):
+            support = [
+                i
+                for i in own + added
+                if sentence_support(body, bodies[i - 1]) >= MIN_SENTENCE_SUPPORT
+            ]
+            ok = bool(support) and all(c[4] for c in claims)
+            n_supported += ok
+            checks.append(Check(start, start + len(sent), sent, "sentence", ok, tuple(support)))
+        checks += [Check(start + s, start + e, claim, kind, bool(found), tuple(found))
+                   for s, e, claim, kind, found in claims]  # fmt: skip
+        out.append(sent)
+        pos = b
+    out.append(text[pos:])
+    passed = n_supported > 0 and fig_bad <= fig_ok
+    return CheckedAnswer("".join(out), tuple(checks), passed)
 
 
-def is_only_citation(sentence: str) -> bool:
-    """True for a 'sentence' that is nothing but citation markers."""
-    return not _CITE_RE.sub("", sentence).strip()
+FAILED_CHECK = "The model's answer did not match your documents, so it is not shown. What they say:"
 
 
-def _shift(check: Check, at: int, by: int) -> Check:
-    """A check with offsets moved by ``by`` where they lie at or after ``at``."""
-    start = check.start + by if check.start >= at else check.start
-    end = check.end + by if check.end >= at else check.end
-    return Check(start, end, check.claim, check.kind, check.supported, check.sources)
+def quote_evidence(evidence: Sequence[Evidence]) -> str:
+    """The evidence sentences as quotes, one per line: ``“...” [n]``."""
+    return "\n".join(f"“{' '.join(e.text.split())}” [{e.n}]" for e in evidence)
+
+
+def failed_check_text(evidence: Sequence[Evidence]) -> str:
+    """What is shown instead of a generated answer that failed the claim check: a plain
+    statement and the evidence quoted (or only the statement when there is none)."""
+    if not evidence:
+        return "The model's answer did not match your documents, so it is not shown."
+    return f"{FAILED_CHECK}\n{quote_evidence(evidence)}"
+
+
+def check_summary(answer: Answer) -> str:
+    """One plain paragraph on what the claim check found in ``answer`` (for the terminal and
+    copied text); empty when no model answer was checked."""
+    if answer.generated is None or answer.abstained:
+        return ""
+    if answer.grounded is False:
+        return answer.text
+    bad = answer.unsupported
+    if not bad:
+        return "Check: every figure and name in the answer is in the sources it cites."
+    claims = [c for c in bad if c.kind != "sentence"]
+    sentences = [c for c in bad if c.kind == "sentence"]
+    parts = []
+    if claims:
+        kinds = {"figure": "figure", "entity": "name"}
+        parts.append("not found in the sources: "
+                     + ", ".join(f"“{c.claim}” ({kinds[c.kind]})" for c in claims))  # fmt: skip
+    if sentences:
+        parts.append(
+            f"{len(sentences)} sentence{'s' if len(sentences) != 1 else ''} no source supports: "
+            + " ".join(f"“{' '.join(_CITE_RE.sub('', c.claim).split())}”" for c in sentences)
+        )
+    return "Check: " + "; ".join(parts) + "."
+
+
+def shown_text(answer: Answer) -> str:
+    """Everything a reader is shown as the answer, as plain text: the quoted evidence, then the
+    checked model answer (or, when it failed the check, the statement and quotes that replace
+    it). What ``desktop-rag eval`` grades as the default answer."""
+    if answer.generated is None or answer.grounded is False or not answer.evidence:
+        return answer.text
+    return f"{quote_evidence(answer.evidence)}\n{answer.text}"

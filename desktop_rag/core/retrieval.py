@@ -182,7 +182,9 @@ class Retriever:
             if (r := rows.get(c)) is not None
         ]
         best_dense = max(dense_of.values(), default=0.0)
-        idf = {s: bm25_idf(n_docs, df.get(terms.words[s], 0)) for s in terms.stems} if hybrid else {}
+        idf = (
+            {s: bm25_idf(n_docs, df.get(terms.words[s], 0)) for s in terms.stems} if hybrid else {}
+        )
         return RetrievalResult(hits, (time.perf_counter() - t0) * 1000.0, best_dense, idf)
 
     def _fuse(

@@ -13,6 +13,7 @@ from desktop_rag.core.vectors import atomic_write
 log = logging.getLogger(__name__)
 
 SETTINGS_VERSION = 1
+ANSWER_STYLES = ("both", "evidence", "generated")
 # When set, wins over the settings file's ``embedding_backend`` (the self-contained bundle sets it
 # to "onnx": it ships the exported graph and no torch; see packaging/README.md).
 EMBEDDING_BACKEND_ENV = "DESKTOP_RAG_EMBEDDING_BACKEND"
@@ -50,6 +51,13 @@ class Settings:
       0.65x, a typical answer 1.39x for the bundled SmolLM2 Q4_1, see
       :mod:`desktop_rag.core.llm_weights`) or ``"original"`` (load the file as
       it is).
+    - ``answer_style``: what an answer shows. ``"both"`` (default): the evidence sentences quoted
+      from the sources, then the model's answer, claim-checked; ``"evidence"``: the quoted
+      sentences alone (the model does not run: instant, nothing paraphrased); ``"generated"``:
+      the model's checked answer alone. Measured in the README (``desktop-rag eval --generate``).
+    - ``evidence_sentences``: how many sentences are quoted as evidence (from different chunks).
+    - ``focus_sentences``: each source given to the model is cut to its best this-many sentences
+      (0 = whole chunks).
     - ``data_dir``: where the index, conversations and models live (None = the platformdirs user
       data folder); read at start-up.
     """
@@ -58,7 +66,7 @@ class Settings:
     embedding_model: str | None = None
     context_size: int = 4096
     max_answer_tokens: int = 384
-    temperature: float = 0.1
+    temperature: float = 0.0
     top_k: int = 5
     threads: int = 0
     min_relevance: float = 0.44
@@ -66,6 +74,9 @@ class Settings:
     min_term_coverage: float = 0.9
     embedding_backend: str = "torch"
     llm_weights: str = "auto"
+    answer_style: str = "both"
+    evidence_sentences: int = 2
+    focus_sentences: int = 3
     data_dir: str | None = None
     version: int = SETTINGS_VERSION
 

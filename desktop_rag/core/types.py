@@ -149,8 +149,67 @@ class Timings:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """A sentence quoted verbatim from source ``n`` (1-based, as in the answer's citations).
+
+    ``start``/``end`` are character offsets into the page text of ``hit`` (like ``Hit.start``),
+    so ``text`` is exactly what the viewer highlights; ``score`` is its evidence score (higher
+    is better; see :mod:`desktop_rag.core.grounding`).
+    """
+
+    n: int
+    hit: Hit
+    start: int
+    end: int
+    text: str
+    score: float
+
+    def to_json(self) -> dict[str, object]:
+        """The ``evidence`` item of ``ask --json``."""
+        return {"n": self.n, "file": self.hit.path, "page": self.hit.page, "text": self.text,
+                "start": self.start, "end": self.end, "score": round(self.score, 4)}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class EvidenceFound:
+    """Yielded by ``Engine.ask`` before generation starts: the evidence sentences, so a client
+    can show them while the model writes."""
+
+    evidence: tuple[Evidence, ...]
+
+
+ClaimKind = Literal["figure", "entity", "sentence"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One checked claim of a generated answer: ``generated[start:end]`` is ``claim``;
+    ``sources`` are the 1-based numbers of the given sources that support it (empty when none
+    does, and then ``supported`` is False)."""
+
+    start: int
+    end: int
+    claim: str
+    kind: ClaimKind
+    supported: bool
+    sources: tuple[int, ...]
+
+    def to_json(self) -> dict[str, object]:
+        """The ``checks`` item of ``ask --json``."""
+        return {"start": self.start, "end": self.end, "claim": self.claim, "kind": self.kind,
+                "supported": self.supported, "sources": list(self.sources)}  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Answer:
-    """The final answer: text, numbered sources (``citations``), abstention flag and timings."""
+    """The final answer: text, numbered sources (``citations``), abstention flag and timings.
+
+    ``evidence`` are the quoted sentences that answer the question (shown above the text);
+    ``generated`` is the model's answer after the claim check (None when the model did not run),
+    ``checks`` its checked claims (offsets into ``generated``) and ``grounded`` whether it passed
+    the check as a whole. ``text`` is what a reader gets as the answer: ``generated`` when it
+    passed, else a plain statement that it did not and the evidence quoted.
+    """
 
     text: str
     abstained: bool
@@ -159,6 +218,15 @@ class Answer:
     adapter: str | None = None  # the style adapter used (file stem), None for the base model
     adapter_scale: float = 0.0
     warnings: tuple[str, ...] = ()
+    evidence: tuple[Evidence, ...] = ()
+    generated: str | None = None
+    checks: tuple[Check, ...] = ()
+    grounded: bool | None = None
+
+    @property
+    def unsupported(self) -> tuple[Check, ...]:
+        """The checked claims no given source supports."""
+        return tuple(c for c in self.checks if not c.supported)
 
     def to_json(self) -> dict[str, object]:
         """The ``ask --json`` object (see the README for the schema)."""
@@ -184,6 +252,10 @@ class Answer:
                 "tokens_per_s": round(self.timings.tokens_per_s, 2),
             },
         }
+        out["evidence"] = [e.to_json() for e in self.evidence]
+        out["generated"] = self.generated
+        out["grounded"] = self.grounded
+        out["checks"] = [c.to_json() for c in self.checks]
         if self.adapter:  # only with a style adapter, so the base schema stays as documented
             out["adapter"] = {"name": self.adapter, "scale": self.adapter_scale}
         if self.warnings:

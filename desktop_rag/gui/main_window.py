@@ -47,7 +47,7 @@ from desktop_rag.core.engine import Engine
 from desktop_rag.core.errors import UserError
 from desktop_rag.core.models import list_models
 from desktop_rag.core.prompting import resources_dir
-from desktop_rag.core.types import Answer, FileResult, IndexSummary, Progress
+from desktop_rag.core.types import Answer, EvidenceFound, FileResult, IndexSummary, Progress
 from desktop_rag.gui.chat import ChatInput, render_conversation
 from desktop_rag.gui.models import (
     CollectionsModel,
@@ -105,6 +105,7 @@ class MainWindow(QMainWindow):
         self._index_initial_done = 0
         self._answer_worker: GeneratorWorker | None = None
         self._streaming: str | None = None
+        self._streaming_evidence: list[dict[str, Any]] = []
         self._render_pending = False
         self._closing = False
         self.conversation_id: int | None = None
@@ -580,6 +581,7 @@ class MainWindow(QMainWindow):
         msg.id = self.conversations.add(self.conversation_id, msg)
         self.messages.append(msg)
         self._streaming = ""
+        self._streaming_evidence = []
         self._last_answer: Answer | None = None
         self.center.setCurrentWidget(self.chat_page)
         self.send_btn.setEnabled(False)
@@ -602,6 +604,9 @@ class MainWindow(QMainWindow):
         if isinstance(item, Answer):
             self._last_answer = item
             self.sources_model.set_items(item.to_json()["citations"])  # type: ignore[arg-type]
+        elif isinstance(item, EvidenceFound):
+            self._streaming_evidence = [e.to_json() for e in item.evidence]
+            self._request_render()
         elif self._streaming is not None:
             self._streaming += str(item)
             self._request_render()
@@ -611,8 +616,12 @@ class MainWindow(QMainWindow):
         text = answer.text if answer is not None else (self._streaming or "")
         if stopped:
             text = (text + " [stopped]").strip()
-        sources = answer.to_json()["citations"] if answer is not None else []
-        msg = Message("assistant", text, sources)  # type: ignore[arg-type]
+        data = answer.to_json() if answer is not None else {}
+        sources = data.get("citations", [])
+        checked = {key: data[key] for key in ("evidence", "checks", "grounded") if key in data}
+        if answer is None and self._streaming_evidence:
+            checked = {"evidence": self._streaming_evidence}
+        msg = Message("assistant", text, sources, checked=checked)  # type: ignore[arg-type]
         if self.conversation_id is not None:
             msg.id = self.conversations.add(self.conversation_id, msg)
         self.messages.append(msg)
@@ -639,6 +648,7 @@ class MainWindow(QMainWindow):
         self._answer_worker = None
         self._share_cpu()
         self._streaming = None
+        self._streaming_evidence = []
         self.send_btn.setEnabled(True)
         self.stop_btn.setEnabled(False)
         self._render_now()
@@ -658,12 +668,17 @@ class MainWindow(QMainWindow):
 
     def _render_now(self) -> None:
         self._render_pending = False
-        self.transcript.setHtml(render_conversation(self.messages, self._streaming))
+        self.transcript.setHtml(
+            render_conversation(self.messages, self._streaming, self._streaming_evidence)
+        )
         bar = self.transcript.verticalScrollBar()
         bar.setValue(bar.maximum())
 
     def _on_anchor(self, url: QUrl) -> None:
         parts = url.toString().split(":")
+        if len(parts) == 3 and parts[0] == "evidence":
+            self._open_evidence(int(parts[1]), int(parts[2]))
+            return
         if len(parts) != 3 or parts[0] != "cite":
             return
         msg_index, n = int(parts[1]), int(parts[2])
@@ -675,6 +690,18 @@ class MainWindow(QMainWindow):
         if source is not None:
             self.sources_view.setCurrentIndex(self.sources_model.index(n - 1))
             self.open_source(source)
+
+    def _open_evidence(self, msg_index: int, j: int) -> None:
+        """Open evidence sentence ``j`` of a message (``len(messages)``: the answer being
+        written) in the viewer, the sentence itself highlighted."""
+        if msg_index == len(self.messages):
+            evidence = self._streaming_evidence
+        elif 0 <= msg_index < len(self.messages):
+            evidence = self.messages[msg_index].checked.get("evidence") or []
+        else:
+            return
+        if 0 <= j < len(evidence):
+            self.open_source(evidence[j])
 
     def open_source(self, source: dict[str, Any]) -> None:
         """Show a cited passage in the page viewer."""
@@ -697,7 +724,13 @@ class MainWindow(QMainWindow):
         answer = next((m for m in reversed(self.messages) if m.role == "assistant"), None)
         if answer is None:
             return
-        lines = [answer.text, ""]
+        lines = []
+        for e in answer.checked.get("evidence") or []:
+            where = f", page {e['page']}" if e.get("page") else ""
+            lines.append(
+                f"“{' '.join(str(e['text']).split())}” [{e['n']}] ({Path(e['file']).name}{where})"
+            )
+        lines += [answer.text, ""]
         for s in answer.sources:
             where = f", page {s['page']}" if s.get("page") else ""
             lines.append(f"[{s['n']}] {Path(s['file']).name}{where}")
