@@ -135,7 +135,9 @@ def test_evidence_quotes_the_answering_sentence_with_page_offsets(
 def test_ask_json_reports_evidence_and_checks(corpus: Path, home: Path) -> None:
     runner = CliRunner()
     assert runner.invoke(cli, ["index", str(corpus)]).exit_code == 0
-    res = runner.invoke(cli, ["ask", "--json", "How many tonnes of apples did the orchard yield in 2022?"])
+    res = runner.invoke(
+        cli, ["ask", "--json", "How many tonnes of apples did the orchard yield in 2022?"]
+    )
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
     assert data["evidence"] and "38 tonnes" in data["evidence"][0]["text"]
@@ -160,7 +162,7 @@ def test_every_shown_figure_is_sourced_or_marked(engine: Engine, corpus: Path) -
     ]:
         answer = engine.answer(question)
         assert answer.evidence, question
-        shown, bad = unmarked_unsupported(answer)
+        _, bad = unmarked_unsupported(answer)
         assert bad == 0, (question, answer.generated, answer.checks)
         assert shown_text(answer).startswith("“")
 

@@ -444,9 +444,9 @@ def entities(text: str) -> list[tuple[int, int, str]]:
             start, word = m.end() - len(rest), rest
         offset = 0
         for part in re.split(r"(['’]s\s+|['’]s$)", word):  # "Apple's DC-SIGNR": two names
-            if part and not re.fullmatch(r"['’]s\s*", part):
-                if not part.isdigit() and part.lower() not in _ENTITY_STOP:
-                    out.append((start + offset, start + offset + len(part), part))
+            name = part and not re.fullmatch(r"['’]s\s*", part) and not part.isdigit()
+            if name and part.lower() not in _ENTITY_STOP:
+                out.append((start + offset, start + offset + len(part), part))
             offset += len(part)
     return out
 
