@@ -33,7 +33,8 @@ def test_cli_index_status_ask_json(corpus: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
-    assert set(out) == {"answer", "abstained", "citations", "timings"}
+    assert set(out) == {"answer", "abstained", "citations", "timings", "evidence", "generated",
+                        "grounded", "checks"}  # fmt: skip
     assert set(out["timings"]) == {"retrieval_ms", "ttft_s", "tokens_per_s"}
     assert out["answer"].strip()
     first = out["citations"][0]
