@@ -409,7 +409,7 @@ def run_eval(
                 if q.answer:
                     relevant = engine.is_relevant(res, q.question)
                     abstain_answerable.append(float(not relevant))
-                    if _graded(q) and hasattr(engine, "sentence_scores"):
+                    if _graded(q):
                         quotes = ""
                         if relevant:
                             top = replace(res, hits=res.hits[: engine.settings.top_k])

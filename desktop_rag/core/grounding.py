@@ -82,6 +82,18 @@ _ABBREVIATIONS = frozenset(
 _LAST_WORD_RE = re.compile(r"([A-Za-z][A-Za-z.]*)\.[\"')\]]*[ \t]*$")
 
 
+def _trimmed(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``spans`` with white space trimmed from both ends, empty ones dropped."""
+    out = []
+    for a, b in spans:
+        seg = text[a:b]
+        lead = len(seg) - len(seg.lstrip())
+        trail = len(seg.rstrip())
+        if trail > lead:
+            out.append((a + lead, a + trail))
+    return out
+
+
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """``(start, end)`` character offsets of the sentences of ``text``, in order, white space
     trimmed (``text[start:end]`` is the sentence). A full stop after a common abbreviation
@@ -100,14 +112,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         spans.append((start, m.start()))
         start = m.end()
     spans.append((start, len(text)))
-    out = []
-    for a, b in spans:
-        seg = text[a:b]
-        lead = len(seg) - len(seg.lstrip())
-        trail = len(seg.rstrip())
-        if trail > lead:
-            out.append((a + lead, a + trail))
-    return out
+    return _trimmed(text, spans)
 
 
 # -- evidence --------------------------------------------------------------------------------
@@ -490,14 +495,7 @@ def answer_sentences(text: str) -> list[tuple[int, int]]:
         spans.append((start, end))
         start = m.end()
     spans.append((start, len(text)))
-    out = []
-    for a, b in spans:
-        seg = text[a:b]
-        lead = len(seg) - len(seg.lstrip())
-        trail = len(seg.rstrip())
-        if trail > lead:
-            out.append((a + lead, a + trail))
-    return out
+    return _trimmed(text, spans)
 
 
 def sentence_support(sentence: str, source: str) -> float:
