@@ -112,6 +112,26 @@ def test_unmarked_unsupported_figures_are_counted_independently() -> None:
     assert unmarked_unsupported(marked) == (2, 0)
 
 
+def test_a_figure_in_an_uncited_sentence_gets_the_source_that_holds_it() -> None:
+    checked = check_answer("The answer is: 12%.", [APPLE, IPHONE])
+    assert checked.text == "The answer is: 12% [2]."
+    fig = next(c for c in checked.checks if c.kind == "figure")
+    assert fig.supported and fig.sources == (2,)
+    citations = (Citation(1, APPLE, False), Citation(2, IPHONE, True))
+    answer = Answer(checked.text, False, citations, Timings(1.0, 1.0, 1.0),
+                    generated=checked.text, checks=checked.checks, grounded=True)  # fmt: skip
+    assert unmarked_unsupported(answer) == (1, 0)
+
+
+def test_list_numbers_and_the_digits_of_names_are_not_figures() -> None:
+    text = "Findings:\n1. Sales of HIV-1 tests rose 5%.\n2) Services grew."
+    assert [text[f.start : f.end] for f in figures(text)] == ["5%"]
+    citations = (Citation(1, IPHONE, True),)
+    answer = Answer(text, False, citations, Timings(1.0, 1.0, 1.0), generated=text,
+                    grounded=True)  # fmt: skip
+    assert unmarked_unsupported(answer) == (1, 1), "only 5% counts, and no cited source has it"
+
+
 @pytest.mark.slow
 def test_evidence_quotes_the_answering_sentence_with_page_offsets(
     engine: Engine, corpus: Path

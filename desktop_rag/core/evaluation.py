@@ -217,22 +217,36 @@ def _backed(value: float, source_numbers: Sequence[float]) -> bool:
 
 
 def unmarked_unsupported(answer: Any) -> tuple[int, int]:
-    """``(figures shown, figures shown unmarked that no cited source holds)`` for one answer.
+    """``(figures shown, figures shown unmarked that no cited source holds)`` for one answer
+    (counts of :func:`unmarked_unsupported_figures`)."""
+    shown, bad = unmarked_unsupported_figures(answer)
+    return shown, len(bad)
+
+
+def unmarked_unsupported_figures(answer: Any) -> tuple[int, list[str]]:
+    """``(figures shown, the figures shown unmarked that no cited source holds)``.
 
     An independent check of the claim check: every number of the shown model answer (by this
-    module's own number pattern) must be within 1% of a number in a source the answer cites
+    module's own number pattern; not list item numbers or the digits of a name such as
+    "HIV-1") must be within 1% of a number in a source the answer cites
     (any scale), or lie inside a span the claim check marked unsupported. A failed answer is
-    not shown, so counts (0, 0); quoted evidence is the sources' own text.
+    not shown, so it counts (0, []); quoted evidence is the sources' own text.
     """
+    from desktop_rag.core.grounding import is_list_marker
+
     if answer.generated is None or answer.grounded is False or answer.abstained:
-        return 0, 0
+        return 0, []
     text = answer.generated
     cited = [c.hit for c in answer.citations if c.cited]
     numbers = [x for h in cited for x in _numbers(f"{h.context} {h.text}")]
     marked = [(c.start, c.end) for c in answer.checks if not c.supported]
-    shown = bad = 0
+    shown, bad = 0, []
     for m in _NUM.finditer(text):
         if text[max(0, m.start() - 1) : m.start()] == "[":  # a citation marker
+            continue
+        if re.match(r"[A-Za-z]-", text[max(0, m.start() - 2) : m.start()]):
+            continue  # part of a name ("HIV-1"), checked as a name
+        if is_list_marker(text, m.start(), m.end()):
             continue
         values = _numbers(m.group(0))
         if not values:
@@ -240,7 +254,7 @@ def unmarked_unsupported(answer: Any) -> tuple[int, int]:
         shown += 1
         inside = any(a <= m.start() and m.end() <= b for a, b in marked)
         if not inside and not _backed(values[0], numbers):
-            bad += 1
+            bad.append(m.group(0))
     return shown, bad
 
 
@@ -254,7 +268,9 @@ class AnswerScores:
 
     ``correct`` grades what a reader is shown by default (:func:`~desktop_rag.core.grounding.
     shown_text`: the quoted evidence and the checked answer), ``generated_correct`` the model's
-    text alone, ``evidence_correct`` the quoted sentences alone.
+    text alone, ``evidence_correct`` the quoted sentences alone. ``records`` keeps one dict per
+    answerable question (id, question, gold, shown text, unmarked unsupported figures, the
+    answer's JSON) for ``eval --out``.
     """
 
     correct: list[float] = field(default_factory=list)
@@ -271,6 +287,7 @@ class AnswerScores:
     ooc_abstained: list[float] = field(default_factory=list)
     ttft_s: list[float] = field(default_factory=list)
     tokens_per_s: list[float] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, q: Question, answer: Any, out_of_corpus: bool) -> None:
         """Score one :class:`~desktop_rag.core.types.Answer`."""
@@ -288,12 +305,16 @@ class AnswerScores:
             figs = [c for c in answer.checks if c.kind == "figure"]
             self.with_unsupported_figure.append(float(any(not c.supported for c in figs)))
             self.failed_check.append(float(answer.grounded is False))
-        n_shown, n_bad = unmarked_unsupported(answer)
+        n_shown, bad = unmarked_unsupported_figures(answer)
         self.figures_shown += n_shown
-        self.figures_unmarked_unsupported += n_bad
+        self.figures_unmarked_unsupported += len(bad)
+        record = {"id": q.id, "question": q.question, "gold": q.answer, "shown": shown,
+                  "unmarked_unsupported": bad, "answer": answer.to_json()}  # fmt: skip
+        self.records.append(record)
         if _graded(q):
             assert q.answer is not None
-            self.correct.append(float(answer_correct(shown, q.answer)))
+            record["correct"] = answer_correct(shown, q.answer)
+            self.correct.append(float(record["correct"]))
             self.shown_words.append(float(len(shown.split())))
             self.evidence_correct.append(
                 float(answer_correct(quote_evidence(answer.evidence), q.answer))
@@ -459,6 +480,7 @@ def run_eval(
         report["answers"] = {key: a[key] for key in ANSWER_KEYS}
         report["answers"]["answer_style"] = engine.settings.answer_style
         report["answers"]["generated"] = len(answerable) + len(outside)
+        report["answer_records"] = answers.records  # --out only: one per answered question
         report["latency"].update({"ttft_s_p50": a["ttft_s_p50"], "ttft_s_p95": a["ttft_s_p95"],
                                   "tokens_per_s_p50": a["tokens_per_s_p50"]})  # fmt: skip
     return report

@@ -394,10 +394,24 @@ class Figure:
         return self.raw * self.scale
 
 
+def is_list_marker(text: str, start: int, end: int) -> bool:
+    """True if ``text[start:end]`` is the number of a numbered list item ("1. ", "2) " at the
+    start of a line), which orders the answer and claims nothing."""
+    line_start = text.rfind("\n", 0, start) + 1
+    return (
+        not text[line_start:start].strip()
+        and end - start <= 2
+        and re.match(r"[.)]\s", text[end : end + 2]) is not None
+    )
+
+
 def figures(text: str) -> list[Figure]:
-    """Every figure in ``text`` with its character span (see :data:`_FIGURE_RE`)."""
+    """Every figure in ``text`` with its character span (see :data:`_FIGURE_RE`; numbers inside
+    names such as "HIV-1" are names, and list item numbers are skipped)."""
     out = []
     for m in _FIGURE_RE.finditer(text):
+        if is_list_marker(text, m.start(), m.end("num")):
+            continue
         num = m.group("num").replace(",", "")
         scale_word = (m.group("scale") or "").lower()
         if scale_word in ("m", "b", "k") and not m.group("cur"):
@@ -509,15 +523,23 @@ def sentence_support(sentence: str, source: str) -> float:
     return sum(w for s, w in zip(stems, weights, strict=True) if s in have) / sum(weights)
 
 
+def _name_source(found: list[int], cited: list[int], added: list[int]) -> None:
+    """Add the first source of ``found`` (those holding a claim) to ``added`` unless the
+    sentence already cites or was given one of them."""
+    if found and not set(found) & set(cited + added):
+        added.append(found[0])
+
+
 def check_answer(text: str, sources: Sequence[Hit]) -> CheckedAnswer:
     """Check every figure, named entity and sentence of ``text`` against ``sources`` (the hits
     numbered ``[1]..[n]`` in the prompt; a source is its text and context line).
 
     Each sentence is checked against the sources it cites (all given sources when it cites
     none). A figure or entity found only in another given source is supported by that one, and
-    that source's number is added to the sentence's citations. A sentence is supported when its
-    content words are mostly (:data:`MIN_SENTENCE_SUPPORT`, figures double) in one of its sources
-    and each of its figures and entities is supported. The answer passes when at least one
+    that source's number is added to the sentence's citations; so is the first source holding a
+    claim of a sentence that cites none (no figure is shown without its source). A sentence is
+    supported when its content words are mostly (:data:`MIN_SENTENCE_SUPPORT`, figures double)
+    in one of its sources and each of its figures and entities is supported. The answer passes when at least one
     sentence is supported and no more of its figures are unsupported than supported. Offsets in
     the checks refer to the returned text.
     """
@@ -541,14 +563,14 @@ def check_answer(text: str, sources: Sequence[Hit]) -> CheckedAnswer:
             found = [i for i in own if figure_supported(f, src_figs[i - 1])]
             if not found and cited:
                 found = [i for i in every if figure_supported(f, src_figs[i - 1])]
-                added += [i for i in found[:1] if i not in added]
+            _name_source(found, cited, added)
             claims.append((f.start, f.end, body[f.start : f.end], "figure", found))
         for s, e, word in entities(body):
             key = _norm(word)
             found = [i for i in own if key in src_norm[i - 1]]
             if not found and cited:
                 found = [i for i in every if key in src_norm[i - 1]]
-                added += [i for i in found[:1] if i not in added]
+            _name_source(found, cited, added)
             claims.append((s, e, word, "entity", found))
         figs = [c for c in claims if c[3] == "figure"]
         fig_ok += sum(bool(c[4]) for c in figs)
