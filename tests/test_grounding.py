@@ -58,6 +58,9 @@ def test_figures_match_the_source_within_rounding_and_scale() -> None:
     assert figure_supported(rounded, src)
     assert figure_supported(bare, src), "a table's bare figure is the same number"
     assert not figure_supported(other_scale, src), "same digits, another stated scale"
+    p_value = figures("(P = 0.565)")
+    assert not figure_supported(figures("The answer is: 1")[0], p_value), "one digit: exact only"
+    assert figure_supported(figures("about 54%")[0], figures("54.3% of cases")), "rounded"
     assert not figure_supported(invented, src)
     pct = figures("grew 12 percent")[0]
     assert pct.percent and figure_supported(pct, figures(IPHONE.text))

@@ -427,8 +427,11 @@ def figures(text: str) -> list[Figure]:
 
 
 def _tolerance(fig: Figure) -> float:
-    """Half a unit of the figure's last written digit (what rounding to it allows)."""
-    return 0.5 * 10.0 ** (-fig.decimals)
+    """Half a unit of the figure's last written digit (what rounding to it allows), for a figure
+    of at least two significant digits ("54%" for 54.3%, "$82.96 billion" for $82,959 million).
+    A one-digit figure must match exactly: "1" is no rounding of a P value of 0.565."""
+    digits = f"{fig.raw:.{fig.decimals}f}".replace(".", "").lstrip("0")
+    return 0.5 * 10.0 ** (-fig.decimals) if len(digits) >= 2 else 0.0
 
 
 def figure_supported(fig: Figure, source_figures: Sequence[Figure]) -> bool:
