@@ -214,6 +214,10 @@ class Store:
         self._df_version = -1
         self._stats: tuple[int, float] = (0, 0.0)  # fts_stats, valid for one vectors_version
         self._stats_version = -1
+        # collection_chunk_ids / collection_embeddings: one entry, valid for one vectors_version
+        self._members: (
+            tuple[tuple[tuple[int, ...], int], NDArray[np.int64], NDArray[np.float32] | None] | None
+        ) = None
         self.con.executescript(_SCHEMA)  # idempotent; executescript commits on its own
         columns = {r[1] for r in self.con.execute("PRAGMA table_info(chunks)")}
         self._terms_column = "c.terms"
@@ -563,16 +567,38 @@ class Store:
                 out[int(r[0])] = ChunkRow(*r)
         return out
 
-    def chunk_collections(self, ids: Sequence[int]) -> dict[int, int]:
-        """Chunk id -> collection id."""
-        out: dict[int, int] = {}
-        for part in _parts(ids):
-            q = (
-                "SELECT c.id, f.collection_id FROM chunks c JOIN files f ON f.id = c.file_id "
-                f"WHERE c.id IN ({','.join('?' * len(part))})"
-            )
-            out.update((int(a), int(b)) for a, b in self.con.execute(q, part))
-        return out
+    def collection_chunk_ids(self, collections: Sequence[int]) -> NDArray[np.int64]:
+        """Ids ``(n,)`` int64, ascending, of every chunk in those collections. The last answer
+        is cached until the chunks change (:meth:`vectors_version`): searches repeat it."""
+        key = (tuple(sorted(set(collections))), self.vectors_version())
+        if self._members is None or self._members[0] != key:
+            marks = ",".join("?" * len(key[0])) or "NULL"
+            rows = self.con.execute(
+                "SELECT c.id FROM chunks c JOIN files f ON f.id = c.file_id "
+                f"WHERE f.collection_id IN ({marks}) ORDER BY c.id",
+                key[0],
+            ).fetchall()
+            self._members = (key, np.fromiter((r[0] for r in rows), np.int64, len(rows)), None)
+        return self._members[1]
+
+    def collection_embeddings(
+        self, collections: Sequence[int]
+    ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """(chunk ids ``(n,)`` int64, unit-length embeddings ``(n, dim)`` float32) of every chunk
+        in those collections, for an exact search over a small selection; cached with
+        :meth:`collection_chunk_ids` (``n * dim * 4`` bytes held)."""
+        ids = self.collection_chunk_ids(collections)
+        assert self._members is not None
+        key, _, matrix = self._members
+        if matrix is None:
+            vecs = self.embeddings_for(ids.tolist())
+            ids = np.array([i for i in ids.tolist() if i in vecs], dtype=np.int64)
+            matrix = (np.stack([vecs[i] for i in ids.tolist()]) if len(ids)
+                      else np.zeros((0, 1), np.float32))  # fmt: skip
+            norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+            matrix = (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
+            self._members = (key, ids, matrix)
+        return ids, matrix
 
     def page_text(self, file_id: int, page: int | None) -> str | None:
         """The stored text of one page (``page`` None or 0 for single-page text documents)."""
@@ -630,6 +656,7 @@ class Store:
         *,
         budget: int = 20_000,
         context_weight: float = 0.5,
+        collections: Sequence[int] | None = None,
     ) -> list[tuple[int, float]]:
         """The lexical top-``limit`` for a question's content ``words`` without walking every
         posting of its common words: FTS5 ranks (BM25) the chunks containing the rarest words,
@@ -642,7 +669,8 @@ class Store:
         question with common words cost 100 ms at 100k chunks. Common words carry little IDF,
         and every candidate is scored again with all words (:func:`~desktop_rag.core.evidence.
         bm25_scores`); below ``budget`` postings (most collections under ~20k chunks) nothing is
-        left out. The default bounds the lexical leg to about 20 ms on 2 cores.
+        left out. The default bounds the lexical leg to about 20 ms on 2 cores. ``collections``
+        keeps only their chunks (None: all), inside the ranking.
         """
         order = sorted(dict.fromkeys(words), key=lambda w: df.get(w, 0))
         order = [w for w in order if df.get(w, 0) > 0]
@@ -658,27 +686,49 @@ class Store:
         if not chosen:
             return []
         return self._ranked(" OR ".join('"' + w.replace('"', "") + '"' for w in chosen), limit,
-                            context_weight)  # fmt: skip
+                            context_weight, collections)  # fmt: skip
 
-    def bm25(self, query: str, limit: int, context_weight: float = 0.5) -> list[tuple[int, float]]:
+    def bm25(
+        self,
+        query: str,
+        limit: int,
+        context_weight: float = 0.5,
+        collections: Sequence[int] | None = None,
+    ) -> list[tuple[int, float]]:
         """BM25 search over chunk text (weight 1) and context (``context_weight``) with FTS5, over
         every word of ``query`` (see :func:`fts_query`).
 
         Returns up to ``limit`` (chunk id, score) pairs, best first; scores are FTS5's ``bm25()``
-        negated, so higher is better (FTS5 uses k1 = 1.2, b = 0.75).
+        negated, so higher is better (FTS5 uses k1 = 1.2, b = 0.75). ``collections`` keeps
+        only their chunks (None: all).
         """
         match = fts_query(query)
-        return [] if match is None else self._ranked(match, limit, context_weight)
+        return [] if match is None else self._ranked(match, limit, context_weight, collections)
 
-    def _ranked(self, match: str, limit: int, context_weight: float) -> list[tuple[int, float]]:
-        """FTS5's BM25 top-``limit`` for a MATCH expression (an unparsable one gives none)."""
+    def _ranked(
+        self,
+        match: str,
+        limit: int,
+        context_weight: float,
+        collections: Sequence[int] | None = None,
+    ) -> list[tuple[int, float]]:
+        """FTS5's BM25 top-``limit`` for a MATCH expression (an unparsable one gives none),
+        among the chunks of ``collections`` only (None: all)."""
         w = float(context_weight)
+        only, args = "", [match]
+        if collections is not None:
+            marks = ",".join("?" * len(collections)) or "NULL"
+            only = (
+                " AND rowid IN (SELECT c.id FROM chunks c JOIN files f ON f.id = c.file_id "
+                f"WHERE f.collection_id IN ({marks}))"
+            )
+            args += [int(c) for c in collections]
         sql = (
-            f"SELECT rowid, -bm25(chunks_fts, 1.0, {w}) FROM chunks_fts WHERE chunks_fts MATCH ? "
-            f"ORDER BY bm25(chunks_fts, 1.0, {w}) LIMIT ?"
+            f"SELECT rowid, -bm25(chunks_fts, 1.0, {w}) FROM chunks_fts WHERE chunks_fts MATCH ?"
+            f"{only} ORDER BY bm25(chunks_fts, 1.0, {w}) LIMIT ?"
         )
         try:
-            return [(int(r[0]), float(r[1])) for r in self.con.execute(sql, (match, limit))]
+            return [(int(r[0]), float(r[1])) for r in self.con.execute(sql, (*args, limit))]
         except sqlite3.OperationalError:
             return []
 

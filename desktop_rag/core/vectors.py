@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -288,8 +288,15 @@ class VectorIndex:
             return live
 
     # -- search ------------------------------------------------------------------------------
-    def search(self, query: NDArray[np.float32], k: int) -> list[tuple[int, float]]:
-        """The ``k`` nearest chunks to ``query`` ``(dim,)``: (chunk id, cosine similarity), best first."""
+    def search(
+        self,
+        query: NDArray[np.float32],
+        k: int,
+        allowed: Callable[[int], bool] | None = None,
+    ) -> list[tuple[int, float]]:
+        """The ``k`` nearest chunks to ``query`` ``(dim,)``: (chunk id, cosine similarity), best
+        first; with ``allowed`` (chunk id -> bool) only chunks it accepts, filtered inside the
+        graph search (hnswlib's ``filter=``; fast while most chunks pass, see hnswlib #417)."""
         with self.lock.read():
             if self._index is None:
                 return []
@@ -298,7 +305,9 @@ class VectorIndex:
             k = min(k, n)
             while k > 0:
                 try:
-                    labels, dists = self._index.knn_query(query.reshape(1, -1), k=k, num_threads=1)
+                    labels, dists = self._index.knn_query(
+                        query.reshape(1, -1), k=k, num_threads=1, filter=allowed
+                    )
                     break
                 except RuntimeError:  # fewer than k live elements (some are deleted)
                     k //= 2
