@@ -241,8 +241,9 @@ def unmarked_unsupported_figures(answer: Any) -> tuple[int, list[str]]:
     numbers = [x for h in cited for x in _numbers(f"{h.context} {h.text}")]
     marked = [(c.start, c.end) for c in answer.checks if not c.supported]
     shown, bad = 0, []
+    markers = [(c.start(), c.end()) for c in re.finditer(r"\[[\d\s,;]+\]", text)]
     for m in _NUM.finditer(text):
-        if text[max(0, m.start() - 1) : m.start()] == "[":  # a citation marker
+        if any(a <= m.start() < b for a, b in markers):  # a citation marker: "[1]", "[3, 1]"
             continue
         if re.match(r"[A-Za-z]-", text[max(0, m.start() - 2) : m.start()]):
             continue  # part of a name ("HIV-1"), checked as a name
