@@ -93,3 +93,34 @@ def test_question_outside_the_documents_abstains(corpus: Path) -> None:
     assert out["abstained"] is True
     assert out["answer"] == "I could not find this in your documents."
     assert not any(c["cited"] for c in out["citations"])
+
+
+def test_first_start_eval_exits_zero(tmp_path: Path) -> None:
+    """`desktop-rag eval` in a fresh data folder, with no ONNX graph exported yet, must exit 0.
+
+    The first question starts the question encoder's ONNX export in a background thread; the
+    process used to print its report and then abort at interpreter exit ("terminate called
+    without an active exception", exit 134) with that native thread still running."""
+    import os
+    import subprocess
+    import sys
+
+    docs = Path(__file__).resolve().parents[1] / "resources" / "samples"
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        json.dumps({"id": "q1", "question": "Does the app need a network connection?",
+                    "answer": "no", "evidence": [{"doc": "privacy-and-offline.html",
+                                                  "page": None, "text": "offline"}]}) + "\n"
+    )  # fmt: skip
+    env = dict(os.environ)
+    env["DESKTOP_RAG_HOME"] = str(tmp_path / "fresh")
+    env["DESKTOP_RAG_ONNX_CACHE"] = str(tmp_path / "onnx")  # empty: the export runs this time
+    res = subprocess.run(
+        [sys.executable, "-m", "desktop_rag", "eval", "--docs", str(docs),
+         "--questions", str(questions)],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "1 questions" in res.stdout
+    # The export was joined, not abandoned: the next start finds a finished, checked graph.
+    assert list((tmp_path / "onnx").glob("*/manifest.json")), "the export did not finish"

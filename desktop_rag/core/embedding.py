@@ -174,6 +174,7 @@ class Embedder:
         self._q_state = "unknown" if self.backend == "torch" and cache_dir is not None else "off"
         self._q_lock = threading.Lock()
         self._q_thread: threading.Thread | None = None
+        self._closing = threading.Event()
 
     @property
     def dim(self) -> int:
@@ -323,8 +324,10 @@ class Embedder:
                     self._q_state = "ready"
                 except Exception:
                     self._q_state = "building"  # not exported yet (first start): do it aside
+                    # Not a daemon: a native export still running at interpreter exit aborts
+                    # the process ("terminate called without an active exception", exit 134).
                     self._q_thread = threading.Thread(
-                        target=self._build_query_encoder, name="onnx-export", daemon=True
+                        target=self._build_query_encoder, name="onnx-export", daemon=False
                     )
                     self._q_thread.start()
         return self._q_onnx if self._q_state == "ready" else None
@@ -344,6 +347,9 @@ class Embedder:
         )
 
     def _build_query_encoder(self) -> None:
+        if self._closing.is_set():  # closed before the export began: nothing to wait for
+            self._q_state = "unavailable"
+            return
         try:
             encoder = self._open_query_encoder(build=True)
         except Exception as exc:
@@ -352,6 +358,16 @@ class Embedder:
             return
         self._q_onnx = encoder
         self._q_state = "ready"
+
+    def close(self) -> None:
+        """Join the background ONNX export of a first start, if one runs (a native thread must
+        end before the interpreter does). An export not yet begun is skipped; one under way
+        (about 10-20 s on 2 cores, once per model) is waited for, so the next start finds it."""
+        self._closing.set()
+        thread = self._q_thread
+        if thread is not None and thread.is_alive():
+            log.info("waiting for the question encoder's ONNX export to finish")
+            thread.join()
 
     def wait_query_encoder(self, timeout: float | None = None) -> bool:
         """Prepare the ONNX question encoder now and wait for a first-start export to end (tests,

@@ -431,8 +431,11 @@ class Engine:
         self.llm.threads = llm_threads
 
     def close(self) -> None:
-        """Save the vector index, free the models and close this thread's database connection."""
+        """Save the vector index, free the models, join the embedder's background export and close
+        this thread's database connection."""
         with self._lock:
+            if self._embedder is not None:
+                self._embedder.close()
             if self._vectors is not None:
                 self._vectors.save(self.store)
             if self._llm is not None:
