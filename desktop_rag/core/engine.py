@@ -82,6 +82,7 @@ class Engine:
         self.chunker_config = chunker_config
         self.retrieval_config = retrieval_config
         self._lock = threading.RLock()
+        self._vectors_loaded = threading.Event()  # the first ensure() of the vector index ended
         self._embedder: Embedder | None = embedder  # tests share one loaded model
         self._vectors: VectorIndex | None = None
         self._llm: LocalLLM | None = None
@@ -117,19 +118,27 @@ class Engine:
 
     @property
     def vectors(self) -> VectorIndex:
-        """The hnswlib index, checked against the store (refuses another embedding model)."""
+        """The hnswlib index, checked against the store (refuses another embedding model).
+
+        The engine lock is held only to create the object, never while the index loads or
+        rebuilds (seconds at 100k chunks): the index's own readers-writer lock serialises that,
+        and a search on a current index takes it shared."""
         with self._lock:
             if self._vectors is None:
                 embedder = self.embedder
                 if self.store.stored_identity() is not None:
                     self.store.check_identity(embedder.identity)
                 self._vectors = VectorIndex(self.paths.vectors_dir, embedder.identity)
-                self._vectors.ensure(self.store)
-            elif not self._indexing:
-                # Another process may have changed the store. While this process indexes, its own
-                # indexer keeps the index in step (checking then would race its commits).
-                self._vectors.ensure(self.store)
-            return self._vectors
+                self._vectors_loaded = threading.Event()
+            # Another process may have changed the store. While this process indexes, its own
+            # indexer keeps the index in step (checking then would race its commits), once the
+            # first load is done.
+            vectors, loaded = self._vectors, self._vectors_loaded
+            check = not loaded.is_set() or not self._indexing
+        if check:
+            vectors.ensure(self.store)
+            loaded.set()
+        return vectors
 
     @property
     def llm(self) -> LocalLLM:

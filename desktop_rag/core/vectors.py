@@ -164,8 +164,11 @@ class VectorIndex:
         count, and the file's sha256; otherwise rebuilds from SQLite (and saves).
         """
         version = store.vectors_version()
-        with self.lock.write():
+        with self.lock.read():  # the fast path of every search: shared, searches never queue
             if self._index is not None and self._version == version:
+                return "current"
+        with self.lock.write():
+            if self._index is not None and self._version == version:  # another thread did it
                 return "current"
             count = store.chunk_count()
             manifest = self._read_manifest()
