@@ -243,7 +243,9 @@ class Embedder:
                 f"could not load the embedding model {self.model_dir}: {exc}"
             ) from exc
 
-    def _encode(self, texts: list[str]) -> NDArray[np.float32]:
+    def _encode(self, texts: list[str], threads: int | None = None) -> NDArray[np.float32]:
+        """Embed ``texts`` with the loaded model; ``threads`` overrides :attr:`threads` for this
+        call (torch only)."""
         with self._lock:
             self._load_locked()
             if self._onnx is not None:
@@ -259,14 +261,21 @@ class Embedder:
             if self.threads and self.threads != self._applied_threads:
                 torch.set_num_threads(self.threads)
                 self._applied_threads = self.threads
-            with torch.inference_mode():
-                vecs = self._model.encode(
-                    texts,
-                    batch_size=self.batch_size,
-                    normalize_embeddings=True,
-                    convert_to_numpy=True,
-                    show_progress_bar=False,
-                )
+            before = torch.get_num_threads()
+            if threads and threads != before:
+                torch.set_num_threads(threads)
+            try:
+                with torch.inference_mode():
+                    vecs = self._model.encode(
+                        texts,
+                        batch_size=self.batch_size,
+                        normalize_embeddings=True,
+                        convert_to_numpy=True,
+                        show_progress_bar=False,
+                    )
+            finally:
+                if threads and threads != before:
+                    torch.set_num_threads(before)
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
     def embed(self, texts: list[str]) -> NDArray[np.float32]:
@@ -294,7 +303,7 @@ class Embedder:
 
         With the torch backend, the question goes to the ONNX Runtime session of the same fp32
         graph once it is exported (checked to cosine >= 0.9999 against torch, so the vectors are
-        interchangeable); the first start exports it in a background thread and embeds with
+        interchangeable); the first start exports it in a low-priority child process and embeds with
         torch meanwhile. Any ONNX failure falls back to torch for good.
         """
         encoder = self._query_encoder()
@@ -308,7 +317,10 @@ class Embedder:
         with self._waiting_lock:
             self._queries_waiting += 1
         try:
-            return self._encode([text])[0]
+            # While the export child runs, one torch thread: two OpenMP threads on 2 cores beside
+            # it wait on each other (first-start p95 50-90 ms, 36-45 ms with one thread:
+            # bench/fresh_latency.py --first-start).
+            return self._encode([text], 1 if self._q_state == "building" else None)[0]
         finally:
             with self._waiting_lock:
                 self._queries_waiting -= 1
@@ -324,8 +336,8 @@ class Embedder:
                     self._q_state = "ready"
                 except Exception:
                     self._q_state = "building"  # not exported yet (first start): do it aside
-                    # Not a daemon: a native export still running at interpreter exit aborts
-                    # the process ("terminate called without an active exception", exit 134).
+                    # The export runs in a child process (export_in_child); this thread waits
+                    # for it and is joined by close(), so the next start finds the graph.
                     self._q_thread = threading.Thread(
                         target=self._build_query_encoder, name="onnx-export", daemon=False
                     )
@@ -351,7 +363,12 @@ class Embedder:
             self._q_state = "unavailable"
             return
         try:
-            encoder = self._open_query_encoder(build=True)
+            from desktop_rag.core.onnx_embed import export_in_child
+
+            assert self.cache_dir is not None
+            export_in_child(self.model_dir, self.model_fingerprint, self.cache_dir,
+                            self.identity.max_seq_tokens)  # fmt: skip
+            encoder = self._open_query_encoder(build=False)
         except Exception as exc:
             log.info("questions are embedded with torch (ONNX graph unavailable: %s)", exc)
             self._q_state = "unavailable"
