@@ -155,3 +155,49 @@ def test_pdf_without_hidden_text_is_mupdf_plain_text(corpus: Path) -> None:
     with pymupdf.open(path) as doc:
         expected = [p.get_text("text") for p in doc]
     assert [p.text for p in extract(path).pages] == expected
+
+
+def _filing_pdf(path: Path) -> Path:
+    """A two-page statement as filings print one: a bold heading, each cell its own text line."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_text((72, 60), "CONDENSED CONSOLIDATED STATEMENTS OF OPERATIONS", fontsize=10,
+                     fontname="hebo")  # fmt: skip
+    page.insert_text((72, 80), "The following table shows net sales (in millions).", fontsize=10)
+    rows = [("Products", "$", "63,355", "63,948"), ("Total net sales", "", "82,959", "81,434")]
+    for i, (label, sign, a, b) in enumerate(rows):
+        y = 110 + 16 * i
+        page.insert_text((72, y), label, fontsize=10)
+        if sign:
+            page.insert_text((250, y), sign, fontsize=10)
+        page.insert_text((300, y), a, fontsize=10)
+        page.insert_text((400, y), b, fontsize=10)
+    page2 = doc.new_page()
+    page2.insert_text((72, 60), "The statement continues with operating expenses and more.",
+                      fontsize=10)  # fmt: skip
+    page2.insert_text((72, 90), "Segment Operating Performance", fontsize=10, fontname="hebo")
+    page2.insert_text((72, 110), "Americas net sales rose in the quarter.", fontsize=10)
+    doc.save(path)
+    return path
+
+
+def test_pdf_table_rows_and_headings(tmp_path: Path) -> None:
+    from desktop_rag.core.extract.pdf import extract_pdf
+
+    doc = extract_pdf(_filing_pdf(tmp_path / "filing.pdf"))
+    first, second = doc.pages
+    # One row a line: the label with its figures, the currency sign with its figure.
+    assert "Products | $63,355 | 63,948\n" in first.text
+    assert "Total net sales | 82,959 | 81,434\n" in first.text
+    # Prose lines stay as they are.
+    assert "The following table shows net sales (in millions).\n" in first.text
+    assert [(h.offset, h.text) for h in first.headings] == [
+        (0, "CONDENSED CONSOLIDATED STATEMENTS OF OPERATIONS")
+    ]
+    # The next page continues under the statement until its own heading.
+    heads = [(h.offset, h.text) for h in second.headings]
+    assert heads[0] == (0, "CONDENSED CONSOLIDATED STATEMENTS OF OPERATIONS")
+    off = second.text.index("Segment Operating Performance")
+    assert heads[1] == (off, "Segment Operating Performance")

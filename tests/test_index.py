@@ -184,3 +184,24 @@ def test_mismatched_embedding_model_is_refused(
     assert "128 dimensions" in str(err.value)
     with pytest.raises(EmbeddingMismatchError):
         eng.search("anything")
+
+
+def test_a_new_extractor_version_re_extracts_only_its_files(
+    engine: Engine, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unchanged files indexed by an older extractor are extracted and chunked again (their
+    chunks would otherwise keep the old text for good); other formats stay as they are."""
+    from desktop_rag.core import extract
+
+    engine.index_all([corpus])
+    pdfs = {f.path: f.pipeline for f in engine.store.files() if f.path.endswith(".pdf")
+            and f.status == "indexed"}  # fmt: skip
+    assert len(pdfs) == 2 and all(p and p.startswith("pdf-") for p in pdfs.values())
+    monkeypatch.setitem(extract.EXTRACTOR_VERSIONS, "pdf", extract.EXTRACTOR_VERSIONS["pdf"] + 1)
+    again = engine.index_all([corpus])
+    assert again.indexed == 2, "both readable PDFs are extracted again"
+    assert again.unchanged == 7
+    after = {f.path: f.pipeline for f in engine.store.files() if f.path in pdfs}
+    assert all(after[p] != pdfs[p] for p in pdfs)
+    assert engine.store.chunk_count() == len(engine.vectors)
+    assert engine.index_all([corpus]).indexed == 0, "and once only"

@@ -39,6 +39,13 @@ class ChunkerConfig:
     max_seq_tokens: int = 256
     max_context_tokens: int = 40
     min_fill: float = 0.6  # never end a chunk before this share of chunk_tokens to find a boundary
+    min_section_tokens: int = 24  # a heading ends a chunk only this many tokens after its start
+
+    def fingerprint(self) -> str:
+        """The settings that shape chunks, as one string (the index records it: a change
+        re-chunks every file)."""
+        return (f"{self.chunk_tokens}/{self.overlap_tokens}/{self.max_seq_tokens}/"
+                f"{self.max_context_tokens}/{self.min_fill}/{self.min_section_tokens}")  # fmt: skip
 
 
 @lru_cache(maxsize=4)
@@ -149,7 +156,11 @@ class Chunker:
             context, ctx_tokens = self._fit_context(" › ".join([title, *path]))
             size = max(16, min(cfg.chunk_tokens, cfg.max_seq_tokens - 2 - ctx_tokens - 1))
             end = min(start + size, n)
-            section_end = next((h for h in heading_tokens if start < h < end), None)
+            # A heading right after the chunk's start (a title over its first subheading, a PDF
+            # page's running heads) does not cut off a chunk of a few words.
+            section_end = next(
+                (h for h in heading_tokens if start + cfg.min_section_tokens <= h < end), None
+            )
             if section_end is not None:
                 end = section_end
             elif end < n:

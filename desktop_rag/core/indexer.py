@@ -28,7 +28,7 @@ from pathlib import Path
 from desktop_rag.core.chunking import Chunker, embedding_text
 from desktop_rag.core.embedding import Embedder
 from desktop_rag.core.errors import Cancelled, ExtractionError, IndexBusyError, UnsupportedFileError
-from desktop_rag.core.extract import extract, file_kind
+from desktop_rag.core.extract import EXTRACTOR_VERSIONS, extract, file_kind
 from desktop_rag.core.store import FileRow, Store
 from desktop_rag.core.types import CancelToken, Chunk, Document, FileResult, IndexSummary, Progress
 from desktop_rag.core.vectors import VectorIndex
@@ -234,6 +234,19 @@ class Indexer:
                 todo.append(_Candidate(Path(rp), cid, st.st_size, st.st_mtime_ns, known.get(rp)))
         return todo
 
+    def pipeline(self, path: Path) -> str:
+        """What turns ``path`` into chunks: its extractor's version
+        (:data:`~desktop_rag.core.extract.EXTRACTOR_VERSIONS`) and the chunker's settings
+        (:meth:`~desktop_rag.core.chunking.ChunkerConfig.fingerprint`). Stored with each file; a
+        file indexed by another pipeline is extracted and chunked again, even if unchanged."""
+        kind = file_kind(path) or ""
+        return f"{kind}-{EXTRACTOR_VERSIONS.get(kind, 1)}/{self.chunker.config.fingerprint()}"
+
+    def _current(self, row: FileRow, path: Path) -> bool:
+        """Whether an unchanged file's stored chunks can stay: skipped and failed files keep
+        their reason; an indexed one needs the current :meth:`pipeline`."""
+        return row.status != "indexed" or row.pipeline == self.pipeline(path)
+
     def _prepare(self, cand: _Candidate) -> _Extracted:
         """Hash, extract and chunk one file (runs in the prefetch thread)."""
         out = _Extracted()
@@ -249,6 +262,7 @@ class Indexer:
                 cand.row is not None
                 and cand.row.sha256 == out.sha256
                 and cand.row.status != "failed"
+                and self._current(cand.row, cand.path)
             ):
                 return out  # content unchanged: nothing to extract
             out.doc = self.extract(cand.path)
@@ -273,7 +287,12 @@ class Indexer:
         work: list[_Candidate] = []
         for cand in todo:
             row = cand.row
-            if row is not None and row.size == cand.size and row.mtime_ns == cand.mtime_ns:
+            if (
+                row is not None
+                and row.size == cand.size
+                and row.mtime_ns == cand.mtime_ns
+                and self._current(row, cand.path)
+            ):
                 summary.unchanged += 1
                 if row.status in ("failed", "skipped"):
                     summary.problems.append(FileResult(row.path, row.status, row.reason))  # type: ignore[arg-type]
@@ -374,6 +393,7 @@ class Indexer:
             pages=prep.doc.pages,
             chunks=chunks,
             embeddings=vecs,
+            pipeline=self.pipeline(cand.path),
         )
         t1 = time.perf_counter()
         self.vectors.apply(added, vecs, removed, self.store.vectors_version())

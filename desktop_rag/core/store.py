@@ -171,6 +171,8 @@ class FileRow:
     reason: str
     pages: int
     chunks: int
+    # What extracted and chunked it (see Indexer.pipeline): another value means re-extract.
+    pipeline: str | None = None
 
 
 @dataclass(frozen=True)
@@ -219,6 +221,14 @@ class Store:
             tuple[tuple[tuple[int, ...], int], NDArray[np.int64], NDArray[np.float32] | None] | None
         ) = None
         self.con.executescript(_SCHEMA)  # idempotent; executescript commits on its own
+        self._pipeline_column = "pipeline"
+        if "pipeline" not in {r[1] for r in self.con.execute("PRAGMA table_info(files)")}:
+            try:  # an index made before files recorded their pipeline: each is re-extracted once
+                self.con.execute("ALTER TABLE files ADD COLUMN pipeline TEXT")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):
+                    log.warning("cannot add the pipeline column to %s: %s", self.path, exc)
+                    self._pipeline_column = "NULL"
         columns = {r[1] for r in self.con.execute("PRAGMA table_info(chunks)")}
         self._terms_column = "c.terms"
         if "terms" not in columns:  # an index made before chunks stored their analysis
@@ -332,8 +342,8 @@ class Store:
     def files(self, collection_id: int | None = None) -> list[FileRow]:
         """Rows of ``files`` (of one collection, or all)."""
         sql = (
-            "SELECT id, collection_id, path, size, mtime_ns, sha256, status, reason, pages, chunks"
-            " FROM files"
+            "SELECT id, collection_id, path, size, mtime_ns, sha256, status, reason, pages, chunks,"
+            f" {self._pipeline_column} FROM files"
         )
         args: tuple[object, ...] = ()
         if collection_id is not None:
@@ -344,8 +354,8 @@ class Store:
     def file_by_path(self, path: str) -> FileRow | None:
         """The ``files`` row of an absolute path, or None."""
         row = self.con.execute(
-            "SELECT id, collection_id, path, size, mtime_ns, sha256, status, reason, pages, chunks"
-            " FROM files WHERE path=?",
+            "SELECT id, collection_id, path, size, mtime_ns, sha256, status, reason, pages, chunks,"
+            f" {self._pipeline_column} FROM files WHERE path=?",
             (path,),
         ).fetchone()
         return None if row is None else FileRow(*row)
@@ -381,10 +391,13 @@ class Store:
         pages: Sequence[Page],
         chunks: Sequence[Chunk],
         embeddings: NDArray[np.float32],
+        pipeline: str | None = None,
     ) -> tuple[list[int], list[int]]:
         """Replace a file's pages, chunks and embeddings in one transaction.
 
-        ``embeddings`` is ``(len(chunks), dim)`` float32. Returns (new chunk ids, removed chunk ids).
+        ``embeddings`` is ``(len(chunks), dim)`` float32; ``pipeline`` names the extraction and
+        chunking that made them (kept in ``files.pipeline``). Returns (new chunk ids, removed
+        chunk ids).
         """
         assert embeddings.shape[0] == len(chunks)
         from desktop_rag.core.evidence import encode_terms  # (evidence imports this module)
@@ -408,6 +421,8 @@ class Store:
                 len(chunks),
             )
             removed = self._delete_chunks(con, file_id)
+            if self._pipeline_column != "NULL":
+                con.execute("UPDATE files SET pipeline=? WHERE id=?", (pipeline, file_id))
             con.executemany(
                 "INSERT INTO pages(file_id, page, text) VALUES (?, ?, ?)",
                 [(file_id, p.number or 0, p.text) for p in pages],

@@ -28,6 +28,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_rag.core.extract.pdf import CELL_SEP
+
 log = logging.getLogger(__name__)
 
 HIGHLIGHT = QColor(255, 214, 0, 110)
@@ -42,6 +44,16 @@ def passage_rects(page: Any, passage: str) -> list[Any]:
         # highlight; the passage's longer lines locate it.
         if len(line) < 6:
             continue
+        if CELL_SEP.strip() in line:  # a table row (pdf.page_layout): find its label, take the row
+            label = next((c.strip() for c in line.split(CELL_SEP.strip()) if len(c.strip()) >= 3),
+                         "")  # fmt: skip
+            found = page.search_for(label[:120])[:1] if label else []
+            if found:
+                r = found[0]
+                width = page.rect.x1 - page.rect.x0
+                rects.append(type(r)(r.x0, r.y0, max(r.x1, page.rect.x1 - 0.06 * width), r.y1))
+            if found or not label:
+                continue
         rects.extend(page.search_for(line[:120])[:1])
     return rects
 

@@ -42,6 +42,12 @@ SUPPORTED_SUFFIXES: dict[str, str] = {
 MAX_TEXT_BYTES = 64 * 1024 * 1024
 
 
+# Bump a format's version when its extractor's output changes: files indexed with another
+# version are extracted again on the next run (see Indexer.pipeline). pdf 2: table rows on one
+# line, headings from bold and large type carried across pages.
+EXTRACTOR_VERSIONS: dict[str, int] = {"pdf": 2}
+
+
 def file_kind(path: Path) -> str | None:
     """The format name for ``path`` from its suffix, or None if we do not index that type."""
     return SUPPORTED_SUFFIXES.get(path.suffix.lower())
