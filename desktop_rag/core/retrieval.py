@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -30,6 +31,7 @@ from desktop_rag.core.evidence import (
     evidence_features,
     fts5_idf,
 )
+from desktop_rag.core.periods import Period, asks_latest, document_period, question_periods
 from desktop_rag.core.types import Hit
 
 if TYPE_CHECKING:
@@ -76,6 +78,7 @@ class RetrievalConfig:
     rrf_k: int = 60
     context_weight: float = 2.0
     evidence_weights: tuple[float, float, float, float] = (0.5, 0.5, 0.25, 0.25)
+    period_weight: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,7 @@ class Retriever:
             rows = self.store.chunks_by_id(ranked[:k])
         if mode == "hybrid" and ranked:
             ranked, fused = self._rerank(terms, n_docs, df, ranked, fused, rows)
+            ranked, fused = self._match_periods(query, ranked, fused, rows)
         ranked = ranked[:k]
         hits = [
             Hit(
@@ -280,3 +284,44 @@ class Retriever:
         extra = feats @ np.asarray(self.config.evidence_weights, dtype=np.float64)
         score = {c: fused[c] + float(x) for c, x in zip(cand, extra, strict=True)}
         return sorted(cand, key=lambda c: -score[c]), score
+
+    def _match_periods(
+        self, query: str, ranked: list[int], score: dict[int, float], rows: dict[int, ChunkRow]
+    ) -> tuple[list[int], dict[int, float]]:
+        """Prefer the documents of the period the question asks about (see :mod:`.periods`).
+
+        A candidate from a document whose name gives a period gets ``period_weight`` added when
+        the question's period covers it, subtracted when not; for "the latest quarter" the newest
+        document of each series among the candidates (a series of at least two periods) counts
+        as matching. Nothing changes when the question names no period, or no candidate's
+        document is of that period (a year the documents do not cover says nothing about them).
+        """
+        w = self.config.period_weight
+        asked = question_periods(query)
+        latest = not asked and asks_latest(query)
+        if w <= 0.0 or not (asked or latest):
+            return ranked, score
+        docs: dict[int, tuple[Period | None, str]] = {}
+        for c in ranked:
+            r = rows[c]
+            if r.file_id not in docs:
+                docs[r.file_id] = document_period(PurePath(r.path).stem, r.context.split(" › ")[0])
+        if latest:
+            newest: dict[str, Period] = {}
+            count: dict[str, set[Period]] = {}
+            for period, series in docs.values():
+                if period is not None:
+                    count.setdefault(series, set()).add(period)
+                    newest[series] = max(newest.get(series, period), period)
+            match = {f: p is not None and len(count[s]) > 1 and p == newest[s]
+                     for f, (p, s) in docs.items()}  # fmt: skip
+        else:
+            match = {
+                f: p is not None and any(a.covers(p) for a in asked) for f, (p, _) in docs.items()
+            }
+        if not any(match.values()):
+            return ranked, score
+        dated = {f for f, (p, _) in docs.items() if p is not None}
+        out = {c: score[c] + (w if match[rows[c].file_id] else -w) if rows[c].file_id in dated
+               else score[c] for c in ranked}  # fmt: skip
+        return sorted(ranked, key=lambda c: -out[c]), out

@@ -1,0 +1,73 @@
+"""Reporting periods in questions and document names, and the retriever preferring them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from desktop_rag.core.engine import Engine
+from desktop_rag.core.periods import Period, asks_latest, document_period, question_periods
+from tests.conftest import make_pdf
+
+
+@pytest.mark.parametrize(
+    ("question", "periods"),
+    [
+        ("What was Apple's revenue in Q1 2023?", {Period(2023, 1)}),
+        ("Intel's 2023 Q3 gross margin", {Period(2023, 3)}),
+        ("results for 3Q22", {Period(2022, 3)}),
+        ("in the third quarter of fiscal 2024", {Period(2024, 3)}),
+        ("R&D spending in FY2022", {Period(2022)}),
+        ("revenue in 2022 and 2023", {Period(2022), Period(2023)}),
+        ("How did revenue change over time?", set()),
+        ("net sales were $2023 million", set()),  # a figure is not a year
+    ],
+)
+def test_question_periods(question: str, periods: set[Period]) -> None:
+    assert question_periods(question) == periods
+
+
+def test_document_period_reads_the_file_name_then_the_title() -> None:
+    assert document_period("2023 Q1 AAPL") == (Period(2023, 1), "aapl")
+    assert document_period("aapl-q3-2022") == (Period(2022, 3), "aapl")
+    assert document_period("annual report", "Annual Report FY2021") == (
+        Period(2021),
+        "annual report",
+    )
+    # A range of years is no single period.
+    assert document_period("results 2019-2023")[0] is None
+
+
+def test_year_covers_its_quarters_only() -> None:
+    assert Period(2023).covers(Period(2023, 2))
+    assert not Period(2023, 1).covers(Period(2023, 2))
+    assert not Period(2022).covers(Period(2023, 1))
+
+
+def test_asks_latest() -> None:
+    assert asks_latest("How did R&D in the most recent quarter compare?")
+    assert asks_latest("In the latest 10-Q, what is the debt?")
+    assert not asks_latest("What is the debt?")
+
+
+def test_retrieval_prefers_the_filing_of_the_asked_quarter(engine: Engine, tmp_path: Path) -> None:
+    """Four filings of one series say the same sentence with other figures: the question's
+    quarter (and "the most recent quarter") picks the right file, which wording alone cannot."""
+    docs = tmp_path / "filings"
+    docs.mkdir()
+    figures = {(2022, 4): "9,120", (2023, 1): "9,480", (2023, 2): "9,730", (2023, 3): "10,050"}
+    for (year, q), fig in figures.items():
+        make_pdf(docs / f"{year} Q{q} ACME.pdf", [
+            f"Acme Corp quarterly report.\n\nResearch and development expense was ${fig} million "
+            "for the quarter, driven by headcount in the robotics division.",
+            "Acme Corp sells industrial robots to automotive plants in Europe and Asia.",
+        ])  # fmt: skip
+    engine.index_all([docs])
+    for (year, q), _ in figures.items():
+        hits = engine.search(
+            f"What was Acme's research and development expense in Q{q} {year}?"
+        ).hits
+        assert Path(hits[0].path).name == f"{year} Q{q} ACME.pdf"
+    hits = engine.search("Acme research and development expense in the most recent quarter").hits
+    assert Path(hits[0].path).name == "2023 Q3 ACME.pdf"
