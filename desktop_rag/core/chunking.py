@@ -42,10 +42,17 @@ class ChunkerConfig:
     min_section_tokens: int = 24  # a heading ends a chunk only this many tokens after its start
 
     def fingerprint(self) -> str:
-        """The settings that shape chunks, as one string (the index records it: a change
-        re-chunks every file)."""
-        return (f"{self.chunk_tokens}/{self.overlap_tokens}/{self.max_seq_tokens}/"
-                f"{self.max_context_tokens}/{self.min_fill}/{self.min_section_tokens}")  # fmt: skip
+        """The settings that shape chunks and :data:`CHUNKER_VERSION`, as one string (the index
+        records it: a change re-chunks every file)."""
+        return (f"c{CHUNKER_VERSION}/{self.chunk_tokens}/{self.overlap_tokens}/"
+                f"{self.max_seq_tokens}/{self.max_context_tokens}/{self.min_fill}/"
+                f"{self.min_section_tokens}")  # fmt: skip
+
+
+# Bump when the chunker's output changes for the same settings (the index then re-chunks every
+# file). 2: a heading within a chunk's first ``min_section_tokens`` heads the chunk; a long
+# context line drops its outer headings before its inner ones.
+CHUNKER_VERSION = 2
 
 
 @lru_cache(maxsize=4)
@@ -115,11 +122,34 @@ class Chunker:
         enc = self.tokenizer.encode(context, add_special_tokens=False)
         limit = self.config.max_context_tokens
         if len(enc.offsets) > limit:
-            context = context[: enc.offsets[limit - 1][1]].rstrip() + "…"
-            n = limit + 1
+            fitted = (context[: enc.offsets[limit - 1][1]].rstrip() + "…", limit + 1)
         else:
-            n = len(enc.offsets)
-        self._context_cache[context] = (context, n)
+            fitted = (context, len(enc.offsets))
+        self._context_cache[context] = fitted
+        return fitted
+
+    def _fit_path(self, title: str, path: Sequence[str]) -> tuple[str, int]:
+        """The context line of a chunk: the document title and its heading path, joined by
+        " › ", within ``max_context_tokens``. When too long, the outermost headings are left out
+        first (the innermost one says most about the chunk: "... › Item 1. Financial Statements
+        › Condensed Consolidated Balance Sheets"), then the line is cut."""
+        path = list(path)
+        while len(path) > 1:
+            context, n = self._fit_context(" › ".join([title, *path]))
+            if not context.endswith("…"):
+                return context, n
+            path.pop(0)
+        context, n = self._fit_context(" › ".join([title, *path]))
+        if path and context.endswith("…"):
+            # A long title (a cover page's first lines) is cut to leave the innermost heading
+            # its place, when that heading takes at most half of the line.
+            tail = f" › {path[-1]}"
+            n_tail = len(self.tokenizer.encode(tail, add_special_tokens=False).offsets)
+            room = self.config.max_context_tokens - n_tail - 1
+            if room >= self.config.max_context_tokens // 2:
+                enc = self.tokenizer.encode(title, add_special_tokens=False)
+                head = title[: enc.offsets[room - 1][1]].rstrip() + "…"
+                return head + tail, room + 1 + n_tail
         return context, n
 
     def chunk_document(self, doc: Document) -> list[Chunk]:
@@ -150,10 +180,13 @@ class Chunker:
             )
         start = 0
         while start < n:
-            path = _heading_path(page.headings, offsets[start][0])
+            # A heading within the first few tokens (a statement title under the page's running
+            # heads) heads the chunk: the chunk continues past it (see section_end below).
+            lead = offsets[min(start + cfg.min_section_tokens, n) - 1][0]
+            path = _heading_path(page.headings, lead)
             if path and path[0] == title:
                 path = path[1:]
-            context, ctx_tokens = self._fit_context(" › ".join([title, *path]))
+            context, ctx_tokens = self._fit_path(title, path)
             size = max(16, min(cfg.chunk_tokens, cfg.max_seq_tokens - 2 - ctx_tokens - 1))
             end = min(start + size, n)
             # A heading right after the chunk's start (a title over its first subheading, a PDF

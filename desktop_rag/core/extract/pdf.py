@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from desktop_rag.core.errors import ExtractionError
+from desktop_rag.core.statements import statement_of_title
 from desktop_rag.core.types import Document, Heading, Page
 
 
@@ -48,10 +49,15 @@ def extract_pdf(path: Path) -> Document:
             # The default order is the order of the page's content stream, which is the reading
             # order the author's tool wrote; a geometric sort interleaves columns.
             text, found = page_layout(page, body)
+            if not _continues_table(text, found):
+                carried = [h for h in carried if statement_of_title(h.text) is None]
             heads = [Heading(0, h.level, h.text) for h in carried]
             heads += [Heading(off, level, title) for off, level, title in found]
             pages.append(Page(number=i + 1, text=text, headings=tuple(heads)))
-            carried = _open_sections(heads)
+            # A statement's title goes on to the next page once at most (a statement longer
+            # than two pages repeats its title).
+            carried = [h for h in _open_sections(heads)
+                       if h.offset > 0 or statement_of_title(h.text) is None]  # fmt: skip
         meta = _clean_title(doc.metadata.get("title") if doc.metadata else None, "")
         cover = _cover_title(doc.load_page(0)) if doc.page_count else ""
         title = meta or cover or path.stem
@@ -173,14 +179,20 @@ def _join_cells(cells: list[str]) -> str:
 
 
 def _heading_level(text: str) -> int | None:
-    """2 for an "Item 2." heading of a filing, 3 for any other; None for a part title (PART I:
-    it would crowd the context line out) or a line that cannot be a heading."""
+    """2 for an "Item 2." heading of a filing, 3 for the title of a financial statement
+    (:func:`~desktop_rag.core.statements.statement_of_title`: its line items nest under it) and
+    for "Notes to the financial statements", 4 for any other; None for a part title (PART I: it would crowd the context line out) or a line
+    that cannot be a heading."""
     words = text.split()
     if not words or len(words) > MAX_HEADING_WORDS or sum(ch.isalpha() for ch in text) < 5:
         return None
     if words[0].upper() == "PART" or text.endswith((",", ":")) or not text[0].isalpha():
         return None
-    return 2 if words[0].lower() == "item" and len(words) > 1 and words[1][:1].isdigit() else 3
+    if words[0].lower() == "item" and len(words) > 1 and words[1][:1].isdigit():
+        return 2
+    if statement_of_title(text) is not None or text.lower().startswith("notes to "):
+        return 3  # the notes end the statements: their headings nest under neither
+    return 4
 
 
 def page_layout(
@@ -194,7 +206,8 @@ def page_layout(
     signs and closing brackets stay with their figure). Headings: (character offset, level,
     text) of single-cell lines set in bold, or at least 1.5 pt larger than ``body_size`` (the
     document's most common size), and never smaller than it less 0.3 pt (table column heads are
-    bold but small); see :func:`_heading_level` for the levels.
+    bold but small), and of the title lines of financial statements in any type; see
+    :func:`_heading_level` for the levels.
     """
     import pymupdf
 
@@ -227,7 +240,8 @@ def page_layout(
             title = " ".join(line.split())
             level = _heading_level(title)
             big = size >= body_size + 1.5
-            if level is not None and (big or (bold and size >= body_size - 0.3)):
+            # A statement's title is a heading in any type: filers set it in body type too.
+            if level is not None and (big or level == 3 or (bold and size >= body_size - 0.3)):
                 headings.append((pos + len(line) - len(line.lstrip()), level, title))
         parts.append(line + "\n")
         pos += len(line) + 1
@@ -255,6 +269,14 @@ def body_font_size(doc: object, sample: int = 12) -> float | None:
         except Exception:  # a damaged page must not fail the document
             continue
     return counts.most_common(1)[0][0] if counts else None
+
+
+def _continues_table(text: str, found: Sequence[tuple[int, int, str]], lines: int = 6) -> bool:
+    """Whether a page begins with table rows: at least two of its first ``lines`` lines before
+    its own first heading are rows of cells (a statement continued from the page before)."""
+    end = found[0][0] if found else len(text)
+    head = [ln for ln in text[:end].splitlines() if ln.strip()][:lines]
+    return sum(CELL_SEP in ln for ln in head) >= 2
 
 
 def _open_sections(headings: Sequence[Heading]) -> list[Heading]:
