@@ -175,8 +175,11 @@ def _filing_pdf(path: Path) -> Path:
         page.insert_text((300, y), a, fontsize=10)
         page.insert_text((400, y), b, fontsize=10)
     page2 = doc.new_page()
-    page2.insert_text((72, 60), "The statement continues with operating expenses and more.",
-                      fontsize=10)  # fmt: skip
+    for i, (label, a, b) in enumerate([("Operating expenses", "12,809", "11,412"),
+                                       ("Operating income", "23,076", "22,978")]):  # fmt: skip
+        page2.insert_text((72, 50 + 12 * i), label, fontsize=10)
+        page2.insert_text((300, 50 + 12 * i), a, fontsize=10)
+        page2.insert_text((400, 50 + 12 * i), b, fontsize=10)
     page2.insert_text((72, 90), "Segment Operating Performance", fontsize=10, fontname="hebo")
     page2.insert_text((72, 110), "Americas net sales rose in the quarter.", fontsize=10)
     doc.save(path)
@@ -196,7 +199,7 @@ def test_pdf_table_rows_and_headings(tmp_path: Path) -> None:
     assert [(h.offset, h.text) for h in first.headings] == [
         (0, "CONDENSED CONSOLIDATED STATEMENTS OF OPERATIONS")
     ]
-    # The next page continues under the statement until its own heading.
+    # The next page, which continues the table, is under the statement until its own heading.
     heads = [(h.offset, h.text) for h in second.headings]
     assert heads[0] == (0, "CONDENSED CONSOLIDATED STATEMENTS OF OPERATIONS")
     off = second.text.index("Segment Operating Performance")

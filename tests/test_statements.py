@@ -108,6 +108,8 @@ def test_a_question_on_a_line_item_finds_its_statement_page(engine: Engine, tmp_
     chunks = engine.store.con.execute("SELECT page, context FROM chunks").fetchall()
     # The balance sheet's title heads its chunks (it is in body type: found by its words).
     assert any(p == 3 and statement_of_context(c) == "balance" for p, c in chunks)
+    # ... with the table's units and column dates, which the rows far down a table lack.
+    assert any(c.endswith("in millions · June 30 2023 | December 31 2022") for _, c in chunks)
     question = "How have Acme's inventory levels changed?"
     hits = engine.search(question, 3).hits
     assert hits[0].page == 3 and "Inventories | 3,071 | 2,950" in hits[0].text
@@ -115,3 +117,24 @@ def test_a_question_on_a_line_item_finds_its_statement_page(engine: Engine, tmp_
     plain = engine.retriever()
     plain.config = RetrievalConfig(statement_weight=0.0)
     assert plain.search(question, 3).hits[0].page == 1
+
+
+def test_table_header_reads_units_spans_and_dates_over_two_lines() -> None:
+    from desktop_rag.core.extract.pdf import table_header
+
+    lines = [
+        ["(In millions, except per share amounts)"],
+        ["(Unaudited)"],
+        ["Three Months Ended", "Nine Months Ended"],
+        ["July 1,"], ["2023"], ["June 25,"], ["2022"],
+        ["Net sales:"],
+        ["Products", "$60,584", "$63,355"],
+    ]  # fmt: skip
+    assert table_header(lines) == (
+        "in millions · Three Months Ended | Nine Months Ended · July 1 2023 | June 25 2022"
+    )
+    # A row of days over a row of years, in column order.
+    assert table_header([["October 29,", "January 29,"], ["2023", "2023"], ["ASSETS"]]) == (
+        "October 29 2023 | January 29 2023"
+    )
+    assert table_header([["Total net sales", "81,797"]]) == ""

@@ -87,12 +87,18 @@ def statement_of_title(line: str) -> str | None:
     return None
 
 
+def statement_of_heading(heading: str) -> str | None:
+    """The statement of a heading: its title, before any " · " (the PDF extractor adds the
+    table's units and column dates there), or None."""
+    return statement_of_title(heading.split(" · ", 1)[0].rstrip("…"))
+
+
 @lru_cache(maxsize=65536)
 def statement_of_context(context: str) -> str | None:
     """The statement of a chunk's context line (its headings joined by " › "): that of the
     innermost heading naming one, or None."""
     for part in reversed(context.split(" › ")):
-        kind = statement_of_title(part.rstrip("…"))
+        kind = statement_of_heading(part)
         if kind is not None:
             return kind
     return None

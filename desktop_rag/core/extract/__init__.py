@@ -45,7 +45,8 @@ MAX_TEXT_BYTES = 64 * 1024 * 1024
 # Bump a format's version when its extractor's output changes: files indexed with another
 # version are extracted again on the next run (see Indexer.pipeline). pdf 2: table rows on one
 # line, headings from bold and large type carried across pages. pdf 3: financial statements' titles
-# are headings (in any type), other headings nest under them.
+# are headings (in any type) with their tables' units and column dates, other headings nest under
+# them.
 EXTRACTOR_VERSIONS: dict[str, int] = {"pdf": 3}
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from desktop_rag.core.errors import ExtractionError
-from desktop_rag.core.statements import statement_of_title
+from desktop_rag.core.statements import statement_of_heading, statement_of_title
 from desktop_rag.core.types import Document, Heading, Page
 
 
@@ -50,14 +51,14 @@ def extract_pdf(path: Path) -> Document:
             # order the author's tool wrote; a geometric sort interleaves columns.
             text, found = page_layout(page, body)
             if not _continues_table(text, found):
-                carried = [h for h in carried if statement_of_title(h.text) is None]
+                carried = [h for h in carried if statement_of_heading(h.text) is None]
             heads = [Heading(0, h.level, h.text) for h in carried]
-            heads += [Heading(off, level, title) for off, level, title in found]
-            pages.append(Page(number=i + 1, text=text, headings=tuple(heads)))
+            own = [Heading(off, level, title) for off, level, title in found]
+            pages.append(Page(number=i + 1, text=text, headings=tuple(heads + own)))
             # A statement's title goes on to the next page once at most (a statement longer
             # than two pages repeats its title).
-            carried = [h for h in _open_sections(heads)
-                       if h.offset > 0 or statement_of_title(h.text) is None]  # fmt: skip
+            carried = [h for h in _open_sections(heads + own)
+                       if statement_of_heading(h.text) is None or any(h is o for o in own)]  # fmt: skip
         meta = _clean_title(doc.metadata.get("title") if doc.metadata else None, "")
         cover = _cover_title(doc.load_page(0)) if doc.page_count else ""
         title = meta or cover or path.stem
@@ -234,7 +235,7 @@ def page_layout(
     parts: list[str] = []
     headings: list[tuple[int, int, str]] = []
     pos = 0
-    for _, cells, bold, size in rows:
+    for i, (_, cells, bold, size) in enumerate(rows):
         line = _join_cells(cells) if len(cells) > 1 else cells[0]
         if len(cells) == 1 and body_size is not None:
             title = " ".join(line.split())
@@ -242,10 +243,73 @@ def page_layout(
             big = size >= body_size + 1.5
             # A statement's title is a heading in any type: filers set it in body type too.
             if level is not None and (big or level == 3 or (bold and size >= body_size - 0.3)):
+                if statement_of_title(title) is not None:
+                    header = table_header([r[1] for r in rows[i + 1 : i + 1 + HEADER_ROWS]])
+                    title = f"{title} · {header}" if header else title
                 headings.append((pos + len(line) - len(line.lstrip()), level, title))
         parts.append(line + "\n")
         pos += len(line) + 1
     return "".join(parts), headings
+
+
+HEADER_ROWS = 10  # a statement's column header is within this many lines under its title
+_MONTHS = (r"(?:January|February|March|April|May|June|July|August|September|October|November"
+           r"|December|Jan\.?|Feb\.?|Mar\.?|Apr\.?|Jun\.?|Jul\.?|Aug\.?|Sept?\.?|Oct\.?|Nov\.?"
+           r"|Dec\.?)")  # fmt: skip
+_DATE = re.compile(rf"{_MONTHS}\s+\d{{1,2}},?\s*(?:19|20)\d\d", re.IGNORECASE)
+_MONTH_DAY = re.compile(rf"{_MONTHS}\s+\d{{1,2}},?", re.IGNORECASE)
+_YEAR = re.compile(r"(?:19|20)\d\d")
+_SPAN = re.compile(
+    r"(?:(?:three|six|nine|twelve|3|6|9|12|thirteen|twenty-six|thirty-nine)\s+months?|quarter"
+    r"|(?:fiscal\s+)?year|(?:thirteen|twenty-six|thirty-nine|\d+)\s+weeks)\s+ended",
+    re.IGNORECASE,
+)
+_UNITS = re.compile(r"\bin\s+(millions|thousands|billions)\b", re.IGNORECASE)
+# A units line: "(In millions, except ...)", "In thousands", "(Dollars in millions)".
+_UNITS_LINE = re.compile(r"^[(\[]|^(?:\$|u\.?s\.?\s+)?(?:dollars|amounts)?\s*in\s", re.IGNORECASE)
+
+
+def table_header(lines: Sequence[Sequence[str]]) -> str:
+    """The column header of a financial statement from the lines under its title (each a list
+    of cells): its units, its period spans and its column dates, e.g. "in millions · Three
+    Months Ended | Nine Months Ended · July 1, 2023 | June 25, 2022"; "" when none.
+
+    Read until the first line that is none of these (the first row label). Dates printed over
+    two lines ("July 1," then "2023", or a row of days over a row of years) are put together in
+    column order. Added to the title's heading, the header goes into the context line of every
+    chunk of the statement, so a figure far down the table keeps its units and period.
+    """
+    units = ""
+    spans: list[str] = []
+    dates: list[str] = []
+    days: list[str] = []
+    for cells in lines:
+        for cell in cells:
+            text = " ".join(cell.split())
+            if not text:
+                continue
+            if not units and _UNITS_LINE.match(text) and (m := _UNITS.search(text)):
+                units = f"in {m.group(1).lower()}"
+            elif text.startswith("(") and text.endswith(")"):
+                continue  # (Unaudited), (In millions, ...)
+            elif _SPAN.fullmatch(text.rstrip(":")):
+                if text not in spans:
+                    spans.append(text)
+            elif _DATE.fullmatch(text):
+                dates.append(text.replace(",", "").replace(" ", " ", 1))
+            elif _MONTH_DAY.fullmatch(text):
+                days.append(text.rstrip(","))
+            elif _YEAR.fullmatch(text):
+                if days:
+                    dates.append(f"{days.pop(0)} {text}")
+            else:
+                return _header(units, spans, dates)
+    return _header(units, spans, dates)
+
+
+def _header(units: str, spans: list[str], dates: list[str]) -> str:
+    seen = list(dict.fromkeys(" ".join(d.replace(",", " ").split()) for d in dates))
+    return " · ".join(p for p in (units, " | ".join(spans), " | ".join(seen)) if p)
 
 
 def visible_text(page: object) -> str:
