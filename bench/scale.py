@@ -1,6 +1,15 @@
 """Scale: retrieval latency, build time, memory and disk from 10k to 100k (to 1M) chunks.
 
-Usage: python bench/scale.py [--sizes 10000,100000] [--queries 100] [--seed 0]
+Usage: python bench/scale.py [--sizes 10000,100000] [--queries 100] [--seed 0] [--keep DIR]
+       [--lexical postings|fts5]
+
+``--lexical fts5`` runs the lexical leg on FTS5 alone (the engine's in-memory postings are
+detached), for comparing with the default; with the postings, "open s" includes waiting for them
+(loaded from their file, or built from SQLite on the first run over a build).
+
+``--keep DIR`` keeps each size's data folder as ``DIR/<size>`` and reuses it when it already
+holds a finished build of that size (the build row is then blank): the 100k build takes several
+minutes, the query runs can be repeated on it.
 
 For each size, a child process fills a fresh data directory through the app's own store
 (``Store.write_file``: pages, chunks, FTS5 rows and embeddings in one transaction per file of 100
@@ -21,6 +30,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -93,16 +103,22 @@ def build(home: Path, n: int, seed: int) -> dict[str, float]:
     return {"sqlite_s": t_sql, "hnsw_s": t_hnsw, "db_bytes": db, "vec_bytes": vec}
 
 
-def query(home: Path, n_queries: int) -> dict[str, float]:
+def query(home: Path, n_queries: int, lexical: str) -> dict[str, float]:
     os.environ["DESKTOP_RAG_HOME"] = str(home)
     from desktop_rag.core.engine import Engine
 
     questions = [json.loads(line)["question"]
                  for line in (EVAL / "questions.jsonl").read_text().splitlines() if line.strip()]  # fmt: skip
     engine = Engine()
+    engine.embedder.wait_query_encoder()  # exported by the build (or now, once per --keep DIR)
+    if lexical == "fts5":  # the lexical leg on FTS5 alone, as before the in-memory postings
+        engine.lexicon.close()
+        engine.store.lexicon = None
     t0 = time.perf_counter()
     engine.embedder.load()
     _ = engine.vectors  # loads (and verifies) the hnswlib cache
+    if lexical == "postings":
+        engine.lexicon.wait()  # loaded from its file (or built the first time) in the background
     open_s = time.perf_counter() - t0
     for q in questions[:5]:  # warm-up: first queries pay page-cache misses
         engine.search(q, 5)
@@ -118,6 +134,13 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000,100000")
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--lexical",
+        choices=["postings", "fts5"],
+        default="postings",
+        help="the lexical leg: in-memory postings (the app's) or FTS5 alone (before)",
+    )
+    ap.add_argument("--keep", type=Path, help="keep (and reuse) each size's build in DIR/<size>")
     ap.add_argument("--child", choices=["build", "query"], help=argparse.SUPPRESS)
     ap.add_argument("--home", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
@@ -125,29 +148,41 @@ def main() -> None:
     if args.child:
         sys.path.insert(0, str(ROOT))
         res = build(args.home, args.n, args.seed) if args.child == "build" else query(
-            args.home, args.queries)  # fmt: skip
+            args.home, args.queries, args.lexical)  # fmt: skip
         print(json.dumps(res))
         return
     # One ONNX graph cache for every size, so the query process starts as the app does on any
     # start after the first (the one-time export is measured by bench/startup.py).
-    os.environ["DESKTOP_RAG_ONNX_CACHE"] = tempfile.mkdtemp(prefix="drag-scale-onnx-")
+    onnx = args.keep / "onnx" if args.keep else Path(tempfile.mkdtemp(prefix="drag-scale-onnx-"))
+    os.environ["DESKTOP_RAG_ONNX_CACHE"] = str(onnx)
     print(f"{'chunks':>9} {'SQLite s':>9} {'hnswlib s':>10} {'open s':>7} {'p50 ms':>7} "
           f"{'p95 ms':>7} {'RSS MB':>7} {'disk MB':>8} {'KB/chunk':>9}")  # fmt: skip
     for n in (int(x) for x in args.sizes.split(",")):
         with tempfile.TemporaryDirectory(prefix=f"drag-scale-{n}-") as tmp:
-            home = Path(tmp)
+            home = Path(tmp) if args.keep is None else args.keep / str(n)
+            done = home / "build.json"  # written after a finished build (reused by --keep)
 
             def child(kind: str, home: Path = home, n: int = n) -> dict[str, float]:
                 out = subprocess.run([sys.executable, __file__, "--child", kind, "--home",
                                       str(home), "--n", str(n), "--queries", str(args.queries),
-                                      "--seed", str(args.seed)],
+                                      "--seed", str(args.seed), "--lexical", args.lexical],
                                      check=True, capture_output=True, text=True)  # fmt: skip
                 return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
-            b = child("build")
+            reused = args.keep is not None and done.is_file()
+            if reused:
+                b = dict(json.loads(done.read_text()))
+            else:
+                if args.keep is not None and home.exists():
+                    shutil.rmtree(home)  # an unfinished build: start again
+                b = child("build")
+                if args.keep is not None:
+                    done.write_text(json.dumps(b))
             q = child("query")
             disk = b["db_bytes"] + b["vec_bytes"]
-            print(f"{n:9d} {b['sqlite_s']:9.1f} {b['hnsw_s']:10.1f} {q['open_s']:7.2f} "
+            built = (f"{'(reused)':>9} {'':>10}" if reused
+                     else f"{b['sqlite_s']:9.1f} {b['hnsw_s']:10.1f}")  # fmt: skip
+            print(f"{n:9d} {built} {q['open_s']:7.2f} "
                   f"{q['p50_ms']:7.1f} {q['p95_ms']:7.1f} {q['rss_mb']:7.0f} "
                   f"{disk / 1e6:8.1f} {disk / n / 1024:9.2f}", flush=True)  # fmt: skip
     print(f"\nlatency: hybrid retrieval incl. query embedding, top 5, {args.queries} covidqa "

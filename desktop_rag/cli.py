@@ -299,14 +299,22 @@ def status(as_json: bool) -> None:
         engine = _engine()
         cols = engine.store.collections()
         ident = engine.store.stored_identity()
+        index = engine.store.identity_report()
         models = list_models()
     except UserError as err:
         _fail(err)
+    try:  # the selected embedding model's thresholds (its folder is read, not loaded)
+        thresholds: dict[str, object] | None = engine.thresholds().to_json()
+    except UserError as err:
+        thresholds = None
+        log.warning("no abstention thresholds: %s", err)
     data = {
         "data_dir": str(engine.paths.data),
         "collections": [c.__dict__ for c in cols],
         "chunks": engine.store.chunk_count(),
         "embedding_model": ident,
+        "index": index,
+        "thresholds": thresholds,
         "models": [
             {"name": m.name, "kind": m.kind, "path": str(m.path), "bundled": m.bundled}
             for m in models
@@ -326,6 +334,30 @@ def status(as_json: bool) -> None:
     if ident:
         click.echo(f"Index embedding model: {ident.get('name')} ({ident.get('dim')} dimensions)")
     click.echo(f"Chunks: {data['chunks']}")
+    settings = index["index_settings"] or {}
+    chunker = settings.get("chunker") if isinstance(settings, dict) else None
+    analysis = index["analysis"]
+    assert isinstance(analysis, dict)
+    click.echo(
+        f"Index format {index['schema_version']}, search analysis version {analysis['version']}"
+        + (f" ({analysis['stale']} chunks to update at the next indexing run)"
+           if analysis["stale"] else "")
+        + (", read-only" if index["read_only"] else "")
+    )  # fmt: skip
+    if isinstance(chunker, dict):
+        click.echo(f"Chunks of at most {chunker.get('chunk_tokens')} word pieces, "
+                   f"{chunker.get('overlap_tokens')} overlapping")  # fmt: skip
+    if thresholds is not None:
+        click.echo(
+            f"Abstention thresholds: relevance {thresholds['min_relevance']}, lexical "
+            f"{thresholds['min_relevance_lexical']} with {thresholds['min_term_coverage']} of "
+            "the words ("
+            + ("set in the settings" if thresholds["source"] == "settings"
+               else f"calibrated for {thresholds['calibrated_for']}")
+            + ")"
+        )  # fmt: skip
+        if thresholds["warning"]:
+            click.echo(f"Warning: {thresholds['warning']}", err=True)
     for m in models:
         click.echo(f"Model ({m.kind}{', bundled' if m.bundled else ''}): {m.name}")
 

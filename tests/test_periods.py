@@ -71,3 +71,24 @@ def test_retrieval_prefers_the_filing_of_the_asked_quarter(engine: Engine, tmp_p
         assert Path(hits[0].path).name == f"{year} Q{q} ACME.pdf"
     hits = engine.search("Acme research and development expense in the most recent quarter").hits
     assert Path(hits[0].path).name == "2023 Q3 ACME.pdf"
+
+
+def test_a_name_in_the_question_picks_its_series(engine: Engine, tmp_path: Path) -> None:
+    """Two issuers' filings of the same quarters, worded alike: the issuer the question names
+    (in the title of its filings) and the quarter it asks about pick the one filing."""
+    docs = tmp_path / "filings"
+    docs.mkdir()
+    for name, ticker, base in (
+        ("Acme Robotics", "ACME", 9000),
+        ("Globex Industries", "GLBX", 4000),
+    ):
+        for q in (1, 2):
+            make_pdf(docs / f"2023 Q{q} {ticker}.pdf", [
+                f"Research and development expense was ${base + 110 * q:,} million for the "
+                "quarter, driven by headcount in the robotics division.",
+            ], title=f"{name} Form 10-Q")  # fmt: skip
+    engine.index_all([docs])
+    hits = engine.search("What did Globex spend on research and development in Q2 2023?").hits
+    assert Path(hits[0].path).name == "2023 Q2 GLBX.pdf"
+    hits = engine.search("What did Acme spend on research and development in Q1 2023?").hits
+    assert Path(hits[0].path).name == "2023 Q1 ACME.pdf"

@@ -31,6 +31,7 @@ from desktop_rag.core.indexer import Indexer
 from desktop_rag.core.llm import LocalLLM
 from desktop_rag.core.models import ModelInfo, resolve_model
 from desktop_rag.core.paths import AppPaths, app_paths
+from desktop_rag.core.postings import LexicalIndex
 from desktop_rag.core.prompting import (
     NOT_FOUND,
     attribute_citations,
@@ -44,6 +45,7 @@ from desktop_rag.core.retrieval import Mode, RetrievalConfig, RetrievalResult, R
 from desktop_rag.core.sandbox import ExtractionSandbox
 from desktop_rag.core.settings import Settings
 from desktop_rag.core.store import Store, fts_query
+from desktop_rag.core.thresholds import Thresholds
 from desktop_rag.core.types import (
     Answer,
     CancelToken,
@@ -79,6 +81,11 @@ class Engine:
         self.paths = (paths or app_paths()).ensure()
         self.settings = settings or Settings.load(self.paths.settings_file)
         self.store = Store(self.paths.index_db)
+        # The lexical leg's in-memory postings: loaded or built in the background from now on
+        # (FTS5 answers until they are current); kept beside the vector cache.
+        self.lexicon = LexicalIndex(self.paths.vectors_dir, self.store)
+        self.store.lexicon = self.lexicon
+        self.lexicon.start()
         self.chunker_config = chunker_config
         self.retrieval_config = retrieval_config
         self._lock = threading.RLock()
@@ -232,13 +239,26 @@ class Engine:
             question, k or self.settings.top_k, mode=mode, collections=collections
         )
 
+    def thresholds(self) -> Thresholds:
+        """The abstention thresholds for the selected embedding model: the settings' values where
+        set, else the model's calibrated ones, else all-MiniLM-L6-v2's with a warning (see
+        :mod:`desktop_rag.core.thresholds`).
+
+        Raises:
+            ModelLoadError: the selected embedding model is not available.
+        """
+        from desktop_rag.core.thresholds import resolve_thresholds
+
+        return resolve_thresholds(self.settings, self.embedder.identity)
+
     def is_relevant(self, result: RetrievalResult, question: str) -> bool:
         """False when retrieval found nothing relevant, so the app abstains: no hit, or the best
         cosine similarity is under ``min_relevance`` and not both over ``min_relevance_lexical``
-        and with ``min_term_coverage`` of the question's content words in the top chunks."""
+        and with ``min_term_coverage`` of the question's content words in the top chunks
+        (values from :meth:`thresholds`)."""
         if not result.hits:
             return False
-        s = self.settings
+        s = self.thresholds()
         if result.best_dense >= s.min_relevance:
             return True
         return result.best_dense >= s.min_relevance_lexical and (
@@ -276,6 +296,9 @@ class Engine:
         adapter_path, warnings = (
             self._adapter_for(adapter, adapter_scale) if style != "evidence" else (None, ())
         )
+        uncalibrated = self.thresholds().warning  # an embedding model without calibrated values
+        if uncalibrated:
+            warnings = (*warnings, uncalibrated)
         result = self.search(question, k, collections=collections)
         if not self.is_relevant(result, question):
             yield EvidenceFound(())
@@ -285,6 +308,7 @@ class Engine:
                 True,
                 tuple(Citation(i + 1, h, False) for i, h in enumerate(result.hits)),
                 Timings(result.retrieval_ms, 0.0, 0.0),
+                warnings=warnings,
             )
             return
         t0 = time.perf_counter()
@@ -302,6 +326,7 @@ class Engine:
                 not evidence,
                 tuple(Citation(i + 1, h, i + 1 in quoted) for i, h in enumerate(result.hits)),
                 Timings(result.retrieval_ms, 0.0, 0.0),
+                warnings=warnings,
                 evidence=evidence,
             )
             return
@@ -440,8 +465,9 @@ class Engine:
         self.llm.threads = llm_threads
 
     def close(self) -> None:
-        """Save the vector index, free the models, join the embedder's background export and close
-        this thread's database connection."""
+        """Save the vector index, free the models, join the embedder's background export and the
+        postings' background thread, and close this thread's database connection."""
+        self.lexicon.close()  # joins its background thread
         with self._lock:
             if self._embedder is not None:
                 self._embedder.close()

@@ -458,9 +458,9 @@ def run_eval(
         "answerable_refused": _mean(abstain_answerable),
         "out_of_corpus_abstained": _mean(abstain_ooc),
         "out_of_corpus_questions": len(ooc),
-        "threshold": engine.settings.min_relevance,
-        "threshold_lexical": engine.settings.min_relevance_lexical,
-        "min_term_coverage": engine.settings.min_term_coverage,
+        "threshold": engine.thresholds().min_relevance,
+        "threshold_lexical": engine.thresholds().min_relevance_lexical,
+        "min_term_coverage": engine.thresholds().min_term_coverage,
     }
     report["latency"] = {
         "retrieval_ms_p50": _pct(latency, 50),

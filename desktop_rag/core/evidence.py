@@ -104,6 +104,13 @@ def content_terms(text: str) -> list[str]:
     return _content_stems(TOKEN_RE.findall(_fold(text)))
 
 
+# The version of the analysis below (tokens, case and accent folding, stop words, stemmer and the
+# encoding). It is stored with the index: bump it with any change that alters encode_terms' output
+# for some text, and every chunk's stored analysis is recomputed from its stored text
+# (Store.refresh_analyses; stale analyses are not used meanwhile).
+ANALYSIS_VERSION = 1
+
+
 def encode_terms(text: str) -> str:
     """A text's analysis as one string, stored with each chunk at indexing time:
     ``"<tokens>\t s1  s2  |  s3 "``: its length in tokens, stop words included (what FTS5 counts

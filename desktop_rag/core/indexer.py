@@ -1,7 +1,12 @@
 """Indexing a folder: scan, extract, chunk, embed and store, incrementally and resumably.
 
 A run lists the folder, then for each file decides by size+mtime and content hash (sha256) whether
-it changed. Unchanged files are not re-extracted or re-embedded. Each changed file is committed in
+it changed. Unchanged files are not re-extracted or re-embedded, unless another extractor or
+chunker made them (:meth:`Indexer.pipeline`): a new extractor version extracts the file again; new
+chunker settings alone cut its stored pages again (no extraction). Either way a chunk whose context
+and text come out the same keeps its stored embedding. After the files, stored lexical analyses of
+an older :data:`~desktop_rag.core.evidence.ANALYSIS_VERSION` are recomputed
+(:meth:`~desktop_rag.core.store.Store.refresh_analyses`). Each changed file is committed in
 its own transaction after embedding, so an interrupted run resumes at the first file not committed.
 Files of the collection that are gone from disk are removed. Extraction of the next file runs in a
 background thread while the current one is embedded (extraction and embedding overlap); the engine
@@ -82,6 +87,7 @@ class _Extracted:
     chunks: list[Chunk] | None = None
     error: ExtractionError | None = None
     sha256: str = ""
+    stored: bool = False  # doc is the stored one, cut again with new chunker settings
     extract_s: float = 0.0  # hashing and parsing
     chunk_s: float = 0.0
 
@@ -181,6 +187,7 @@ class Indexer:
         cancel = cancel or CancelToken()
         with writer_lock(self.lock_file):
             self.store.check_identity(self.embedder.identity)
+            self.store.record_index_settings(self.settings())
             self.vectors.ensure(self.store)
             summary = IndexSummary()
             t0 = time.perf_counter()
@@ -242,10 +249,36 @@ class Indexer:
         kind = file_kind(path) or ""
         return f"{kind}-{EXTRACTOR_VERSIONS.get(kind, 1)}/{self.chunker.config.fingerprint()}"
 
+    def settings(self) -> dict[str, object]:
+        """What makes this index's chunks, recorded at index level in ``meta.index_settings``
+        (``desktop-rag status --json`` shows it): the embedding model's name, the chunker's
+        settings (sizes in word pieces) and fingerprint, the extractor versions, the stored
+        analysis version and the schema version."""
+        from dataclasses import asdict
+
+        from desktop_rag.core.evidence import ANALYSIS_VERSION
+        from desktop_rag.core.store import SCHEMA_VERSION
+
+        return {
+            "embedding_model": self.embedder.identity.name,
+            "chunker": asdict(self.chunker.config),
+            "chunker_fingerprint": self.chunker.config.fingerprint(),
+            "extractor_versions": dict(sorted(EXTRACTOR_VERSIONS.items())),
+            "analysis_version": ANALYSIS_VERSION,
+            "schema_version": SCHEMA_VERSION,
+        }
+
     def _current(self, row: FileRow, path: Path) -> bool:
         """Whether an unchanged file's stored chunks can stay: skipped and failed files keep
         their reason; an indexed one needs the current :meth:`pipeline`."""
         return row.status != "indexed" or row.pipeline == self.pipeline(path)
+
+    def _rechunk_only(self, row: FileRow, path: Path) -> bool:
+        """Whether an unchanged, indexed file differs from the current :meth:`pipeline` in its
+        chunker settings only, so its stored pages can be cut again without extracting it."""
+        if row.status != "indexed" or not row.pipeline:
+            return False
+        return row.pipeline.split("/", 1)[0] == self.pipeline(path).split("/", 1)[0]
 
     def _prepare(self, cand: _Candidate) -> _Extracted:
         """Hash, extract and chunk one file (runs in the prefetch thread)."""
@@ -258,14 +291,15 @@ class Indexer:
         t0 = time.perf_counter()
         try:
             out.sha256 = sha256_file(cand.path)
-            if (
-                cand.row is not None
-                and cand.row.sha256 == out.sha256
-                and cand.row.status != "failed"
-                and self._current(cand.row, cand.path)
-            ):
-                return out  # content unchanged: nothing to extract
-            out.doc = self.extract(cand.path)
+            row = cand.row
+            if row is not None and row.sha256 == out.sha256 and row.status != "failed":
+                if self._current(row, cand.path):
+                    return out  # content unchanged: nothing to extract
+                if self._rechunk_only(row, cand.path):  # new chunker settings only
+                    out.doc = self.store.stored_document(row.id)  # None: pages without headings
+                    out.stored = out.doc is not None
+            if out.doc is None:
+                out.doc = self.extract(cand.path)
             t1 = time.perf_counter()
             out.extract_s = t1 - t0
             out.chunks = self.chunker.chunk_document(out.doc)
@@ -345,6 +379,12 @@ class Indexer:
                     self.vectors.save(self.store)
                     last_save = time.perf_counter()
                     summary.vectors_s += last_save - t_save
+        # Stored analyses of an older version: recomputed from the stored text (no extraction,
+        # no embedding), one short transaction per batch; stale ones are not used meanwhile.
+        for n, total in self.store.refresh_analyses():
+            cancel.checkpoint()
+            yield Progress(done, len(todo), summary.chunks_added, time.perf_counter() - t0,
+                           f"updating the stored search analyses: {n} / {total} chunks")  # fmt: skip
 
     def _commit(
         self, cand: _Candidate, prep: _Extracted, cancel: CancelToken, summary: IndexSummary
@@ -373,14 +413,26 @@ class Indexer:
                 return FileResult(path, "skipped", cand.row.reason)
             return FileResult(path, "unchanged")
         chunks = prep.chunks or []
-        texts = [embedding_text(c) for c in chunks]
-        parts = []
-        for s in range(0, len(texts), EMBED_BATCH):
-            cancel.checkpoint()
-            parts.append(self.embedder.embed(texts[s : s + EMBED_BATCH]))
         import numpy as np
 
-        vecs = np.concatenate(parts) if parts else _empty(self.embedder.dim)
+        # A chunk cut again with the same context and text keeps its embedding (same model).
+        known = self.store.file_embeddings(cand.row.id) if cand.row is not None else {}
+        vecs = np.zeros((len(chunks), self.embedder.dim), dtype=np.float32)
+        todo = []
+        for i, c in enumerate(chunks):
+            vec = known.get((c.context, c.text))
+            if vec is not None and vec.shape[0] == vecs.shape[1]:
+                vecs[i] = vec
+            else:
+                todo.append(i)
+        texts = [embedding_text(chunks[i]) for i in todo]
+        for s in range(0, len(texts), EMBED_BATCH):
+            cancel.checkpoint()
+            vecs[todo[s : s + EMBED_BATCH]] = self.embedder.embed(texts[s : s + EMBED_BATCH])
+        if len(todo) < len(chunks) or prep.stored:
+            log.info("%s: %s, %d of %d chunks kept their embedding", path,
+                     "stored pages cut again" if prep.stored else "extracted again",
+                     len(chunks) - len(todo), len(chunks))  # fmt: skip
         t0 = time.perf_counter()
         added, removed = self.store.write_file(
             collection_id=cand.collection_id,

@@ -16,6 +16,7 @@ pairs, whole-chunk and title coverage). ``fused`` is the combination without the
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ MODES: tuple[str, ...] = ("hybrid", "fused", "dense", "bm25", "rrf")
 # Up to this many chunks, a collection-filtered search scores every chunk exactly (a 4096 x 384
 # matrix product: well under 1 ms, 6 MB cached); above it, hnswlib's filtered graph search.
 EXACT_SEARCH_MAX = 4096
+# A name in a question: a capitalised word that does not begin it ("Amazon's", "NVIDIA").
+_NAMES = re.compile(r"(?<=[\w,;:)] )[A-Z][\w&.'’-]*")
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,10 @@ class RetrievalConfig:
     the first ``statement_files`` candidate documents (see :mod:`.statements`): 0.4 measured
     best (0.2: 0.536, 0.4: 0.582, 0.6: 0.518 with 2 chunks a page). ``max_per_page`` chunks of
     one page at most in the top k (1: 0.636, 2: 0.600; documents without pages are not
-    limited). None of the three changes a set without dated file names, statements or pages.
+    limited). ``title_weight`` prefers, among dated documents, those whose title or file name
+    holds the names in the question (0.2: 0.664, doc hit@5 1.000 on all 195 questions; see
+    :meth:`Retriever._match_titles`). None of these changes covidqa (no dated file names, no
+    statements, no pages): doc hit@5 0.862, answer hit@5 0.802 before and after.
     """
 
     candidates: int = 50
@@ -94,6 +100,7 @@ class RetrievalConfig:
     statement_weight: float = 0.4
     statement_files: int = 8
     max_per_page: int = 1
+    title_weight: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -215,6 +222,7 @@ class Retriever:
             ranked, fused = self._rerank(terms, n_docs, df, ranked, fused, rows)
             ranked, fused = self._match_statements(kinds, ranked, fused, rows)
             ranked, fused = self._match_periods(query, ranked, fused, rows)
+            ranked, fused = self._match_titles(query, terms, ranked, fused, rows)
         if mode == "hybrid":
             ranked = self._spread_pages(ranked, rows, k)
         ranked = ranked[:k]
@@ -371,6 +379,41 @@ class Retriever:
             return ranked, score
         out = {c: score[c] + (w if statement_of_context(rows[c].context) in kinds else 0.0)
                for c in ranked}  # fmt: skip
+        return sorted(ranked, key=lambda c: -out[c]), out
+
+    def _match_titles(
+        self, query: str, terms: QueryTerms, ranked: list[int], score: dict[int, float],
+        rows: dict[int, ChunkRow],
+    ) -> tuple[list[int], dict[int, float]]:  # fmt: skip
+        """Prefer the documents whose title names whom the question names ("Amazon's gross
+        margin": the filings titled AMAZON.COM, INC.): the question's names (capitalised words
+        after its first) that are in the titles or file names of some candidate documents but
+        not all of them select documents; a chunk gets ``title_weight`` times the share of them
+        its document's title holds. Only among documents of a series of periodic reports (a
+        period in their name, see :mod:`.periods`: filings, minutes): in other collections the
+        names a question uses ("Wuhan", "SARS") are the topic of many titles and selected the
+        wrong papers (covidqa answer hit@5 0.802 -> 0.795)."""
+        w = self.config.title_weight
+        if w <= 0.0 or not terms.stems:
+            return ranked, score
+        titles: dict[int, frozenset[str]] = {}
+        for c in ranked:
+            r = rows[c]
+            if r.file_id not in titles:
+                head = f"{PurePath(r.path).stem} {r.context.split(' › ')[0]}"
+                period, _ = document_period(PurePath(r.path).stem, r.context.split(" › ")[0])
+                if period is not None:  # names select among a series of periodic reports
+                    titles[r.file_id] = frozenset(QueryTerms.of(head).stems)
+        if len(titles) < 2:
+            return ranked, score
+        asked = (
+            set(QueryTerms.of(" ".join(names)).stems) if (names := _NAMES.findall(query)) else set()
+        )
+        selecting = [s for s in asked if 0 < sum(s in t for t in titles.values()) < len(titles)]
+        if not selecting:
+            return ranked, score
+        share = {f: sum(s in t for s in selecting) / len(selecting) for f, t in titles.items()}
+        out = {c: score[c] + w * share.get(rows[c].file_id, 0.0) for c in ranked}
         return sorted(ranked, key=lambda c: -out[c]), out
 
     def _match_periods(

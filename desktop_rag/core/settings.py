@@ -12,7 +12,11 @@ from desktop_rag.core.vectors import atomic_write
 
 log = logging.getLogger(__name__)
 
-SETTINGS_VERSION = 1
+# 2: the abstention thresholds default to None (the embedding model's calibrated values); a
+# version-1 file wrote the defaults of that time, which are read as "not set".
+SETTINGS_VERSION = 2
+# The defaults a version-1 settings file saved (all-MiniLM-L6-v2's calibrated thresholds).
+_V1_THRESHOLDS = {"min_relevance": 0.44, "min_relevance_lexical": 0.30, "min_term_coverage": 0.9}
 ANSWER_STYLES = ("both", "evidence", "generated")
 # When set, wins over the settings file's ``embedding_backend`` (the self-contained bundle sets it
 # to "onnx": it ships the exported graph and no torch; see packaging/README.md).
@@ -37,7 +41,10 @@ class Settings:
       against the other set's (``desktop-rag eval --ooc``): answerable refused 6.8% (covidqa) and
       0.0% (docugami); out-of-corpus abstained 99.0% (docugami questions on covidqa) and 91.7%
       (covidqa questions on docugami). With 0.4 on cosine alone covidqa refused 14.6%. Another
-      embedding model needs its own values.
+      embedding model needs its own values: None (the default) takes the selected embedding
+      model's calibrated values (:mod:`desktop_rag.core.thresholds`: the bundled model's above;
+      for an uncalibrated model, the values above with a warning on every answer); a number set
+      here wins, without a warning.
     - ``embedding_backend``: ``"torch"`` (default, sentence-transformers), ``"onnx"`` (an ONNX
       Runtime graph of the same model, exported and checked against torch on first use: the same
       vectors, loads without torch, but documents embedded at 13.9 chunks/s instead of 17.0
@@ -69,9 +76,9 @@ class Settings:
     temperature: float = 0.0
     top_k: int = 5
     threads: int = 0
-    min_relevance: float = 0.44
-    min_relevance_lexical: float = 0.30
-    min_term_coverage: float = 0.9
+    min_relevance: float | None = None
+    min_relevance_lexical: float | None = None
+    min_term_coverage: float | None = None
     embedding_backend: str = "torch"
     llm_weights: str = "auto"
     answer_style: str = "both"
@@ -94,8 +101,18 @@ class Settings:
         except (OSError, ValueError) as exc:
             log.warning("ignoring unreadable settings %s: %s", path, exc)
             return cls()._apply_env()
+        if not isinstance(raw, dict):
+            log.warning("ignoring settings %s: not a JSON object", path)
+            return cls()._apply_env()
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in known})._apply_env()
+        values = {k: v for k, v in raw.items() if k in known}
+        version = values.get("version")
+        if not isinstance(version, int) or version < 2:  # defaults saved by v1 are not choices
+            for key, default in _V1_THRESHOLDS.items():
+                if values.get(key) == default:
+                    values[key] = None
+            values["version"] = SETTINGS_VERSION
+        return cls(**values)._apply_env()
 
     def _apply_env(self) -> Settings:
         """Apply the ``DESKTOP_RAG_EMBEDDING_BACKEND`` override, if any; returns self."""

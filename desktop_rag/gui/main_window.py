@@ -387,6 +387,12 @@ class MainWindow(QMainWindow):
 
     def _on_ready(self, _: object) -> None:
         self.status_label.setText(f"Ready · {self.engine.llm_model.name}")
+        self.status_label.setToolTip("")
+        warning = self.engine.thresholds().warning  # (the embedder was loaded by _warm_up)
+        if warning:  # an embedding model without calibrated abstention thresholds
+            self.status_label.setText(self.status_label.text() + " · ⚠ uncalibrated thresholds")
+            self.status_label.setToolTip(warning[0].upper() + warning[1:] + ".")
+            self.statusBar().showMessage(f"Warning: {warning}", 30000)
         roots = [c.root for c in self.collections_model.items]
         if roots:
             self.start_index(roots)
