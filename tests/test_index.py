@@ -205,3 +205,29 @@ def test_a_new_extractor_version_re_extracts_only_its_files(
     assert all(after[p] != pdfs[p] for p in pdfs)
     assert engine.store.chunk_count() == len(engine.vectors)
     assert engine.index_all([corpus]).indexed == 0, "and once only"
+
+
+def test_a_second_indexer_is_refused_while_one_indexes(tmp_path: Path) -> None:
+    from desktop_rag.core.errors import IndexBusyError
+    from desktop_rag.core.indexer import writer_lock
+
+    lock = tmp_path / "index.lock"
+    busy = pytest.raises(IndexBusyError, match="another desktop-rag process is indexing")
+    with writer_lock(lock), busy, writer_lock(lock):
+        pass
+    with writer_lock(lock):  # released when the first run ends
+        pass
+
+
+def test_a_failed_lexical_search_is_logged_not_silent(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from desktop_rag.core.store import Store
+
+    store = Store(tmp_path / "index.sqlite3")
+    store.con.execute("DROP TABLE chunks_fts")
+    with caplog.at_level("WARNING", logger="desktop_rag.core.store"):
+        assert store.bm25("apple orchard", 5) == []
+    assert any("lexical search" in r.getMessage() and "chunks_fts" in r.getMessage()
+               for r in caplog.records)  # fmt: skip
+    store.close()

@@ -13,17 +13,17 @@ background thread while the current one is embedded (extraction and embedding ov
 has it done in a child process (:mod:`desktop_rag.core.sandbox`), so a parser that hangs or crashes
 only fails that file.
 
-Only one process indexes into a data directory at a time (an exclusive ``flock`` on
-``index.lock``); readers are never blocked.
+Only one process indexes into a data directory at a time (an exclusive lock on ``index.lock``:
+``flock`` on POSIX, ``msvcrt.locking`` on Windows); readers are never blocked.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -54,8 +54,8 @@ def writer_lock(lock_file: Path) -> Iterator[None]:
     lock_file.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_file, "a+") as f:
         try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            _lock(f.fileno())
+        except OSError:  # BlockingIOError (POSIX), PermissionError (Windows)
             raise IndexBusyError(
                 "another desktop-rag process is indexing into this data folder",
                 hint="wait for it to finish, or stop it",
@@ -63,7 +63,27 @@ def writer_lock(lock_file: Path) -> Iterator[None]:
         try:
             yield
         finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+            _unlock(f.fileno())
+
+
+if sys.platform == "win32":  # the Windows plan (packaging/README.md): msvcrt's byte-range lock
+    import msvcrt
+
+    def _lock(fd: int) -> None:
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+
+    def _unlock(fd: int) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+else:
+    import fcntl
+
+    def _lock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def _unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def sha256_file(path: Path) -> str:

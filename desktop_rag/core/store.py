@@ -925,7 +925,8 @@ class Store:
                         "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?",
                         ('"' + w.replace('"', "") + '"',),
                     ).fetchone()
-                except sqlite3.OperationalError:
+                except sqlite3.OperationalError as exc:  # logged: never a silent "no hits"
+                    log.warning("FTS5 document frequency of %r failed: %s", w, exc)
                     row = (0,)
                 if len(cache) >= 100_000:  # bound the memory of a long session
                     cache.clear()
@@ -1044,7 +1045,8 @@ class Store:
         )
         try:
             return [(int(r[0]), float(r[1])) for r in self.con.execute(sql, (*args, limit))]
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as exc:  # logged: never a silent "no hits"
+            log.warning("FTS5 lexical search for %r failed: %s", args[0] if args else "", exc)
             return []
 
 
