@@ -81,8 +81,9 @@ def test_docugami_fact_page_is_retrieved_and_cited() -> None:
         and c["page"] in (4, 19)
     ]
     assert gold, "the statement of operations (p. 4) or the segment table (p. 19) is a source"
-    cited = {c["n"] for c in out["citations"] if c["cited"]}
-    assert cited <= {c["n"] for c in out["citations"]}
+    # The reader is pointed at it: the answer cites it or its evidence quotes it.
+    gold_n = {c["n"] for c in gold}
+    assert any(c["cited"] for c in gold) or any(e["n"] in gold_n for e in out["evidence"])
 
 
 def test_question_outside_the_documents_abstains(corpus: Path) -> None:

@@ -151,9 +151,10 @@ def test_vector_cache_is_rebuilt_from_sqlite_when_stale_or_corrupt(
 
     (paths.vectors_dir / "index.bin").unlink()
     eng = Engine(paths, embedder=engine.embedder)
-    assert eng.vectors.ensure(eng.store) == "current"
-    assert len(eng.vectors) == eng.store.chunk_count()
+    assert len(eng.vectors) == eng.store.chunk_count()  # rebuilt from SQLite when opened
+    assert [c for c, _ in eng.vectors.search(q, 3)] == [c for c, _ in expected]
     eng.close()
+    assert (paths.vectors_dir / "index.bin").is_file(), "the rebuilt cache is saved again"
 
 
 @pytest.fixture(scope="module")
