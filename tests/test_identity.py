@@ -360,3 +360,27 @@ def test_the_bundled_model_has_no_warning(engine: Engine, corpus: Path) -> None:
     assert data["thresholds"]["source"] == "calibrated" and data["thresholds"]["warning"] is None
     assert data["index"]["index_settings"]["chunker_fingerprint"] == ChunkerConfig().fingerprint()
     assert np.isclose(data["thresholds"]["min_relevance"], 0.44)
+
+
+def test_a_settings_field_it_cannot_use_gets_its_default_with_a_reason(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"top_k": "five", "temperature": 9, "answer_style": "poem",
+                                "embedding_backend": "gpu", "threads": True,
+                                "context_size": 2048, "min_relevance": 0.5}))  # fmt: skip
+    with caplog.at_level("WARNING", logger="desktop_rag.core.settings"):
+        s = Settings.load(path)
+    default = Settings()
+    assert (s.top_k, s.temperature, s.answer_style, s.threads) == (
+        default.top_k,
+        default.temperature,
+        default.answer_style,
+        default.threads,
+    )
+    assert s.embedding_backend == default.embedding_backend
+    assert s.context_size == 2048 and s.min_relevance == 0.5  # the valid ones are kept
+    told = " ".join(r.getMessage() for r in caplog.records)
+    for key in ("top_k", "temperature", "answer_style", "embedding_backend", "threads"):
+        assert key in told
+    assert "should be a whole number of sources from 1 to 50" in told

@@ -7,6 +7,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from desktop_rag.core.vectors import atomic_write
 
@@ -89,7 +90,9 @@ class Settings:
 
     @classmethod
     def load(cls, path: Path) -> Settings:
-        """Read settings (unknown keys ignored; a broken file gives the defaults, logged).
+        """Read settings (unknown keys ignored; a broken file gives the defaults, logged; a field
+        of the wrong type or out of range gets its default, logged with what it should be: the
+        app never starts with a value it cannot use).
 
         The environment variable ``DESKTOP_RAG_EMBEDDING_BACKEND``, when set to a known backend,
         overrides ``embedding_backend`` (an unknown value is logged and ignored).
@@ -112,6 +115,11 @@ class Settings:
                 if values.get(key) == default:
                     values[key] = None
             values["version"] = SETTINGS_VERSION
+        for key in list(values):
+            problem = _invalid(key, values[key])
+            if problem:
+                log.warning("settings %s: %s is %r, %s; using the default %r", path, key,
+                            values.pop(key), problem, getattr(cls, key, None))  # fmt: skip
         return cls(**values)._apply_env()
 
     def _apply_env(self) -> Settings:
@@ -129,3 +137,46 @@ class Settings:
         """Write settings atomically."""
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, json.dumps(asdict(self), indent=2).encode("utf-8"))
+
+
+# What each field may hold: (types, check, what it should be). None passes where the type allows.
+_RULES: dict[str, tuple[tuple[type, ...], Any, str]] = {
+    "llm_model": ((str, type(None)), None, "a model name or path"),
+    "embedding_model": ((str, type(None)), None, "a model name or path"),
+    "context_size": ((int,), lambda v: 512 <= v <= 1_048_576, "a whole number of tokens, 512 or more"),
+    "max_answer_tokens": ((int,), lambda v: 16 <= v <= 65_536, "a whole number of tokens, 16 or more"),
+    "temperature": ((int, float), lambda v: 0.0 <= v <= 2.0, "a number from 0 to 2"),
+    "top_k": ((int,), lambda v: 1 <= v <= 50, "a whole number of sources from 1 to 50"),
+    "threads": ((int,), lambda v: 0 <= v <= 1024, "a whole number of threads (0: all cores)"),
+    "min_relevance": ((int, float, type(None)), lambda v: 0.0 <= v <= 1.0, "a cosine from 0 to 1"),
+    "min_relevance_lexical": ((int, float, type(None)), lambda v: 0.0 <= v <= 1.0,
+                              "a cosine from 0 to 1"),
+    "min_term_coverage": ((int, float, type(None)), lambda v: 0.0 <= v <= 1.0,
+                          "a share from 0 to 1"),
+    "embedding_backend": ((str,), lambda v: v in _backends(), "one of auto, onnx, torch, onnx-int8"),
+    "llm_weights": ((str,), lambda v: v in ("auto", "original"), "auto or original"),
+    "answer_style": ((str,), lambda v: v in ANSWER_STYLES, f"one of {', '.join(ANSWER_STYLES)}"),
+    "evidence_sentences": ((int,), lambda v: 0 <= v <= 20, "a whole number from 0 to 20"),
+    "focus_sentences": ((int,), lambda v: 0 <= v <= 50, "a whole number from 0 to 50"),
+    "data_dir": ((str, type(None)), None, "a folder path"),
+    "version": ((int,), None, "a whole number"),
+}  # fmt: skip
+
+
+def _backends() -> tuple[str, ...]:
+    from desktop_rag.core.embedding import BACKENDS  # (its heavy imports are lazy)
+
+    return BACKENDS
+
+
+def _invalid(key: str, value: object) -> str | None:
+    """Why ``value`` cannot be the setting ``key`` ("should be ..."), or None if it can."""
+    rule = _RULES.get(key)
+    if rule is None:
+        return None
+    types, check, expected = rule
+    if isinstance(value, bool) or not isinstance(value, types):
+        return f"should be {expected}"
+    if value is not None and check is not None and not check(value):
+        return f"should be {expected}"
+    return None
