@@ -8,6 +8,7 @@ import pytest
 
 from desktop_rag.core.engine import Engine
 from desktop_rag.core.periods import Period, asks_latest, document_period, question_periods
+from desktop_rag.core.retrieval import _documents
 from tests.conftest import make_pdf
 
 
@@ -73,22 +74,35 @@ def test_retrieval_prefers_the_filing_of_the_asked_quarter(engine: Engine, tmp_p
     assert Path(hits[0].path).name == "2023 Q3 ACME.pdf"
 
 
-def test_a_name_in_the_question_picks_its_series(engine: Engine, tmp_path: Path) -> None:
-    """Two issuers' filings of the same quarters, worded alike: the issuer the question names
-    (in the title of its filings) and the quarter it asks about pick the one filing."""
-    docs = tmp_path / "filings"
+def test_a_name_in_the_question_prefers_its_series_among_dated_documents(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Filings of two issuers (the name in their titles) and two undated papers, all scored
+    alike: a question naming one issuer lifts that issuer's filings by ``title_weight``, the
+    other issuer's and the papers get nothing; a question without a name changes nothing."""
+    docs = tmp_path / "docs"
     docs.mkdir()
-    for name, ticker, base in (
-        ("Acme Robotics", "ACME", 9000),
-        ("Globex Industries", "GLBX", 4000),
-    ):
+    for name, ticker in (("Acme Robotics", "ACME"), ("Globex Industries", "GLBX")):
         for q in (1, 2):
-            make_pdf(docs / f"2023 Q{q} {ticker}.pdf", [
-                f"Research and development expense was ${base + 110 * q:,} million for the "
-                "quarter, driven by headcount in the robotics division.",
-            ], title=f"{name} Form 10-Q")  # fmt: skip
+            make_pdf(docs / f"2023 Q{q} {ticker}.pdf",
+                     [f"Research and development spending was ${9000 + 110 * q:,} million."],
+                     title=f"{name} Form 10-Q")  # fmt: skip
+    for paper in ("acme-paper", "globex-paper"):
+        make_pdf(docs / f"{paper}.pdf", ["Research on robot arms at Acme and Globex."],
+                 title=f"A study of {paper.split('-')[0].title()} robots")  # fmt: skip
     engine.index_all([docs])
-    hits = engine.search("What did Globex spend on research and development in Q2 2023?").hits
-    assert Path(hits[0].path).name == "2023 Q2 GLBX.pdf"
-    hits = engine.search("What did Acme spend on research and development in Q1 2023?").hits
-    assert Path(hits[0].path).name == "2023 Q1 ACME.pdf"
+    retriever = engine.retriever()
+    ids = [int(r[0]) for r in engine.store.con.execute("SELECT id FROM chunks ORDER BY id")]
+    rows = engine.store.chunks_by_id(ids)
+    flat = dict.fromkeys(ids, 1.0)
+    found = _documents(ids, rows)
+    ranked, score = retriever._match_titles(
+        "How much did Acme spend on research and development?", ids, flat, rows, found
+    )
+    w = retriever.config.title_weight
+    lifted = {Path(rows[c].path).name for c in ids if score[c] == pytest.approx(1.0 + w)}
+    assert lifted == {"2023 Q1 ACME.pdf", "2023 Q2 ACME.pdf"}
+    assert all(score[c] == 1.0 for c in ids if Path(rows[c].path).name not in lifted)
+    assert Path(rows[ranked[0]].path).name in lifted
+    same, _ = retriever._match_titles("How much was spent on research?", ids, flat, rows, found)
+    assert same == ids

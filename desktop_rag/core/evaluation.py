@@ -454,13 +454,14 @@ def run_eval(
     if evidence_ok:
         report["evidence"] = {"graded": len(evidence_ok), "correct": _mean(evidence_ok),
                               "words": _mean(evidence_words)}  # fmt: skip
+    thresholds = engine.thresholds()
     report["abstention"] = {
         "answerable_refused": _mean(abstain_answerable),
         "out_of_corpus_abstained": _mean(abstain_ooc),
         "out_of_corpus_questions": len(ooc),
-        "threshold": engine.thresholds().min_relevance,
-        "threshold_lexical": engine.thresholds().min_relevance_lexical,
-        "min_term_coverage": engine.thresholds().min_term_coverage,
+        "threshold": thresholds.min_relevance,
+        "threshold_lexical": thresholds.min_relevance_lexical,
+        "min_term_coverage": thresholds.min_term_coverage,
     }
     report["latency"] = {
         "retrieval_ms_p50": _pct(latency, 50),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 _ORDINALS = {
     "first": 1,
@@ -116,13 +117,15 @@ def asks_latest(question: str) -> bool:
     return _LATEST.search(question) is not None
 
 
+@lru_cache(maxsize=16384)
 def document_period(stem: str, title: str = "") -> tuple[Period | None, str]:
     """The period a document covers and its series key.
 
     The period is read from the file name ``stem`` (how people label the documents of a series),
     else from its ``title``; None when neither holds exactly one quarter or fiscal year. The
     series key is the file name with the period removed, lower-cased, punctuation collapsed: the
-    documents of one series (``2023 Q1 AAPL``, ``2023 Q2 AAPL``) share it (``aapl``).
+    documents of one series (``2023 Q1 AAPL``, ``2023 Q2 AAPL``) share it (``aapl``). Cached:
+    the retriever asks for every candidate document of every question.
     """
     found, rest = _one_period(stem.lower())
     if found is None and title:

@@ -221,8 +221,9 @@ class Retriever:
         if mode == "hybrid" and ranked:
             ranked, fused = self._rerank(terms, n_docs, df, ranked, fused, rows)
             ranked, fused = self._match_statements(kinds, ranked, fused, rows)
-            ranked, fused = self._match_periods(query, ranked, fused, rows)
-            ranked, fused = self._match_titles(query, terms, ranked, fused, rows)
+            docs = _documents(ranked, rows)
+            ranked, fused = self._match_periods(query, ranked, fused, rows, docs)
+            ranked, fused = self._match_titles(query, ranked, fused, rows, docs)
         if mode == "hybrid":
             ranked = self._spread_pages(ranked, rows, k)
         ranked = ranked[:k]
@@ -382,8 +383,8 @@ class Retriever:
         return sorted(ranked, key=lambda c: -out[c]), out
 
     def _match_titles(
-        self, query: str, terms: QueryTerms, ranked: list[int], score: dict[int, float],
-        rows: dict[int, ChunkRow],
+        self, query: str, ranked: list[int], score: dict[int, float],
+        rows: dict[int, ChunkRow], docs: dict[int, _Document],
     ) -> tuple[list[int], dict[int, float]]:  # fmt: skip
         """Prefer the documents whose title names whom the question names ("Amazon's gross
         margin": the filings titled AMAZON.COM, INC.): the question's names (capitalised words
@@ -394,21 +395,11 @@ class Retriever:
         names a question uses ("Wuhan", "SARS") are the topic of many titles and selected the
         wrong papers (covidqa answer hit@5 0.802 -> 0.795)."""
         w = self.config.title_weight
-        if w <= 0.0 or not terms.stems:
+        names = _NAMES.findall(query) if w > 0.0 else []
+        titles = {f: d.title_stems for f, d in docs.items() if d.period is not None}
+        if not names or len(titles) < 2:
             return ranked, score
-        titles: dict[int, frozenset[str]] = {}
-        for c in ranked:
-            r = rows[c]
-            if r.file_id not in titles:
-                head = f"{PurePath(r.path).stem} {r.context.split(' › ')[0]}"
-                period, _ = document_period(PurePath(r.path).stem, r.context.split(" › ")[0])
-                if period is not None:  # names select among a series of periodic reports
-                    titles[r.file_id] = frozenset(QueryTerms.of(head).stems)
-        if len(titles) < 2:
-            return ranked, score
-        asked = (
-            set(QueryTerms.of(" ".join(names)).stems) if (names := _NAMES.findall(query)) else set()
-        )
+        asked = set(QueryTerms.of(" ".join(names)).stems)
         selecting = [s for s in asked if 0 < sum(s in t for t in titles.values()) < len(titles)]
         if not selecting:
             return ranked, score
@@ -417,8 +408,9 @@ class Retriever:
         return sorted(ranked, key=lambda c: -out[c]), out
 
     def _match_periods(
-        self, query: str, ranked: list[int], score: dict[int, float], rows: dict[int, ChunkRow]
-    ) -> tuple[list[int], dict[int, float]]:
+        self, query: str, ranked: list[int], score: dict[int, float],
+        rows: dict[int, ChunkRow], docs: dict[int, _Document],
+    ) -> tuple[list[int], dict[int, float]]:  # fmt: skip
         """Prefer the documents of the period the question asks about (see :mod:`.periods`).
 
         A candidate from a document whose name gives a period gets ``period_weight`` added when
@@ -432,27 +424,49 @@ class Retriever:
         latest = not asked and asks_latest(query)
         if w <= 0.0 or not (asked or latest):
             return ranked, score
-        docs: dict[int, tuple[Period | None, str]] = {}
-        for c in ranked:
-            r = rows[c]
-            if r.file_id not in docs:
-                docs[r.file_id] = document_period(PurePath(r.path).stem, r.context.split(" › ")[0])
         if latest:
             newest: dict[str, Period] = {}
             count: dict[str, set[Period]] = {}
-            for period, series in docs.values():
-                if period is not None:
-                    count.setdefault(series, set()).add(period)
-                    newest[series] = max(newest.get(series, period), period)
-            match = {f: p is not None and len(count[s]) > 1 and p == newest[s]
-                     for f, (p, s) in docs.items()}  # fmt: skip
+            for d in docs.values():
+                if d.period is not None:
+                    count.setdefault(d.series, set()).add(d.period)
+                    newest[d.series] = max(newest.get(d.series, d.period), d.period)
+            match = {f: d.period is not None and len(count[d.series]) > 1
+                     and d.period == newest[d.series] for f, d in docs.items()}  # fmt: skip
         else:
-            match = {
-                f: p is not None and any(a.covers(p) for a in asked) for f, (p, _) in docs.items()
-            }
+            match = {f: d.period is not None and any(a.covers(d.period) for a in asked)
+                     for f, d in docs.items()}  # fmt: skip
         if not any(match.values()):
             return ranked, score
-        dated = {f for f, (p, _) in docs.items() if p is not None}
+        dated = {f for f, d in docs.items() if d.period is not None}
         out = {c: score[c] + (w if match[rows[c].file_id] else -w) if rows[c].file_id in dated
                else score[c] for c in ranked}  # fmt: skip
         return sorted(ranked, key=lambda c: -out[c]), out
+
+
+@dataclass(frozen=True)
+class _Document:
+    """What the document-level preferences read of a candidate's document: its period and
+    series (:func:`~desktop_rag.core.periods.document_period`) and the stems of its file name
+    and title."""
+
+    period: Period | None
+    series: str
+    title_stems: frozenset[str]
+
+
+def _documents(ranked: Sequence[int], rows: dict[int, ChunkRow]) -> dict[int, _Document]:
+    """The :class:`_Document` of each candidate's file, by file id (read once a search)."""
+    docs: dict[int, _Document] = {}
+    for c in ranked:
+        r = rows[c]
+        if r.file_id not in docs:
+            stem, title = PurePath(r.path).stem, r.context.split(" › ")[0]
+            period, series = document_period(stem, title)
+            stems = (
+                frozenset(QueryTerms.of(f"{stem} {title}").stems)
+                if period is not None
+                else frozenset()
+            )
+            docs[r.file_id] = _Document(period, series, stems)
+    return docs

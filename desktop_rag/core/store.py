@@ -445,8 +445,7 @@ class Store:
     # -- meta --------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
         """A value of the ``meta`` table, or None."""
-        row = self.con.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return None if row is None else str(row[0])
+        return _meta(self.con, key)
 
     def set_meta(self, key: str, value: str) -> None:
         """Set a value of the ``meta`` table (its own transaction).
@@ -628,16 +627,10 @@ class Store:
             removed = self._delete_chunks(con, file_id)
             if self._pipeline_column != "NULL":
                 con.execute("UPDATE files SET pipeline=? WHERE id=?", (pipeline, file_id))
-            if self._headings_column == "NULL":  # a read-only index (the insert then fails)
-                con.executemany(
-                    "INSERT INTO pages(file_id, page, text) VALUES (?, ?, ?)",
-                    [(file_id, p.number or 0, p.text) for p in pages],
-                )
-            else:
-                con.executemany(
-                    "INSERT INTO pages(file_id, page, text, headings) VALUES (?, ?, ?, ?)",
-                    [(file_id, p.number or 0, p.text, _encode_headings(p)) for p in pages],
-                )
+            con.executemany(  # (only a read-only index lacks the column: no write gets here)
+                "INSERT INTO pages(file_id, page, text, headings) VALUES (?, ?, ?, ?)",
+                [(file_id, p.number or 0, p.text, _encode_headings(p)) for p in pages],
+            )
             new_ids: list[int] = []
             for i, (c, vec, terms) in enumerate(zip(chunks, embeddings, encoded, strict=True)):
                 cur = con.execute(

@@ -182,8 +182,8 @@ def _join_cells(cells: list[str]) -> str:
 def _heading_level(text: str) -> int | None:
     """2 for an "Item 2." heading of a filing, 3 for the title of a financial statement
     (:func:`~desktop_rag.core.statements.statement_of_title`: its line items nest under it) and
-    for "Notes to the financial statements", 4 for any other; None for a part title (PART I: it would crowd the context line out) or a line
-    that cannot be a heading."""
+    for "Notes to the financial statements", 4 for any other; None for a part title (PART I:
+    it would crowd the context line out) or a line that cannot be a heading."""
     words = text.split()
     if not words or len(words) > MAX_HEADING_WORDS or sum(ch.isalpha() for ch in text) < 5:
         return None
@@ -272,7 +272,7 @@ _UNITS_LINE = re.compile(r"^[(\[]|^(?:\$|u\.?s\.?\s+)?(?:dollars|amounts)?\s*in\
 def table_header(lines: Sequence[Sequence[str]]) -> str:
     """The column header of a financial statement from the lines under its title (each a list
     of cells): its units, its period spans and its column dates, e.g. "in millions · Three
-    Months Ended | Nine Months Ended · July 1, 2023 | June 25, 2022"; "" when none.
+    Months Ended | Nine Months Ended · July 1 2023 | June 25 2022"; "" when none.
 
     Read until the first line that is none of these (the first row label). Dates printed over
     two lines ("July 1," then "2023", or a row of days over a row of years) are put together in
@@ -296,7 +296,7 @@ def table_header(lines: Sequence[Sequence[str]]) -> str:
                 if text not in spans:
                     spans.append(text)
             elif _DATE.fullmatch(text):
-                dates.append(text.replace(",", "").replace(" ", " ", 1))
+                dates.append(text)
             elif _MONTH_DAY.fullmatch(text):
                 days.append(text.rstrip(","))
             elif _YEAR.fullmatch(text):
