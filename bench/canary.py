@@ -121,8 +121,8 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="drag-canary-"))
     os.environ["DESKTOP_RAG_HOME"] = str(work / "home")
-    from desktop_rag.core import prompting
     from desktop_rag.core.engine import Engine
+    from desktop_rag.core.generate import prompting
 
     docs = work / "docs"
     docs.mkdir()

@@ -31,9 +31,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    from desktop_rag.core.embedding import Embedder
+    from desktop_rag.core.embed.embedding import Embedder
+    from desktop_rag.core.embed.onnx import GRAPH_VERSION, OnnxEncoder, make_session
     from desktop_rag.core.models import bundled_embedding_dir
-    from desktop_rag.core.onnx_embed import GRAPH_VERSION, OnnxEncoder, make_session
 
     model = bundled_embedding_dir()
     assert model is not None

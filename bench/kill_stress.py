@@ -93,10 +93,10 @@ def check_consistent(home: Path) -> str:
     Also returns how the vector cache was opened ("loaded" = manifest and checksum verified,
     "rebuilt" = rebuilt from SQLite) after a colon, for the report.
     """
-    from desktop_rag.core.embedding import Embedder
+    from desktop_rag.core.embed.embedding import Embedder
+    from desktop_rag.core.index.store import Store
+    from desktop_rag.core.index.vectors import VectorIndex
     from desktop_rag.core.models import bundled_embedding_dir
-    from desktop_rag.core.store import Store
-    from desktop_rag.core.vectors import VectorIndex
 
     db = home / "data" / "index.sqlite3"
     if not db.exists():

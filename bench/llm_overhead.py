@@ -16,7 +16,7 @@ only the changed tail is evaluated; this is the cache a follow-up on the same so
 ``next``: a different question with its own 5 sources right after (llama.cpp re-uses only the
 common prefix, the system prompt: the case of every new question in a conversation).
 ``--weights auto`` loads what the app loads (the F16 copy of a small quantized model where that
-measured faster, :mod:`desktop_rag.core.llm_weights`), ``original`` the GGUF as it is; both sides
+measured faster, :mod:`desktop_rag.core.generate.llm_weights`), ``original`` the GGUF as it is; both sides
 always load the same file.
 Prints median time to first token and tokens/s for both, and our overhead in percent. Not a test.
 """
@@ -43,9 +43,10 @@ def main() -> None:
     ap.add_argument("--weights", choices=("auto", "original"), default="auto")
     args = ap.parse_args()
     os.environ["DESKTOP_RAG_HOME"] = tempfile.mkdtemp(prefix="drag-llm-bench-")
-    from desktop_rag.core import prompting
     from desktop_rag.core.engine import Engine
-    from desktop_rag.core.llm import LocalLLM, open_llama
+    from desktop_rag.core.generate import prompting
+    from desktop_rag.core.generate.llm import LocalLLM
+    from desktop_rag.core.generate.native import open_llama
 
     engine = Engine()
     engine.index_all([ROOT / "resources" / "samples"])

@@ -56,13 +56,13 @@ def build(home: Path, n: int, seed: int) -> dict[str, float]:
     os.environ["DESKTOP_RAG_HOME"] = str(home)
     import numpy as np
 
-    from desktop_rag.core.embedding import Embedder
+    from desktop_rag.core.embed.embedding import Embedder
+    from desktop_rag.core.index.store import Store
+    from desktop_rag.core.index.vectors import VectorIndex
     from desktop_rag.core.models import bundled_embedding_dir
     from desktop_rag.core.paths import app_paths
     from desktop_rag.core.settings import Settings
-    from desktop_rag.core.store import Store
     from desktop_rag.core.types import Chunk, Page
-    from desktop_rag.core.vectors import VectorIndex
 
     model = bundled_embedding_dir()
     assert model is not None

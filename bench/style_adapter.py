@@ -37,10 +37,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0 = all cores)")
     args = ap.parse_args()
     os.environ.setdefault("DESKTOP_RAG_HOME", "/tmp/drag-style-bench")
-    from desktop_rag.core.adapters import resolve_adapter
     from desktop_rag.core.engine import Engine
     from desktop_rag.core.evaluation import answer_correct, load_questions
-    from desktop_rag.core.prompting import cited_numbers, is_abstention, pack_prompt
+    from desktop_rag.core.generate.adapters import resolve_adapter
+    from desktop_rag.core.generate.prompting import is_abstention, pack_prompt
+    from desktop_rag.core.text.citations import cited_numbers
 
     engine = Engine()
     info = resolve_adapter(args.adapter, engine.paths)

@@ -197,8 +197,8 @@ def main() -> None:
     folder = base / "docs"
     if args.child:
         sys.path.insert(0, str(ROOT))
-        from desktop_rag.core.chunking import ChunkerConfig
         from desktop_rag.core.evaluation import load_questions
+        from desktop_rag.core.ingest.chunking import ChunkerConfig
 
         questions = load_questions(base / "questions.jsonl")
         if args.child == "desktop_rag":
@@ -217,7 +217,7 @@ def main() -> None:
     # indexed, so it is made once here, outside the timed runs.
     os.environ["DESKTOP_RAG_ONNX_CACHE"] = tempfile.mkdtemp(prefix="drag-vs-onnx-")
     sys.path.insert(0, str(ROOT))
-    from desktop_rag.core.embedding import Embedder
+    from desktop_rag.core.embed.embedding import Embedder
     from desktop_rag.core.models import bundled_embedding_dir
     from desktop_rag.core.settings import Settings
 

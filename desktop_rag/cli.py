@@ -156,7 +156,7 @@ def ask(
     adapter_scale: float,
 ) -> None:
     """Answer a QUESTION from the indexed documents, with numbered sources."""
-    from desktop_rag.core.grounding import check_summary
+    from desktop_rag.core.search.grounding import check_summary
     from desktop_rag.core.types import CancelToken, EvidenceFound
 
     text = " ".join(question).strip()
@@ -405,7 +405,7 @@ def adapters(ctx: click.Context, as_json: bool) -> None:
     """List the LoRA style adapters (bundled and imported); import, train or remove them."""
     if ctx.invoked_subcommand is not None:
         return
-    from desktop_rag.core.adapters import list_adapters
+    from desktop_rag.core.generate.adapters import list_adapters
     from desktop_rag.core.paths import app_paths
 
     found = list_adapters()
@@ -431,7 +431,7 @@ def adapters(ctx: click.Context, as_json: bool) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def adapters_import(file: Path) -> None:
     """Validate a GGUF LoRA adapter FILE and add it to the adapters folder."""
-    from desktop_rag.core.adapters import import_adapter
+    from desktop_rag.core.generate.adapters import import_adapter
 
     try:
         info = import_adapter(file)
@@ -478,12 +478,12 @@ def adapters_train(
     """
     from tqdm import tqdm
 
-    from desktop_rag.core.adapters import import_adapter
+    from desktop_rag.core.generate.adapters import import_adapter
     from desktop_rag.core.paths import app_paths
     from desktop_rag.core.types import CancelToken
 
     try:
-        from desktop_rag.core import training
+        from desktop_rag.train import lora as training
     except ImportError as exc:  # pragma: no cover - the extra is missing
         raise click.ClickException(
             f"training needs the train extra ({exc}): pip install 'desktop-rag[train]'"
@@ -538,7 +538,7 @@ def adapters_train(
 @click.argument("name")
 def adapters_remove(name: str) -> None:
     """Delete the imported adapter NAME (bundled adapters stay)."""
-    from desktop_rag.core.adapters import remove_adapter
+    from desktop_rag.core.generate.adapters import remove_adapter
 
     try:
         path = remove_adapter(name)

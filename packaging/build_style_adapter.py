@@ -1,6 +1,6 @@
 """Build the bundled "executive brief" LoRA adapter for SmolLM2-135M-Instruct, offline on the CPU.
 
-Reproducible: the examples come from :mod:`desktop_rag.core.style_examples` with a fixed seed, and
+Reproducible: the examples come from :mod:`desktop_rag.train.style_examples` with a fixed seed, and
 training is seeded. Writes
 
 - ``resources/adapters/executive-brief.examples.jsonl``: the training examples;
@@ -32,16 +32,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from desktop_rag.core.generate.prompting import NOT_FOUND  # noqa: E402
 from desktop_rag.core.models import bundled_llm_file  # noqa: E402
-from desktop_rag.core.prompting import NOT_FOUND, cited_numbers  # noqa: E402
-from desktop_rag.core.style_examples import (  # noqa: E402
+from desktop_rag.core.text.citations import cited_numbers  # noqa: E402
+from desktop_rag.train.lora import read_base_info, render_prompt, train_adapter  # noqa: E402
+from desktop_rag.train.style_examples import (  # noqa: E402
     MARKER,
     STYLE_DESCRIPTION,
     STYLE_NAME,
     generate_examples,
     write_jsonl,
 )
-from desktop_rag.core.training import read_base_info, render_prompt, train_adapter  # noqa: E402
 
 OUT_DIR = ROOT / "resources" / "adapters"
 _BULLET = re.compile(r"^- (.+?) \[(\d+)\]\.?$")
@@ -146,7 +147,7 @@ def check(args: argparse.Namespace, adapter_path: Path, training: list[dict[str,
     ]
     answering = [ex for ex in held if not ex["meta"]["abstain"]][: args.check_examples]
     abstaining = [ex for ex in held if ex["meta"]["abstain"]][: args.check_abstain]
-    from desktop_rag.core.llm import open_llama
+    from desktop_rag.core.generate.native import open_llama
 
     llm = open_llama(
         model_path=str(base),

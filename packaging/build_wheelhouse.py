@@ -68,7 +68,7 @@ def _record_hash(data: bytes) -> str:
 
 def build_resources_wheel(out: Path) -> Path:
     """A pure wheel whose files install to ``site-packages/resources/``: where
-    ``desktop_rag.core.prompting.resources_dir()`` looks in an installed (non-editable) copy."""
+    ``desktop_rag.core.resources.resources_dir()`` looks in an installed (non-editable) copy."""
     version = project_version()
     dist_info = f"{RESOURCES_DIST}-{version}.dist-info"
     files: list[tuple[str, bytes]] = []

@@ -92,7 +92,7 @@ def main() -> int:
                         and not cuda, f"torch {installed.get('torch')}, {len(installed)} "
                         f"packages, CUDA packages: {cuda or 'none'}"))  # fmt: skip
 
-        probe = ("from desktop_rag.core.prompting import resources_dir as r; "
+        probe = ("from desktop_rag.core.resources import resources_dir as r; "
                  "print(r(), (r() / 'prompts' / 'answer_system.txt').exists(), "
                  "(r() / 'samples').is_dir(), (r() / 'adapters' / 'executive-brief.gguf').exists())")  # fmt: skip
         code, out, _ = offline([vpy, "-c", probe], 60)

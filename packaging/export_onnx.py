@@ -5,7 +5,7 @@ Run by ``build_bundle.py`` inside the build environment::
     python packaging/export_onnx.py OUT_DIR
 
 The graph is exported, fused and checked against torch exactly as the app does on first use of
-the ``onnx`` embedding backend (:mod:`desktop_rag.core.onnx_embed`), into
+the ``onnx`` embedding backend (:mod:`desktop_rag.core.embed.onnx`), into
 ``OUT_DIR/<model fingerprint>-v<graph version>/`` with its sha256 manifest. The bundle points
 ``DESKTOP_RAG_ONNX_CACHE`` at that folder, so the app loads it without importing torch. Then the
 graph is reopened the way the bundle will (``build=False``) in a fresh interpreter, which must not
@@ -28,7 +28,7 @@ _REOPEN = """
 import json, sys, time
 from pathlib import Path
 t0 = time.perf_counter()
-from desktop_rag.core.embedding import Embedder
+from desktop_rag.core.embed.embedding import Embedder
 from desktop_rag.core.models import bundled_embedding_dir
 emb = Embedder(bundled_embedding_dir(), backend="onnx", cache_dir=Path(sys.argv[1]))
 emb.load()
@@ -41,9 +41,10 @@ print(json.dumps({"backend": emb.active_backend, "dim": int(vec.shape[0]), "heav
 
 def export(out: Path) -> Path:
     """Export (or reuse) the bundled model's graph under ``out``; returns its folder."""
-    from desktop_rag.core.embedding import Embedder, force_offline
+    from desktop_rag.core.embed.embedding import Embedder
+    from desktop_rag.core.embed.identity import force_offline
+    from desktop_rag.core.embed.onnx import GRAPH_VERSION
     from desktop_rag.core.models import bundled_embedding_dir
-    from desktop_rag.core.onnx_embed import GRAPH_VERSION
 
     force_offline()
     model_dir = bundled_embedding_dir()

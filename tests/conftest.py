@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from desktop_rag.core.embedding import Embedder
+from desktop_rag.core.embed.embedding import Embedder
 from desktop_rag.core.engine import Engine
 from desktop_rag.core.models import bundled_embedding_dir, bundled_llm_file
 from desktop_rag.core.paths import GGUF_CACHE_ENV, HOME_ENV, ONNX_CACHE_ENV, app_paths

@@ -11,7 +11,7 @@ import signal
 import time
 from pathlib import Path
 
-from desktop_rag.core.extract import extract
+from desktop_rag.core.ingest.extract import extract
 from desktop_rag.core.types import Document
 
 

@@ -10,7 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from desktop_rag.cli import cli
-from desktop_rag.core.adapters import (
+from desktop_rag.core.engine import Engine
+from desktop_rag.core.errors import AdapterError
+from desktop_rag.core.generate.adapters import (
     KEY_BASE_FILE,
     KEY_BASE_SHA256,
     import_adapter,
@@ -18,9 +20,7 @@ from desktop_rag.core.adapters import (
     read_adapter_info,
     resolve_adapter,
 )
-from desktop_rag.core.engine import Engine
-from desktop_rag.core.errors import AdapterError
-from desktop_rag.core.llm import LocalLLM
+from desktop_rag.core.generate.llm import LocalLLM
 from desktop_rag.core.paths import app_paths
 
 # SmolLM2-135M: 30 blocks, hidden size 576 (attn_q is 576 x 576).

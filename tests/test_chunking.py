@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from desktop_rag.core.chunking import Chunker, ChunkerConfig, embedding_text, load_tokenizer
+from desktop_rag.core.ingest.chunking import Chunker, ChunkerConfig, embedding_text, load_tokenizer
 from desktop_rag.core.models import bundled_embedding_dir
 from desktop_rag.core.types import Document, Heading, Page
 

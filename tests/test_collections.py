@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from desktop_rag.core.chunking import ChunkerConfig
-from desktop_rag.core.embedding import Embedder
+from desktop_rag.core.embed.embedding import Embedder
 from desktop_rag.core.engine import Engine
+from desktop_rag.core.ingest.chunking import ChunkerConfig
 from desktop_rag.core.paths import app_paths
-from desktop_rag.core.retrieval import EXACT_SEARCH_MAX
+from desktop_rag.core.search.retrieval import EXACT_SEARCH_MAX
 from desktop_rag.core.settings import Settings
 
 QUESTION = "What colour is the Karnholm island lighthouse painted?"

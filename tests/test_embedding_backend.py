@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from desktop_rag.core.embedding import Embedder
+from desktop_rag.core.embed.embedding import Embedder
+from desktop_rag.core.embed.onnx import GRAPH_VERSION
 from desktop_rag.core.errors import ModelLoadError
 from desktop_rag.core.models import bundled_embedding_dir
-from desktop_rag.core.onnx_embed import GRAPH_VERSION
 
 TEXTS = [
     "The pump at station 3 moved 4,210 cubic metres of water in March.",
@@ -44,7 +44,7 @@ def test_onnx_vectors_match_torch_and_load_without_torch(onnx_cache: Path) -> No
 
     # A fresh process loads the cached graph without importing torch or sentence-transformers.
     code = (
-        "import sys; from pathlib import Path; from desktop_rag.core.embedding import Embedder;"
+        "import sys; from pathlib import Path; from desktop_rag.core.embed.embedding import Embedder;"
         f"e = Embedder(Path({str(model)!r}), 'm', backend='onnx', cache_dir=Path("
         f"{str(onnx_cache)!r})); v = e.embed(['hello']);"
         "print(e.active_backend, v.shape, 'torch' in sys.modules,"

@@ -8,13 +8,8 @@ import numpy as np
 import pytest
 
 from desktop_rag.core.engine import Engine
-from desktop_rag.core.evidence import (
-    FEATURES,
-    QueryTerms,
-    bm25_idf,
-    content_terms,
-    evidence_features,
-)
+from desktop_rag.core.search.evidence import FEATURES, QueryTerms, evidence_features
+from desktop_rag.core.text.analysis import bm25_idf, content_terms
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,7 +92,8 @@ def test_hybrid_ranks_the_answering_chunk_first(engine: Engine, tmp_path: Path) 
 def test_python_bm25_equals_fts5_bm25(engine: Engine, corpus: Path) -> None:
     """The candidates' BM25 computed from the stored analyses is FTS5's own bm25() (same
     formula, corpus statistics and column weights), so both retrievers' scores agree."""
-    from desktop_rag.core.evidence import bm25_scores, fts5_idf
+    from desktop_rag.core.search.evidence import bm25_scores
+    from desktop_rag.core.text.analysis import fts5_idf
 
     engine.index_all([corpus, ROOT / "resources" / "samples"])
     store = engine.store
@@ -146,7 +142,7 @@ def test_index_made_before_stored_analyses_still_answers(engine: Engine, corpus:
     after = [h.chunk_id for h in engine.search("How are interrupted runs resumed?", 5).hits]
     assert after == before
     # An index from before the column existed gains it when opened, and answers the same.
-    from desktop_rag.core.store import Store
+    from desktop_rag.core.index.store import Store
 
     engine.store.con.execute("ALTER TABLE chunks DROP COLUMN terms")
     reopened = Store(engine.store.path)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from desktop_rag.core.errors import ExtractionError, UnsupportedFileError
-from desktop_rag.core.extract import extract
+from desktop_rag.core.ingest.extract import extract
 from tests.conftest import make_pdf
 
 
@@ -187,7 +187,7 @@ def _filing_pdf(path: Path) -> Path:
 
 
 def test_pdf_table_rows_and_headings(tmp_path: Path) -> None:
-    from desktop_rag.core.extract.pdf import extract_pdf
+    from desktop_rag.core.ingest.extract.pdf import extract_pdf
 
     doc = extract_pdf(_filing_pdf(tmp_path / "filing.pdf"))
     first, second = doc.pages

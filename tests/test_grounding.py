@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from desktop_rag.cli import cli
 from desktop_rag.core.engine import Engine
 from desktop_rag.core.evaluation import unmarked_unsupported
-from desktop_rag.core.grounding import (
+from desktop_rag.core.search.grounding import (
     check_answer,
     entities,
     failed_check_text,
@@ -83,7 +83,7 @@ def test_the_issue_example_fails_the_check_and_shows_the_evidence() -> None:
 
 
 def select_evidence_for(question: str, hits: list[Hit]):  # type: ignore[no-untyped-def]
-    from desktop_rag.core.grounding import score_sentences
+    from desktop_rag.core.search.grounding import score_sentences
 
     return select_evidence(score_sentences(question, hits), 1)
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from desktop_rag.core.embedding import Embedder
+from desktop_rag.core.embed.embedding import Embedder
 from desktop_rag.core.engine import Engine
+from desktop_rag.core.ingest.sandbox import ExtractionSandbox
 from desktop_rag.core.paths import app_paths
-from desktop_rag.core.sandbox import ExtractionSandbox
 from desktop_rag.core.settings import Settings
 from tests.conftest import ORCHARD, make_pdf
 

@@ -13,16 +13,17 @@ import pytest
 from click.testing import CliRunner
 
 from desktop_rag.cli import cli
-from desktop_rag.core import evidence
-from desktop_rag.core.chunking import ChunkerConfig
-from desktop_rag.core.embedding import Embedder, EmbeddingIdentity
+from desktop_rag.core.embed.embedding import Embedder
+from desktop_rag.core.embed.identity import EmbeddingIdentity
 from desktop_rag.core.engine import Engine
 from desktop_rag.core.errors import UserError
+from desktop_rag.core.index.store import SCHEMA_VERSION, Store
+from desktop_rag.core.ingest.chunking import ChunkerConfig
 from desktop_rag.core.models import bundled_embedding_dir
 from desktop_rag.core.paths import app_paths
+from desktop_rag.core.search.thresholds import BUNDLED, MINILM_FINGERPRINT, resolve_thresholds
 from desktop_rag.core.settings import Settings
-from desktop_rag.core.store import SCHEMA_VERSION, Store
-from desktop_rag.core.thresholds import BUNDLED, MINILM_FINGERPRINT, resolve_thresholds
+from desktop_rag.core.text import analysis
 
 # The tables as the first version wrote them (schema version 1: no files.pipeline, no
 # chunks.terms, no pages.headings), verbatim from that version's store.py.
@@ -122,9 +123,9 @@ def test_a_version_1_index_is_migrated_with_its_data(
     assert embedder.chunks_embedded == embedded, "nothing embedded again"
     after = _chunks(store)
     assert sorted(v[2] for v in after.values()) == sorted(v[2] for v in before.values())
-    assert all(v[3] == evidence.encode_terms(v[0]) for v in after.values())
-    assert store.analysis_status() == {"version": evidence.ANALYSIS_VERSION,
-                                       "current": evidence.ANALYSIS_VERSION, "stale": 0}  # fmt: skip
+    assert all(v[3] == analysis.encode_terms(v[0]) for v in after.values())
+    assert store.analysis_status() == {"version": analysis.ANALYSIS_VERSION,
+                                       "current": analysis.ANALYSIS_VERSION, "stale": 0}  # fmt: skip
     assert all(f.pipeline for f in store.files() if f.status == "indexed")
     settings = store.index_settings()
     assert settings is not None and settings["schema_version"] == SCHEMA_VERSION
@@ -143,7 +144,7 @@ def test_a_new_analysis_version_recomputes_terms_without_embedding(
     engine.store.con.execute("UPDATE chunks SET terms = '0\t '")
     before = _chunks(engine.store)
     engine.close()
-    monkeypatch.setattr(evidence, "ANALYSIS_VERSION", evidence.ANALYSIS_VERSION + 1)
+    monkeypatch.setattr(analysis, "ANALYSIS_VERSION", analysis.ANALYSIS_VERSION + 1)
 
     eng = Engine(engine.paths, Settings(), embedder=embedder)
     store = eng.store
@@ -157,7 +158,7 @@ def test_a_new_analysis_version_recomputes_terms_without_embedding(
     assert next(steps) == (4, len(before))
     steps.close()
     first = sorted(before)[:4]
-    assert all(r.terms == evidence.encode_terms(r.text)
+    assert all(r.terms == analysis.encode_terms(r.text)
                for r in store.chunks_by_id(first).values())  # fmt: skip
     reopened = Store(store.path)
     assert reopened.analysis_status()["stale"] == len(before) - 4
@@ -171,8 +172,8 @@ def test_a_new_analysis_version_recomputes_terms_without_embedding(
     assert after.keys() == before.keys()
     for cid, (text, context, blob, terms) in after.items():
         assert (text, context, blob) == before[cid][:3], "ids and embeddings untouched"
-        assert terms == evidence.encode_terms(text) != before[cid][3]
-    assert store.get_meta("analysis_version") == str(evidence.ANALYSIS_VERSION)
+        assert terms == analysis.encode_terms(text) != before[cid][3]
+    assert store.get_meta("analysis_version") == str(analysis.ANALYSIS_VERSION)
     assert store.analysis_status()["stale"] == 0
     assert [h.chunk_id for h in eng.search(QUESTION, 5).hits] == expected
     eng.close()

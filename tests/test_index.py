@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from desktop_rag.core.embedding import Embedder
+from desktop_rag.core.embed.embedding import Embedder
 from desktop_rag.core.engine import Engine
 from desktop_rag.core.errors import EmbeddingMismatchError
 from desktop_rag.core.models import bundled_embedding_dir
@@ -192,7 +192,7 @@ def test_a_new_extractor_version_re_extracts_only_its_files(
 ) -> None:
     """Unchanged files indexed by an older extractor are extracted and chunked again (their
     chunks would otherwise keep the old text for good); other formats stay as they are."""
-    from desktop_rag.core import extract
+    from desktop_rag.core.ingest import extract
 
     engine.index_all([corpus])
     pdfs = {f.path: f.pipeline for f in engine.store.files() if f.path.endswith(".pdf")
@@ -210,7 +210,7 @@ def test_a_new_extractor_version_re_extracts_only_its_files(
 
 def test_a_second_indexer_is_refused_while_one_indexes(tmp_path: Path) -> None:
     from desktop_rag.core.errors import IndexBusyError
-    from desktop_rag.core.indexer import writer_lock
+    from desktop_rag.core.ingest.indexer import writer_lock
 
     lock = tmp_path / "index.lock"
     busy = pytest.raises(IndexBusyError, match="another desktop-rag process is indexing")
@@ -223,11 +223,11 @@ def test_a_second_indexer_is_refused_while_one_indexes(tmp_path: Path) -> None:
 def test_a_failed_lexical_search_is_logged_not_silent(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from desktop_rag.core.store import Store
+    from desktop_rag.core.index.store import Store
 
     store = Store(tmp_path / "index.sqlite3")
     store.con.execute("DROP TABLE chunks_fts")
-    with caplog.at_level("WARNING", logger="desktop_rag.core.store"):
+    with caplog.at_level("WARNING", logger="desktop_rag.core.index.store"):
         assert store.bm25("apple orchard", 5) == []
     assert any("lexical search" in r.getMessage() and "chunks_fts" in r.getMessage()
                for r in caplog.records)  # fmt: skip

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from desktop_rag.core.errors import ModelLoadError
-from desktop_rag.core.llm import LocalLLM
+from desktop_rag.core.generate.llm import LocalLLM
 from desktop_rag.core.types import CancelToken
 
 MESSAGES = [{"role": "user", "content": "List the days of the week."}]
@@ -126,7 +126,7 @@ def test_crafted_gguf_header_counts_are_refused(tmp_path: Path) -> None:
 
 def test_prefill_caches_the_shared_prefix_and_changes_nothing(llm: LocalLLM) -> None:
     """The system prompt evaluated ahead of time: the answer is the same as from a cold start."""
-    from desktop_rag.core.prompting import pack_prompt
+    from desktop_rag.core.generate.prompting import pack_prompt
 
     first = pack_prompt("a", [], 1500, llm.count_tokens).messages
     second = pack_prompt("b", [], 1500, llm.count_tokens).messages

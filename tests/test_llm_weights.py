@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from desktop_rag.core.llm import LocalLLM
-from desktop_rag.core.llm_weights import weights_for_inference
+from desktop_rag.core.generate.llm import LocalLLM
+from desktop_rag.core.generate.llm_weights import weights_for_inference
 
 MESSAGES = [{"role": "user", "content": "List the days of the week."}]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from desktop_rag.core.errors import ModelLoadError
-from desktop_rag.core.gguf_info import import_model, read_gguf_info
+from desktop_rag.core.generate.gguf import import_model, read_gguf_info
 from desktop_rag.core.models import list_models, resolve_model
 
 

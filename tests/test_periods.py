@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from desktop_rag.core.engine import Engine
-from desktop_rag.core.periods import Period, asks_latest, document_period, question_periods
-from desktop_rag.core.retrieval import _documents
+from desktop_rag.core.search.retrieval import _documents
+from desktop_rag.core.text.periods import Period, asks_latest, document_period, question_periods
 from tests.conftest import make_pdf
 
 

@@ -1,4 +1,4 @@
-"""The lexical leg's in-memory postings (desktop_rag.core.postings): FTS5's own postings and
+"""The lexical leg's in-memory postings (desktop_rag.core.index.postings): FTS5's own postings and
 BM25, kept current as files come and go, rebuilt when their file is lost or damaged."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from desktop_rag.core import postings
 from desktop_rag.core.engine import Engine
-from desktop_rag.core.evidence import QueryTerms
-from desktop_rag.core.postings import LexicalIndex, Postings, build_segment, fts5_terms
-from desktop_rag.core.store import Store
+from desktop_rag.core.index import postings
+from desktop_rag.core.index.postings import LexicalIndex, Postings, build_segment, fts5_terms
+from desktop_rag.core.index.store import Store
+from desktop_rag.core.search.evidence import QueryTerms
 
 COVIDQA = Path(__file__).resolve().parents[1].parent / "shared" / "eval" / "covidqa"
 # Small real articles of the shared covidqa set, and questions about them.
@@ -217,7 +217,7 @@ def test_the_cache_file_is_reused_and_rebuilt_when_lost_or_damaged(
         finally:
             fresh.close()
 
-    caplog.set_level("INFO", logger="desktop_rag.core.postings")
+    caplog.set_level("INFO", logger="desktop_rag.core.index.postings")
     again = reopened()
     assert "lexical postings loaded" in caplog.text
     assert again.ids.tolist() == snap.ids.tolist() and again.fingerprint == snap.fingerprint

@@ -5,13 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from desktop_rag.core.engine import _drop_repeated_lines, _repeats_a_line
-from desktop_rag.core.prompting import (
-    attribute_citations,
-    cited_numbers,
-    clean_citations,
-    is_abstention,
-    pack_prompt,
-)
+from desktop_rag.core.generate.prompting import attribute_citations, is_abstention, pack_prompt
+from desktop_rag.core.text.citations import cited_numbers, clean_citations
 from desktop_rag.core.types import Hit
 
 
@@ -76,8 +71,8 @@ def test_term_coverage_counts_question_words_found_in_the_hits() -> None:
 
 
 def test_instructions_inside_sources_never_reach_the_model(llm_path: Path) -> None:
-    from desktop_rag.core.llm import LocalLLM
-    from desktop_rag.core.prompting import REMOVED, neutralize_instructions
+    from desktop_rag.core.generate.llm import LocalLLM
+    from desktop_rag.core.generate.prompting import REMOVED, neutralize_instructions
 
     legit = [
         "Please ignore the noise in figure 2; the rules of the game are simple.",

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from desktop_rag.core.embedding import Embedder
+from desktop_rag.core.embed.embedding import Embedder
 from desktop_rag.core.engine import Engine
 from desktop_rag.core.errors import ExtractionError, UnsupportedFileError
-from desktop_rag.core.extract import extract
+from desktop_rag.core.ingest.extract import extract
+from desktop_rag.core.ingest.sandbox import ExtractionSandbox
 from desktop_rag.core.paths import app_paths
-from desktop_rag.core.sandbox import ExtractionSandbox
 from desktop_rag.core.settings import Settings
 
 HOSTILE = "tests.hostile_extractors:misbehaving_extract"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from desktop_rag.core.engine import Engine
-from desktop_rag.core.retrieval import RetrievalConfig
-from desktop_rag.core.statements import (
+from desktop_rag.core.search.retrieval import RetrievalConfig
+from desktop_rag.core.text.statements import (
     question_statements,
     statement_of_context,
     statement_of_title,
@@ -120,7 +120,7 @@ def test_a_question_on_a_line_item_finds_its_statement_page(engine: Engine, tmp_
 
 
 def test_table_header_reads_units_spans_and_dates_over_two_lines() -> None:
-    from desktop_rag.core.extract.pdf import table_header
+    from desktop_rag.core.ingest.extract.pdf import table_header
 
     lines = [
         ["(In millions, except per share amounts)"],

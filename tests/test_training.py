@@ -10,15 +10,9 @@ from pathlib import Path
 import pytest
 
 from desktop_rag.core.errors import Cancelled
-from desktop_rag.core.prompting import NOT_FOUND, format_source, pack_prompt, system_prompt
-from desktop_rag.core.style_examples import (
-    KEY_POINTS,
-    MARKER,
-    generate_examples,
-    read_jsonl,
-    write_jsonl,
-)
-from desktop_rag.core.training import (
+from desktop_rag.core.generate.prompting import NOT_FOUND, format_source, pack_prompt, system_prompt
+from desktop_rag.core.types import CancelToken, Hit
+from desktop_rag.train.lora import (
     KEY_BASE_FILE,
     KEY_BASE_NAME,
     KEY_BASE_SHA256,
@@ -34,7 +28,13 @@ from desktop_rag.core.training import (
     train_adapter,
     write_lora_gguf,
 )
-from desktop_rag.core.types import CancelToken, Hit
+from desktop_rag.train.style_examples import (
+    KEY_POINTS,
+    MARKER,
+    generate_examples,
+    read_jsonl,
+    write_jsonl,
+)
 
 BLOCK = re.compile(r"\[(\d+)\] ([^\n]+)\n<<<\n(.*?)\n>>>", re.S)
 LABEL = re.compile(r"^(\S+?\.(?:pdf|docx|md|txt|html))(?:, page (\d+))?(?: \((.+ › .+)\))?$")
@@ -177,7 +177,7 @@ def test_adapter_file_is_written_atomically(tmp_path: Path) -> None:
 
 
 def test_training_prompt_matches_the_app_renderer(llm_path: Path) -> None:
-    from desktop_rag.core.llm import LocalLLM
+    from desktop_rag.core.generate.llm import LocalLLM
 
     ex = generate_examples(1, seed=2)[0]
     llm = LocalLLM(llm_path, n_ctx=512, threads=1)
@@ -260,7 +260,7 @@ def test_llama_cpp_generates_with_the_trained_adapter(
     import llama_cpp
     import numpy as np
 
-    from desktop_rag.core.llm import open_llama
+    from desktop_rag.core.generate.native import open_llama
 
     out, _ = trained
     hit = Hit(1, 1, "/docs/pump.txt", None, 0, 40, "The pump moves 40 litres per minute.", "", 0.9)

@@ -14,10 +14,25 @@ from pathlib import Path
 
 import numpy as np
 
-from desktop_rag.core.chunking import Chunker, ChunkerConfig, load_tokenizer
-from desktop_rag.core.embedding import Embedder
+from desktop_rag.core.embed.embedding import Embedder
 from desktop_rag.core.errors import AdapterError
-from desktop_rag.core.grounding import (
+from desktop_rag.core.generate.llm import LocalLLM
+from desktop_rag.core.generate.prompting import (
+    NOT_FOUND,
+    attribute_citations,
+    is_abstention,
+    pack_prompt,
+    strip_images,
+)
+from desktop_rag.core.index.postings import LexicalIndex
+from desktop_rag.core.index.store import Store
+from desktop_rag.core.index.vectors import VectorIndex
+from desktop_rag.core.ingest.chunking import Chunker, ChunkerConfig, load_tokenizer
+from desktop_rag.core.ingest.indexer import Indexer
+from desktop_rag.core.ingest.sandbox import ExtractionSandbox
+from desktop_rag.core.models import ModelInfo, resolve_model
+from desktop_rag.core.paths import AppPaths, app_paths
+from desktop_rag.core.search.grounding import (
     SentenceScores,
     Similarity,
     check_answer,
@@ -27,25 +42,11 @@ from desktop_rag.core.grounding import (
     score_sentences,
     select_evidence,
 )
-from desktop_rag.core.indexer import Indexer
-from desktop_rag.core.llm import LocalLLM
-from desktop_rag.core.models import ModelInfo, resolve_model
-from desktop_rag.core.paths import AppPaths, app_paths
-from desktop_rag.core.postings import LexicalIndex
-from desktop_rag.core.prompting import (
-    NOT_FOUND,
-    attribute_citations,
-    cited_numbers,
-    clean_citations,
-    is_abstention,
-    pack_prompt,
-    strip_images,
-)
-from desktop_rag.core.retrieval import Mode, RetrievalConfig, RetrievalResult, Retriever
-from desktop_rag.core.sandbox import ExtractionSandbox
+from desktop_rag.core.search.retrieval import Mode, RetrievalConfig, RetrievalResult, Retriever
+from desktop_rag.core.search.thresholds import Thresholds
 from desktop_rag.core.settings import Settings
-from desktop_rag.core.store import Store, fts_query
-from desktop_rag.core.thresholds import Thresholds
+from desktop_rag.core.text.analysis import fts_query
+from desktop_rag.core.text.citations import cited_numbers, clean_citations
 from desktop_rag.core.types import (
     Answer,
     CancelToken,
@@ -56,7 +57,6 @@ from desktop_rag.core.types import (
     Progress,
     Timings,
 )
-from desktop_rag.core.vectors import VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ class Engine:
     def index(
         self, paths: Sequence[Path | str], cancel: CancelToken | None = None
     ) -> Generator[Progress, None, IndexSummary]:
-        """Index folders and files; see :meth:`desktop_rag.core.indexer.Indexer.run`."""
+        """Index folders and files; see :meth:`desktop_rag.core.ingest.indexer.Indexer.run`."""
         indexer = Indexer(
             self.store,
             self.vectors,
@@ -242,12 +242,12 @@ class Engine:
     def thresholds(self) -> Thresholds:
         """The abstention thresholds for the selected embedding model: the settings' values where
         set, else the model's calibrated ones, else all-MiniLM-L6-v2's with a warning (see
-        :mod:`desktop_rag.core.thresholds`).
+        :mod:`desktop_rag.core.search.thresholds`).
 
         Raises:
             ModelLoadError: the selected embedding model is not available.
         """
-        from desktop_rag.core.thresholds import resolve_thresholds
+        from desktop_rag.core.search.thresholds import resolve_thresholds
 
         return resolve_thresholds(self.settings, self.embedder.identity)
 
@@ -282,9 +282,9 @@ class Engine:
         ``min_relevance`` setting), the answer is the abstention sentence and the LLM is not run.
         The ``answer_style`` setting chooses what is shown (see :class:`Settings`): with
         ``"evidence"`` the LLM does not run either. A generated answer is claim-checked against
-        its sources (:func:`~desktop_rag.core.grounding.check_answer`); when it fails as a whole,
+        its sources (:func:`~desktop_rag.core.search.grounding.check_answer`); when it fails as a whole,
         ``Answer.text`` says so and quotes the evidence instead.
-        ``adapter`` names a LoRA style adapter (see :mod:`desktop_rag.core.adapters`) applied at
+        ``adapter`` names a LoRA style adapter (see :mod:`desktop_rag.core.generate.adapters`) applied at
         ``adapter_scale`` (0 to 1.5); None answers with the base model alone.
 
         Raises:
@@ -382,7 +382,7 @@ class Engine:
     def sentence_scores(self, question: str, result: RetrievalResult) -> SentenceScores:
         """Every sentence of the retrieved hits scored as evidence for ``question`` (lexical
         features and the embedding model's similarity; see
-        :func:`~desktop_rag.core.grounding.score_sentences`). About 0.2 s for 5 hits on 2 cores."""
+        :func:`~desktop_rag.core.search.grounding.score_sentences`). About 0.2 s for 5 hits on 2 cores."""
         return score_sentences(
             question, result.hits, result.idf, similarity=self._similarity(question)
         )
@@ -402,7 +402,11 @@ class Engine:
         """Resolve and check a style adapter against the selected model: its path and warnings."""
         if not name or scale == 0.0:
             return None, ()
-        from desktop_rag.core.adapters import MAX_SCALE, base_model_warning, resolve_adapter
+        from desktop_rag.core.generate.adapters import (
+            MAX_SCALE,
+            base_model_warning,
+            resolve_adapter,
+        )
 
         if not 0.0 <= scale <= MAX_SCALE:
             raise AdapterError(f"the adapter strength must be between 0 and {MAX_SCALE}")
@@ -456,7 +460,7 @@ class Engine:
         busy fell to 1.3 tokens/s, against 73.7 with 1 thread. Takes effect at the next embedding
         batch and the next answer.
         """
-        from desktop_rag.core.llm import default_threads
+        from desktop_rag.core.generate.llm import default_threads
 
         total = self.settings.threads or default_threads()
         both = indexing and answering

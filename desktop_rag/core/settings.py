@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from desktop_rag.core.vectors import atomic_write
+from desktop_rag.core.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +19,8 @@ SETTINGS_VERSION = 2
 # The defaults a version-1 settings file saved (all-MiniLM-L6-v2's calibrated thresholds).
 _V1_THRESHOLDS = {"min_relevance": 0.44, "min_relevance_lexical": 0.30, "min_term_coverage": 0.9}
 ANSWER_STYLES = ("both", "evidence", "generated")
+# How the embedding model runs (core/embed/embedding.py): auto picks ONNX where its graph exists.
+BACKENDS = ("auto", "onnx", "torch", "onnx-int8")
 # When set, wins over the settings file's ``embedding_backend`` (the self-contained bundle sets it
 # to "onnx": it ships the exported graph and no torch; see packaging/README.md).
 EMBEDDING_BACKEND_ENV = "DESKTOP_RAG_EMBEDDING_BACKEND"
@@ -43,7 +45,7 @@ class Settings:
       0.0% (docugami); out-of-corpus abstained 99.0% (docugami questions on covidqa) and 91.7%
       (covidqa questions on docugami). With 0.4 on cosine alone covidqa refused 14.6%. Another
       embedding model needs its own values: None (the default) takes the selected embedding
-      model's calibrated values (:mod:`desktop_rag.core.thresholds`: the bundled model's above;
+      model's calibrated values (:mod:`desktop_rag.core.search.thresholds`: the bundled model's above;
       for an uncalibrated model, the values above with a warning on every answer); a number set
       here wins, without a warning.
     - ``embedding_backend``: ``"torch"`` (default, sentence-transformers), ``"onnx"`` (an ONNX
@@ -57,7 +59,7 @@ class Settings:
     - ``llm_weights``: ``"auto"`` (default: a small quantized model is loaded from an F16 copy of
       its own weights when that answered faster on this machine: prompts 2.5x faster, generation
       0.65x, a typical answer 1.39x for the bundled SmolLM2 Q4_1, see
-      :mod:`desktop_rag.core.llm_weights`) or ``"original"`` (load the file as
+      :mod:`desktop_rag.core.generate.llm_weights`) or ``"original"`` (load the file as
       it is).
     - ``answer_style``: what an answer shows. ``"both"`` (default): the evidence sentences quoted
       from the sources, then the model's answer, claim-checked; ``"evidence"``: the quoted
@@ -124,8 +126,6 @@ class Settings:
 
     def _apply_env(self) -> Settings:
         """Apply the ``DESKTOP_RAG_EMBEDDING_BACKEND`` override, if any; returns self."""
-        from desktop_rag.core.embedding import BACKENDS
-
         value = os.environ.get(EMBEDDING_BACKEND_ENV, "").strip()
         if value in BACKENDS:
             self.embedding_backend = value
@@ -153,7 +153,7 @@ _RULES: dict[str, tuple[tuple[type, ...], Any, str]] = {
                               "a cosine from 0 to 1"),
     "min_term_coverage": ((int, float, type(None)), lambda v: 0.0 <= v <= 1.0,
                           "a share from 0 to 1"),
-    "embedding_backend": ((str,), lambda v: v in _backends(), "one of auto, onnx, torch, onnx-int8"),
+    "embedding_backend": ((str,), lambda v: v in BACKENDS, f"one of {', '.join(BACKENDS)}"),
     "llm_weights": ((str,), lambda v: v in ("auto", "original"), "auto or original"),
     "answer_style": ((str,), lambda v: v in ANSWER_STYLES, f"one of {', '.join(ANSWER_STYLES)}"),
     "evidence_sentences": ((int,), lambda v: 0 <= v <= 20, "a whole number from 0 to 20"),
@@ -161,12 +161,6 @@ _RULES: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "data_dir": ((str, type(None)), None, "a folder path"),
     "version": ((int,), None, "a whole number"),
 }  # fmt: skip
-
-
-def _backends() -> tuple[str, ...]:
-    from desktop_rag.core.embedding import BACKENDS  # (its heavy imports are lazy)
-
-    return BACKENDS
 
 
 def _invalid(key: str, value: object) -> str | None:

@@ -19,7 +19,7 @@ def run() -> int:
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
-    from desktop_rag.core.prompting import resources_dir
+    from desktop_rag.core.resources import resources_dir
     from desktop_rag.logs import setup_logging
 
     log_file = setup_logging()

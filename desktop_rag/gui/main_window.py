@@ -46,7 +46,7 @@ from desktop_rag.core.conversations import ConversationStore, Message
 from desktop_rag.core.engine import Engine
 from desktop_rag.core.errors import UserError
 from desktop_rag.core.models import list_models
-from desktop_rag.core.prompting import resources_dir
+from desktop_rag.core.resources import resources_dir
 from desktop_rag.core.types import Answer, EvidenceFound, FileResult, IndexSummary, Progress
 from desktop_rag.gui.chat import ChatInput, render_conversation
 from desktop_rag.gui.models import (
@@ -785,7 +785,7 @@ class MainWindow(QMainWindow):
 
     # -- answer style (LoRA adapters) --------------------------------------------------------
     def _fill_adapters(self, select: str | None = None) -> None:
-        from desktop_rag.core.adapters import list_adapters
+        from desktop_rag.core.generate.adapters import list_adapters
 
         current = select if select is not None else self.style_combo.currentData()
         self.style_combo.blockSignals(True)
@@ -830,7 +830,7 @@ class MainWindow(QMainWindow):
             )
         if not path:
             return
-        from desktop_rag.core.adapters import import_adapter
+        from desktop_rag.core.generate.adapters import import_adapter
 
         w = GeneratorWorker(lambda cancel: import_adapter(Path(path), self.engine.paths),
                             "importing an adapter")  # fmt: skip
@@ -885,7 +885,7 @@ class MainWindow(QMainWindow):
             )
         if not path:
             return
-        from desktop_rag.core.gguf_info import import_model
+        from desktop_rag.core.generate.gguf import import_model
 
         self.statusBar().showMessage(f"Importing {Path(path).name}…")
         w = GeneratorWorker(lambda cancel: import_model(Path(path)), "importing a model")

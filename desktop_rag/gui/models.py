@@ -9,7 +9,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
 
 from desktop_rag.core.conversations import ConversationInfo
-from desktop_rag.core.store import CollectionRow
+from desktop_rag.core.index.store import CollectionRow
 from desktop_rag.core.types import FileResult
 
 Index = QModelIndex | QPersistentModelIndex

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_rag.core.llm import default_threads
+from desktop_rag.core.generate.llm import default_threads
 from desktop_rag.core.settings import Settings
 
 

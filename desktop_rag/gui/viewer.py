@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_rag.core.extract.pdf import CELL_SEP
+from desktop_rag.core.ingest.extract.pdf import CELL_SEP
 
 log = logging.getLogger(__name__)
 

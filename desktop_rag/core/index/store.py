@@ -1,0 +1,1002 @@
+"""The SQLite store (WAL mode): the source of truth for collections, files, pages, chunks and
+embeddings, plus the FTS5 full-text index used for BM25.
+
+Every change to one file's chunks happens in one transaction, so an interrupted run leaves each
+file either fully indexed (with its hash recorded) or untouched; the next run resumes from there.
+``meta.vectors_version`` increases with every transaction that adds or removes embeddings; the
+hnswlib cache records the version it was built at, so a stale cache is detected and rebuilt.
+
+Connections are per thread (SQLite objects must not cross threads); WAL lets readers (questions)
+run while the indexer writes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from desktop_rag.core.embed.identity import EmbeddingIdentity
+from desktop_rag.core.errors import EmbeddingMismatchError, UserError
+from desktop_rag.core.index.fts5 import varints
+from desktop_rag.core.text.analysis import fts_query
+from desktop_rag.core.types import Chunk, Document, Heading, Page
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from desktop_rag.core.index.postings import LexicalIndex, Postings
+
+# The layout of the tables below. Bump it with every change of columns and add the step that
+# brings an older index there to _MIGRATIONS (Store._migrate runs them in order, in one place).
+#   1: the first layout (files without ``pipeline``, chunks without ``terms``);
+#   2: ``chunks.terms``, each chunk's lexical analysis (evidence.encode_terms);
+#   3: ``files.pipeline``, the extractor and chunker that made a file's chunks;
+#   4: ``pages.headings``, each page's headings, so chunks can be cut again without re-extracting.
+# Versions 2 and 3 were first added without a bump: an index saying 1 may hold either column.
+SCHEMA_VERSION = 4
+
+# (version, table, column, declaration): the columns added since version 1, in order.
+_MIGRATIONS: tuple[tuple[int, str, str, str], ...] = (
+    (2, "chunks", "terms", "TEXT"),
+    (3, "files", "pipeline", "TEXT"),
+    (4, "pages", "headings", "TEXT"),
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS collections(
+    id INTEGER PRIMARY KEY, root TEXT NOT NULL UNIQUE, name TEXT NOT NULL, added_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS files(
+    id INTEGER PRIMARY KEY,
+    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    path TEXT NOT NULL UNIQUE, size INTEGER, mtime_ns INTEGER, sha256 TEXT, kind TEXT, title TEXT,
+    status TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
+    pages INTEGER NOT NULL DEFAULT 0, chunks INTEGER NOT NULL DEFAULT 0, indexed_at REAL,
+    pipeline TEXT);
+CREATE INDEX IF NOT EXISTS files_collection ON files(collection_id);
+CREATE TABLE IF NOT EXISTS pages(
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    page INTEGER NOT NULL, text TEXT NOT NULL, headings TEXT, PRIMARY KEY(file_id, page));
+CREATE TABLE IF NOT EXISTS chunks(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    ord INTEGER NOT NULL, page INTEGER, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
+    text TEXT NOT NULL, context TEXT NOT NULL, n_tokens INTEGER NOT NULL, embedding BLOB NOT NULL,
+    terms TEXT);
+CREATE INDEX IF NOT EXISTS chunks_file ON chunks(file_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    text, context, content='chunks', content_rowid='id',
+    tokenize='porter unicode61 remove_diacritics 2');
+CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts(rowid, text, context) VALUES (new.id, new.text, new.context);
+END;
+CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts(chunks_fts, rowid, text, context)
+    VALUES ('delete', old.id, old.text, old.context);
+END;
+"""
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FileRow:
+    """A row of the ``files`` table."""
+
+    id: int
+    collection_id: int
+    path: str
+    size: int | None
+    mtime_ns: int | None
+    sha256: str | None
+    status: str
+    reason: str
+    pages: int
+    chunks: int
+    # What extracted and chunked it (see Indexer.pipeline): another value means re-extract.
+    pipeline: str | None = None
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """A chunk with its file path (for building hits and citations)."""
+
+    id: int
+    file_id: int
+    path: str
+    page: int | None
+    start: int
+    end: int
+    text: str
+    context: str
+    terms: str | None = None  # evidence.encode_terms(text), stored at indexing (None: older index)
+
+
+@dataclass(frozen=True)
+class CollectionRow:
+    """A collection (an indexed folder) with its counts."""
+
+    id: int
+    root: str
+    name: str
+    files: int
+    indexed: int
+    problems: int
+    chunks: int
+
+
+class Store:
+    """The SQLite database at ``path`` (created on first use)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        # document_frequencies: counts valid for one vectors_version (-1: none yet)
+        self._df_cache: dict[str, int] = {}
+        self._df_n = 0
+        self._df_version = -1
+        self._stats: tuple[int, float] = (0, 0.0)  # fts_stats, valid for one vectors_version
+        self._stats_version = -1
+        # collection_chunk_ids / collection_embeddings: one entry, valid for one vectors_version
+        self._members: (
+            tuple[tuple[tuple[int, ...], int], NDArray[np.int64], NDArray[np.float32] | None] | None
+        ) = None
+        # SQL for the optional columns: "NULL" where a read-only index lacks one (see _migrate)
+        self._pipeline_column = "pipeline"
+        self._headings_column = "headings"
+        self._terms_column = "c.terms"  # or a CASE hiding analyses not yet recomputed
+        self.read_only = False
+        self._migrate()
+
+    # -- connections -------------------------------------------------------------------------
+    @property
+    def con(self) -> sqlite3.Connection:
+        """This thread's connection (autocommit mode; use :meth:`_tx` for transactions)."""
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            try:
+                con.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError as exc:  # a read-only file not in WAL mode yet
+                log.debug("WAL mode not set on %s: %s", self.path, exc)
+            con.execute("PRAGMA synchronous=NORMAL")
+            con.execute("PRAGMA foreign_keys=ON")
+            self._local.con = con
+        return con
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self.con)
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
+
+    # -- schema ------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        """Create the tables, or bring an index made by an older version to :data:`SCHEMA_VERSION`:
+        the steps of :data:`_MIGRATIONS` it lacks run in order, in one transaction, then the new
+        version is recorded. Nothing is extracted or embedded again: added columns start empty
+        (NULL); a missing ``terms`` column marks the stored analyses stale, so
+        :meth:`refresh_analyses` fills them in. Also starts recomputing analyses made by another
+        :data:`~desktop_rag.core.search.evidence.ANALYSIS_VERSION` (the bounds are recorded here).
+
+        A read-only index (a file or folder without write permission) is left as it is and stays
+        searchable: missing columns read as NULL and stale analyses are computed at question time.
+
+        Raises:
+            UserError: the index was made by a newer version of desktop_rag (never modified).
+        """
+        from desktop_rag.core.text.analysis import ANALYSIS_VERSION
+
+        try:
+            self._check_version(self._recorded_version())
+            self.con.executescript(_SCHEMA)  # idempotent; executescript commits on its own
+            with self._tx() as con:
+                recorded = self._recorded_version()
+                self._check_version(recorded)
+                fresh = recorded is None
+                added: list[str] = []
+                for version, table, column, decl in _MIGRATIONS:
+                    if column not in _columns(con, table):
+                        # a column from before the bump (versions 2, 3) may exist at version 1
+                        con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+                        added.append(f"{table}.{column} (v{version})")
+                analysis = _meta(con, "analysis_version")
+                if fresh:
+                    analysis = str(ANALYSIS_VERSION)
+                elif any(a.startswith("chunks.terms") for a in added):
+                    analysis = "0"  # no analyses stored: all to compute
+                elif analysis is None:
+                    analysis = "1"  # stored before versions were recorded: the first analysis
+                _set_meta(con, "analysis_version", analysis)
+                if recorded != SCHEMA_VERSION:
+                    _set_meta(con, "schema_version", str(SCHEMA_VERSION))
+                if int(analysis) != ANALYSIS_VERSION:
+                    self._start_analysis_upgrade(con, ANALYSIS_VERSION)
+            if not fresh and (added or recorded != SCHEMA_VERSION):
+                log.info("index %s: schema version %s -> %d, added %s", self.path, recorded,
+                         SCHEMA_VERSION, ", ".join(added) or "no columns")  # fmt: skip
+        except sqlite3.OperationalError as exc:
+            if "readonly" not in str(exc) and "read-only" not in str(exc):
+                raise
+            self.read_only = True
+            log.warning("the index %s is read-only (%s): searching only", self.path, exc)
+        self._pipeline_column = "pipeline" if "pipeline" in _columns(self.con, "files") else "NULL"
+        self._headings_column = "headings" if "headings" in _columns(self.con, "pages") else "NULL"
+        self._terms_column = self._terms_sql()
+
+    def _recorded_version(self) -> int | None:
+        """The schema version recorded in ``meta`` (None: a new, empty database)."""
+        try:
+            value = _meta(self.con, "schema_version")
+        except sqlite3.OperationalError:  # no meta table yet
+            return None
+        return None if value is None else int(value)
+
+    def _check_version(self, version: int | None) -> None:
+        if version is not None and version > SCHEMA_VERSION:
+            raise UserError(
+                f"the index at {self.path} was made by a newer version of desktop_rag "
+                f"(index format {version}; this version reads up to {SCHEMA_VERSION})",
+                hint="upgrade desktop_rag, or point DESKTOP_RAG_HOME at another folder",
+            )
+
+    # -- stored analyses (chunks.terms) ------------------------------------------------------
+    def _start_analysis_upgrade(self, con: sqlite3.Connection, version: int) -> None:
+        """Record that the chunks with ids below the current end hold analyses of another
+        version (chunks written from now on get the current one): ``meta.analysis_upgrade`` is
+        ``{"version", "next", "below"}``, ids in ``[next, below)`` still to recompute."""
+        raw = _meta(con, "analysis_upgrade")
+        if raw is not None and json.loads(raw).get("version") == version:
+            return  # resumed where an interrupted upgrade stopped
+        below = int(con.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM chunks").fetchone()[0])
+        state = {"version": version, "next": 0, "below": below}
+        _set_meta(con, "analysis_upgrade", json.dumps(state))
+
+    def _analysis_upgrade(self) -> dict[str, int] | None:
+        """The pending recomputation of stored analyses, or None when they are current."""
+        from desktop_rag.core.text.analysis import ANALYSIS_VERSION
+
+        if self.get_meta("analysis_version") == str(ANALYSIS_VERSION):
+            return None
+        raw = self.get_meta("analysis_upgrade")
+        state = json.loads(raw) if raw else None
+        if not state or state.get("version") != ANALYSIS_VERSION:
+            return {"version": ANALYSIS_VERSION, "next": 0, "below": -1}  # unknown: all stale
+        return {k: int(v) for k, v in state.items()}
+
+    def _terms_sql(self) -> str:
+        """The SQL read as a chunk's stored analysis: NULL (computed at question time) where the
+        column is missing or the analysis is stale, so a stale analysis is never used."""
+        if "terms" not in _columns(self.con, "chunks"):
+            return "NULL"
+        state = self._analysis_upgrade()
+        if state is None:
+            return "c.terms"
+        if state["below"] < 0:
+            return "NULL"
+        return (f"CASE WHEN c.id >= {state['next']} AND c.id < {state['below']} THEN NULL "
+                "ELSE c.terms END")  # fmt: skip
+
+    def analysis_status(self) -> dict[str, int | None]:
+        """``{"version", "current", "stale"}``: the analysis version recorded for the index, the
+        one this program makes, and how many chunks still hold a stale analysis."""
+        from desktop_rag.core.text.analysis import ANALYSIS_VERSION
+
+        state = self._analysis_upgrade()
+        recorded = self.get_meta("analysis_version")
+        stale = 0
+        if state is not None:
+            below = state["below"] if state["below"] >= 0 else 1 << 62
+            stale = int(self.con.execute("SELECT COUNT(*) FROM chunks WHERE id >= ? AND id < ?",
+                                         (state["next"], below)).fetchone()[0])  # fmt: skip
+        return {"version": None if recorded is None else int(recorded),
+                "current": ANALYSIS_VERSION, "stale": stale}  # fmt: skip
+
+    def refresh_analyses(self, batch: int = 2000) -> Iterator[tuple[int, int]]:
+        """Recompute stale stored analyses (``chunks.terms``) from the stored chunk text: no
+        extraction, no embedding, the chunk ids and vectors are untouched. Works by id in
+        batches of ``batch`` chunks, one short transaction each (the analysis itself is computed
+        outside it: about 0.2 ms a chunk), recording its progress, so an interrupted run resumes
+        and readers are never blocked for long; the version is recorded after the last batch.
+
+        Yields (chunks done, chunks to do) after each batch; nothing when the analyses are
+        current or the index is read-only. The caller may stop iterating at any point.
+        """
+        from desktop_rag.core.text.analysis import encode_terms
+
+        state = self._analysis_upgrade()
+        if state is None or self.read_only:
+            return
+        if state["below"] < 0:  # not started (e.g. another version reset it): start now
+            with self._tx() as con:
+                self._start_analysis_upgrade(con, state["version"])
+            state = self._analysis_upgrade()
+            assert state is not None
+        nxt, below = state["next"], state["below"]
+        total = int(self.con.execute("SELECT COUNT(*) FROM chunks WHERE id >= ? AND id < ?",
+                                     (nxt, below)).fetchone()[0])  # fmt: skip
+        done = 0
+        t0 = time.perf_counter()
+        while True:
+            rows = self.con.execute(
+                "SELECT id, text FROM chunks WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+                (nxt, below, batch),
+            ).fetchall()
+            if not rows:
+                break
+            # chunk rows are never updated in place (a changed file gets new ids), so the text
+            # read here is still the text of that id when the update commits
+            encoded = [(encode_terms(text), cid) for cid, text in rows]
+            nxt = int(rows[-1][0]) + 1
+            with self._tx() as con:
+                con.executemany("UPDATE chunks SET terms=? WHERE id=?", encoded)
+                state["next"] = nxt
+                _set_meta(con, "analysis_upgrade", json.dumps(state))
+            self._terms_column = self._terms_sql()
+            done += len(rows)
+            yield done, total
+        with self._tx() as con:
+            _set_meta(con, "analysis_version", str(state["version"]))
+            con.execute("DELETE FROM meta WHERE key='analysis_upgrade'")
+        self._terms_column = self._terms_sql()
+        log.info("recomputed the stored analyses of %d chunks (version %d) in %.1f s", done,
+                 state["version"], time.perf_counter() - t0)  # fmt: skip
+
+    # -- meta --------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        """A value of the ``meta`` table, or None."""
+        return _meta(self.con, key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a value of the ``meta`` table (its own transaction).
+
+        Raises:
+            sqlite3.OperationalError: the index is read-only.
+        """
+        with self._tx() as con:
+            _set_meta(con, key, value)
+
+    def index_settings(self) -> dict[str, object] | None:
+        """What the last indexing run recorded about how chunks are made (see
+        :meth:`~desktop_rag.core.ingest.indexer.Indexer.settings`), or None before the first run."""
+        raw = self.get_meta("index_settings")
+        return None if raw is None else dict(json.loads(raw))
+
+    def record_index_settings(self, settings: dict[str, object]) -> None:
+        """Record the index-level settings (JSON) unless they are already recorded (a read-only
+        index is left as it is)."""
+        value = json.dumps(settings, sort_keys=True)
+        if self.read_only or self.get_meta("index_settings") == value:
+            return
+        self.set_meta("index_settings", value)
+
+    def identity_report(self) -> dict[str, object]:
+        """The index's identity for ``desktop-rag status --json``: schema version, embedding
+        model, index settings and the stored analyses' state."""
+        version = self.get_meta("schema_version")
+        return {
+            "schema_version": None if version is None else int(version),
+            "embedding_model": self.stored_identity(),
+            "index_settings": self.index_settings(),
+            "analysis": self.analysis_status(),
+            "read_only": self.read_only,
+        }
+
+    def vectors_version(self) -> int:
+        """Increases with every committed change to the set of embeddings."""
+        return int(self.get_meta("vectors_version") or 0)
+
+    def check_identity(self, identity: EmbeddingIdentity) -> None:
+        """Record the embedding model on first use; refuse a different one later.
+
+        Raises:
+            EmbeddingMismatchError: the index holds embeddings of another model.
+        """
+        with self._tx() as con:
+            row = con.execute("SELECT value FROM meta WHERE key='embedding_model'").fetchone()
+            if row is None:
+                con.execute(
+                    "INSERT INTO meta VALUES ('embedding_model', ?)",
+                    (json.dumps(identity.to_dict()),),
+                )
+                return
+        stored = json.loads(row[0])
+        if stored.get("dim") != identity.dim or stored.get("fingerprint") != identity.fingerprint:
+            raise EmbeddingMismatchError(
+                f"this index was built with the embedding model {stored.get('name')!r} "
+                f"({stored.get('dim')} dimensions), but {identity.name!r} ({identity.dim} dimensions) "
+                "is selected; vectors of different models cannot be compared",
+                hint="select the original embedding model, or run `desktop-rag reset` and index again",
+            )
+
+    def stored_identity(self) -> dict[str, object] | None:
+        """The recorded embedding model identity, or None for an empty index."""
+        raw = self.get_meta("embedding_model")
+        return None if raw is None else dict(json.loads(raw))
+
+    # -- collections and files ---------------------------------------------------------------
+    def add_collection(self, root: Path) -> int:
+        """The id of the collection rooted at ``root`` (an absolute folder), creating it if new."""
+        with self._tx() as con:
+            row = con.execute("SELECT id FROM collections WHERE root=?", (str(root),)).fetchone()
+            if row:
+                return int(row[0])
+            cur = con.execute(
+                "INSERT INTO collections(root, name, added_at) VALUES (?, ?, ?)",
+                (str(root), root.name or str(root), time.time()),
+            )
+            return int(cur.lastrowid or 0)
+
+    def collection_ids(self) -> set[int]:
+        """The ids of all collections."""
+        return {int(r[0]) for r in self.con.execute("SELECT id FROM collections")}
+
+    def collections(self) -> list[CollectionRow]:
+        """All collections with file and chunk counts."""
+        rows = self.con.execute(
+            """SELECT c.id, c.root, c.name, COUNT(f.id),
+                      COALESCE(SUM(f.status='indexed'), 0),
+                      COALESCE(SUM(f.status IN ('failed', 'skipped')), 0),
+                      COALESCE(SUM(f.chunks), 0)
+               FROM collections c LEFT JOIN files f ON f.collection_id = c.id
+               GROUP BY c.id ORDER BY c.id"""
+        ).fetchall()
+        return [CollectionRow(*r) for r in rows]
+
+    def files(self, collection_id: int | None = None) -> list[FileRow]:
+        """Rows of ``files`` (of one collection, or all)."""
+        sql = (
+            "SELECT id, collection_id, path, size, mtime_ns, sha256, status, reason, pages, chunks,"
+            f" {self._pipeline_column} FROM files"
+        )
+        args: tuple[object, ...] = ()
+        if collection_id is not None:
+            sql += " WHERE collection_id=?"
+            args = (collection_id,)
+        return [FileRow(*r) for r in self.con.execute(sql + " ORDER BY path", args)]
+
+    def file_by_path(self, path: str) -> FileRow | None:
+        """The ``files`` row of an absolute path, or None."""
+        row = self.con.execute(
+            "SELECT id, collection_id, path, size, mtime_ns, sha256, status, reason, pages, chunks,"
+            f" {self._pipeline_column} FROM files WHERE path=?",
+            (path,),
+        ).fetchone()
+        return None if row is None else FileRow(*row)
+
+    def touch_file(self, file_id: int, size: int, mtime_ns: int) -> None:
+        """Record a new size/mtime for a file whose content hash did not change."""
+        with self._tx() as con:
+            con.execute("UPDATE files SET size=?, mtime_ns=? WHERE id=?", (size, mtime_ns, file_id))
+
+    def _bump_version(self, con: sqlite3.Connection) -> None:
+        con.execute(
+            "INSERT INTO meta VALUES ('vectors_version', '1') ON CONFLICT(key) DO UPDATE "
+            "SET value = CAST(value AS INTEGER) + 1"
+        )
+
+    def _delete_chunks(self, con: sqlite3.Connection, file_id: int) -> list[int]:
+        ids = [r[0] for r in con.execute("SELECT id FROM chunks WHERE file_id=?", (file_id,))]
+        if ids:
+            con.execute("DELETE FROM chunks WHERE file_id=?", (file_id,))
+        con.execute("DELETE FROM pages WHERE file_id=?", (file_id,))
+        return ids
+
+    def write_file(
+        self,
+        *,
+        collection_id: int,
+        path: str,
+        size: int,
+        mtime_ns: int,
+        sha256: str,
+        kind: str,
+        title: str,
+        pages: Sequence[Page],
+        chunks: Sequence[Chunk],
+        embeddings: NDArray[np.float32],
+        pipeline: str | None = None,
+    ) -> tuple[list[int], list[int]]:
+        """Replace a file's pages, chunks and embeddings in one transaction.
+
+        ``embeddings`` is ``(len(chunks), dim)`` float32; ``pipeline`` names the extraction and
+        chunking that made them (kept in ``files.pipeline``). Returns (new chunk ids, removed
+        chunk ids).
+        """
+        assert embeddings.shape[0] == len(chunks)
+        from desktop_rag.core.text.analysis import encode_terms
+
+        # Each chunk's analysis for question time (stems, sentences, length), outside the
+        # transaction: about 0.2 ms a chunk, under 0.1% of its embedding time.
+        encoded = [encode_terms(c.text) for c in chunks]
+        with self._tx() as con:
+            file_id = self._upsert_file(
+                con,
+                collection_id,
+                path,
+                size,
+                mtime_ns,
+                sha256,
+                kind,
+                title,
+                "indexed",
+                "",
+                len(pages),
+                len(chunks),
+            )
+            removed = self._delete_chunks(con, file_id)
+            if self._pipeline_column != "NULL":
+                con.execute("UPDATE files SET pipeline=? WHERE id=?", (pipeline, file_id))
+            con.executemany(  # (only a read-only index lacks the column: no write gets here)
+                "INSERT INTO pages(file_id, page, text, headings) VALUES (?, ?, ?, ?)",
+                [(file_id, p.number or 0, p.text, _encode_headings(p)) for p in pages],
+            )
+            new_ids: list[int] = []
+            for i, (c, vec, terms) in enumerate(zip(chunks, embeddings, encoded, strict=True)):
+                cur = con.execute(
+                    'INSERT INTO chunks(file_id, ord, page, start, "end", text, context, n_tokens,'
+                    " embedding, terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        file_id,
+                        i,
+                        c.page,
+                        c.start,
+                        c.end,
+                        c.text,
+                        c.context,
+                        c.n_tokens,
+                        vec.astype(np.float32).tobytes(),
+                        terms,
+                    ),
+                )
+                new_ids.append(int(cur.lastrowid or 0))
+            self._bump_version(con)
+        return new_ids, removed
+
+    def mark_file(
+        self,
+        *,
+        collection_id: int,
+        path: str,
+        size: int | None,
+        mtime_ns: int | None,
+        sha256: str | None,
+        status: str,
+        reason: str,
+    ) -> list[int]:
+        """Record a skipped or failed file with its reason; its old chunks (if any) are removed.
+
+        Returns the removed chunk ids.
+        """
+        with self._tx() as con:
+            file_id = self._upsert_file(
+                con, collection_id, path, size, mtime_ns, sha256, None, None, status, reason, 0, 0
+            )
+            removed = self._delete_chunks(con, file_id)
+            if removed:
+                self._bump_version(con)
+        return removed
+
+    def _upsert_file(
+        self,
+        con: sqlite3.Connection,
+        collection_id: int,
+        path: str,
+        size: int | None,
+        mtime_ns: int | None,
+        sha256: str | None,
+        kind: str | None,
+        title: str | None,
+        status: str,
+        reason: str,
+        pages: int,
+        chunks: int,
+    ) -> int:
+        row = con.execute("SELECT id FROM files WHERE path=?", (path,)).fetchone()
+        values = (
+            collection_id,
+            size,
+            mtime_ns,
+            sha256,
+            kind,
+            title,
+            status,
+            reason,
+            pages,
+            chunks,
+            time.time(),
+        )
+        if row:
+            con.execute(
+                "UPDATE files SET collection_id=?, size=?, mtime_ns=?, sha256=?, kind=?, title=?,"
+                " status=?, reason=?, pages=?, chunks=?, indexed_at=? WHERE id=?",
+                (*values, row[0]),
+            )
+            return int(row[0])
+        cur = con.execute(
+            "INSERT INTO files(collection_id, size, mtime_ns, sha256, kind, title, status, reason,"
+            " pages, chunks, indexed_at, path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*values, path),
+        )
+        return int(cur.lastrowid or 0)
+
+    def remove_file(self, file_id: int) -> list[int]:
+        """Delete a file and its chunks; returns the removed chunk ids."""
+        with self._tx() as con:
+            removed = self._delete_chunks(con, file_id)
+            con.execute("DELETE FROM files WHERE id=?", (file_id,))
+            if removed:
+                self._bump_version(con)
+        return removed
+
+    def remove_collection(self, collection_id: int) -> list[int]:
+        """Delete a collection with all its files and chunks; returns the removed chunk ids."""
+        removed: list[int] = []
+        with self._tx() as con:
+            for (fid,) in con.execute(
+                "SELECT id FROM files WHERE collection_id=?", (collection_id,)
+            ).fetchall():
+                removed += self._delete_chunks(con, fid)
+            con.execute("DELETE FROM files WHERE collection_id=?", (collection_id,))
+            con.execute("DELETE FROM collections WHERE id=?", (collection_id,))
+            self._bump_version(con)
+        return removed
+
+    # -- reading -----------------------------------------------------------------------------
+    def chunk_count(self) -> int:
+        """The number of chunks (= embeddings) in the store."""
+        return int(self.con.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+
+    def iter_embeddings(
+        self, batch: int = 4096
+    ) -> Iterator[tuple[NDArray[np.int64], NDArray[np.float32]]]:
+        """All (chunk ids ``(n,)`` int64, embeddings ``(n, dim)`` float32) in batches, by id."""
+        last = -1
+        while True:
+            rows = self.con.execute(
+                "SELECT id, embedding FROM chunks WHERE id > ? ORDER BY id LIMIT ?", (last, batch)
+            ).fetchall()
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vecs = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+            yield ids, vecs
+            last = int(ids[-1])
+
+    def embeddings_for(self, ids: Sequence[int]) -> dict[int, NDArray[np.float32]]:
+        """Embeddings of the given chunk ids (missing ids are left out)."""
+        out: dict[int, NDArray[np.float32]] = {}
+        for part in _parts(ids):
+            q = f"SELECT id, embedding FROM chunks WHERE id IN ({','.join('?' * len(part))})"
+            for cid, blob in self.con.execute(q, part):
+                out[int(cid)] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def chunks_by_id(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
+        """Chunks with their file paths, by id (ids no longer in the store are left out)."""
+        out: dict[int, ChunkRow] = {}
+        for part in _parts(ids):
+            q = (
+                'SELECT c.id, c.file_id, f.path, c.page, c.start, c."end", c.text, c.context, '
+                f"{self._terms_column} "
+                "FROM chunks c JOIN files f ON f.id = c.file_id "
+                f"WHERE c.id IN ({','.join('?' * len(part))})"
+            )
+            for r in self.con.execute(q, part):
+                out[int(r[0])] = ChunkRow(*r)
+        return out
+
+    def contexts_like(self, file_ids: Sequence[int], words: Sequence[str]) -> list[tuple[int, str]]:
+        """(chunk id, context line) of the chunks of ``file_ids`` whose context line contains
+        any of ``words`` (case-insensitive for ASCII, SQLite's LIKE), in id order."""
+        if not file_ids or not words:
+            return []
+        like = " OR ".join("context LIKE ?" for _ in words)
+        out: list[tuple[int, str]] = []
+        for part in _parts(file_ids):
+            q = (f"SELECT id, context FROM chunks WHERE file_id IN ({','.join('?' * len(part))})"
+                 f" AND ({like}) ORDER BY id")  # fmt: skip
+            out += [
+                (int(r[0]), str(r[1]))
+                for r in self.con.execute(q, [*part, *(f"%{w}%" for w in words)])
+            ]
+        return out
+
+    def collection_chunk_ids(self, collections: Sequence[int]) -> NDArray[np.int64]:
+        """Ids ``(n,)`` int64, ascending, of every chunk in those collections. The last answer
+        is cached until the chunks change (:meth:`vectors_version`): searches repeat it."""
+        key = (tuple(sorted(set(collections))), self.vectors_version())
+        if self._members is None or self._members[0] != key:
+            marks = ",".join("?" * len(key[0])) or "NULL"
+            rows = self.con.execute(
+                "SELECT c.id FROM chunks c JOIN files f ON f.id = c.file_id "
+                f"WHERE f.collection_id IN ({marks}) ORDER BY c.id",
+                key[0],
+            ).fetchall()
+            self._members = (key, np.fromiter((r[0] for r in rows), np.int64, len(rows)), None)
+        return self._members[1]
+
+    def collection_embeddings(
+        self, collections: Sequence[int]
+    ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """(chunk ids ``(n,)`` int64, unit-length embeddings ``(n, dim)`` float32) of every chunk
+        in those collections, for an exact search over a small selection; cached with
+        :meth:`collection_chunk_ids` (``n * dim * 4`` bytes held)."""
+        ids = self.collection_chunk_ids(collections)
+        assert self._members is not None
+        key, _, matrix = self._members
+        if matrix is None:
+            vecs = self.embeddings_for(ids.tolist())
+            ids = np.array([i for i in ids.tolist() if i in vecs], dtype=np.int64)
+            matrix = (np.stack([vecs[i] for i in ids.tolist()]) if len(ids)
+                      else np.zeros((0, 1), np.float32))  # fmt: skip
+            norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+            matrix = (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
+            self._members = (key, ids, matrix)
+        return ids, matrix
+
+    def stored_document(self, file_id: int) -> Document | None:
+        """The document as extracted when the file was indexed (title, kind, pages with their
+        headings), to cut it into chunks again without extracting it; None when that cannot be
+        done exactly: no such file, or pages stored before their headings were (schema < 4)."""
+        row = self.con.execute("SELECT title, kind FROM files WHERE id=?", (file_id,)).fetchone()
+        if row is None or self._headings_column == "NULL":
+            return None
+        pages: list[Page] = []
+        for number, text, headings in self.con.execute(
+            "SELECT page, text, headings FROM pages WHERE file_id=? ORDER BY page", (file_id,)
+        ):
+            if headings is None:
+                return None
+            found = tuple(Heading(int(o), int(lv), str(t)) for o, lv, t in json.loads(headings))
+            pages.append(Page(int(number) or None, str(text), found))
+        return Document(str(row[0] or ""), tuple(pages), str(row[1] or ""))
+
+    def file_embeddings(self, file_id: int) -> dict[tuple[str, str], NDArray[np.float32]]:
+        """A file's stored embeddings by (context, text) of their chunks: a chunk cut again with
+        the same context and text has the same embedding (the model is checked by
+        :meth:`check_identity`), so it need not be embedded again."""
+        return {
+            (str(ctx), str(text)): np.frombuffer(blob, dtype=np.float32)
+            for ctx, text, blob in self.con.execute(
+                "SELECT context, text, embedding FROM chunks WHERE file_id=?", (file_id,)
+            )
+        }
+
+    def page_text(self, file_id: int, page: int | None) -> str | None:
+        """The stored text of one page (``page`` None or 0 for single-page text documents)."""
+        row = self.con.execute(
+            "SELECT text FROM pages WHERE file_id=? AND page=?", (file_id, page or 0)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    # The in-memory postings answering the lexical queries below while they match the store's
+    # version (attached by the engine; None: FTS5 answers everything).
+    lexicon: LexicalIndex | None = None
+
+    def _postings(self) -> Postings | None:
+        """The attached postings if they reflect the current chunks (else None: use FTS5)."""
+        return None if self.lexicon is None else self.lexicon.current(self.vectors_version())
+
+    def document_frequencies(self, words: Sequence[str]) -> tuple[int, dict[str, int]]:
+        """The number of chunks, and for each word the number of chunks containing it (text or
+        context, after FTS5's Porter stemming). From the in-memory postings when they are
+        current (:mod:`~desktop_rag.core.index.postings`: a lookup), else one FTS5 doclist pass per
+        word (tens of ms for a common word at 100k chunks), cached until the next committed
+        change to the chunks (:meth:`vectors_version`)."""
+        snap = self._postings()
+        if snap is None:
+            return self._fts5_document_frequencies(words)
+        from desktop_rag.core.index.fts5 import fts5_terms
+
+        df: dict[str, int] = {}
+        rest: list[str] = []
+        for w, terms in fts5_terms(self.con, words).items():
+            if len(terms) == 1:
+                df[w] = snap.df(terms[0])
+            elif terms:
+                rest.append(w)  # several tokens: a phrase, which the postings cannot count
+            else:
+                df[w] = 0
+        if rest:
+            df.update(self._fts5_document_frequencies(rest)[1])
+        return snap.n_live, df
+
+    def _fts5_document_frequencies(self, words: Sequence[str]) -> tuple[int, dict[str, int]]:
+        """:meth:`document_frequencies` by FTS5 (one doclist pass per word not yet cached)."""
+        version = self.vectors_version()
+        if self._df_version != version:
+            self._df_cache = {}
+            self._df_n = int(self.con.execute("SELECT count(*) FROM chunks").fetchone()[0])
+            self._df_version = version
+        cache, n = self._df_cache, self._df_n
+        df: dict[str, int] = {}
+        for w in dict.fromkeys(words):
+            if w not in cache:
+                try:
+                    row = self.con.execute(
+                        "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?",
+                        ('"' + w.replace('"', "") + '"',),
+                    ).fetchone()
+                except sqlite3.OperationalError as exc:  # logged: never a silent "no hits"
+                    log.warning("FTS5 document frequency of %r failed: %s", w, exc)
+                    row = (0,)
+                if len(cache) >= 100_000:  # bound the memory of a long session
+                    cache.clear()
+                cache[w] = int(row[0])
+            df[w] = cache[w]
+        return n, df
+
+    def fts_stats(self) -> tuple[int, float]:
+        """(chunks in the full-text index, mean tokens per chunk over text and context): the
+        corpus statistics of FTS5's BM25, read from its ``averages`` record (row 1 of
+        ``chunks_fts_data``: a varint row count, then one varint token total per column; see
+        SQLite's ``fts5_index.c``). Cached until the chunks change."""
+        version = self.vectors_version()
+        if self._stats_version != version:
+            row = self.con.execute("SELECT block FROM chunks_fts_data WHERE id = 1").fetchone()
+            values = varints(bytes(row[0])) if row and row[0] else []
+            n = values[0] if values else 0
+            self._stats = (n, sum(values[1:]) / n if n else 0.0)
+            self._stats_version = version
+        return self._stats
+
+    def lexical_candidates(
+        self,
+        words: Sequence[str],
+        df: dict[str, int],
+        limit: int,
+        *,
+        budget: int = 20_000,
+        context_weight: float = 0.5,
+        collections: Sequence[int] | None = None,
+    ) -> list[tuple[int, float]]:
+        """The lexical top-``limit`` for a question's content ``words`` without walking every
+        posting of its common words: FTS5 ranks (BM25) the chunks containing the rarest words,
+        taken in order of document frequency ``df`` while their postings add up to at most
+        ``budget``. When even the rarest word is over budget every word is common (IDF under
+        ln(N / budget)): no lexical candidates, the dense ones are still scored with BM25 by the
+        caller. Same (chunk id, score) shape as :meth:`bm25`.
+
+        Why: FTS5 scores every chunk that matches any word, about 0.9 us per posting here, so a
+        question with common words cost 100 ms at 100k chunks. Common words carry little IDF,
+        and every candidate is scored again with all words (:func:`~desktop_rag.core.search.evidence.
+        bm25_scores`); below ``budget`` postings (most collections under ~20k chunks) nothing is
+        left out. ``collections`` keeps only their chunks (None: all), inside the ranking.
+
+        The ranking comes from the in-memory postings when they are current (the same chunks
+        and scores: FTS5's postings and BM25, well under 1 ms for 20,000 postings; see
+        :mod:`~desktop_rag.core.index.postings`), else from FTS5 (about 18 ms at 100k chunks), also
+        for a word of several tokens (an FTS5 phrase).
+        """
+        order = sorted(dict.fromkeys(words), key=lambda w: df.get(w, 0))
+        order = [w for w in order if df.get(w, 0) > 0]
+        if not order:
+            return []
+        chosen: list[str] = []
+        total = 0
+        for w in order:
+            if total + df[w] > budget:
+                break
+            chosen.append(w)
+            total += df[w]
+        if not chosen:
+            return []
+        snap = self._postings()
+        if snap is not None:
+            from desktop_rag.core.index.fts5 import fts5_terms
+
+            found = fts5_terms(self.con, chosen)
+            terms = [t[0] if len(t) == 1 else None for t in (found[w] for w in chosen)]
+            if all(terms):  # else a phrase among them: FTS5 ranks
+                members = None
+                if collections is not None:
+                    key = tuple(sorted({int(c) for c in collections}))
+                    members = snap.members(key, self.collection_chunk_ids(key))
+                return snap.rank([t for t in terms if t], limit, context_weight, members)
+        return self._ranked(" OR ".join('"' + w.replace('"', "") + '"' for w in chosen), limit,
+                            context_weight, collections)  # fmt: skip
+
+    def bm25(
+        self,
+        query: str,
+        limit: int,
+        context_weight: float = 0.5,
+        collections: Sequence[int] | None = None,
+    ) -> list[tuple[int, float]]:
+        """BM25 search over chunk text (weight 1) and context (``context_weight``) with FTS5, over
+        every word of ``query`` (see :func:`fts_query`).
+
+        Returns up to ``limit`` (chunk id, score) pairs, best first; scores are FTS5's ``bm25()``
+        negated, so higher is better (FTS5 uses k1 = 1.2, b = 0.75). ``collections`` keeps
+        only their chunks (None: all).
+        """
+        match = fts_query(query)
+        return [] if match is None else self._ranked(match, limit, context_weight, collections)
+
+    def _ranked(
+        self,
+        match: str,
+        limit: int,
+        context_weight: float,
+        collections: Sequence[int] | None = None,
+    ) -> list[tuple[int, float]]:
+        """FTS5's BM25 top-``limit`` for a MATCH expression (an unparsable one gives none),
+        among the chunks of ``collections`` only (None: all)."""
+        w = float(context_weight)
+        only, args = "", [match]
+        if collections is not None:
+            marks = ",".join("?" * len(collections)) or "NULL"
+            only = (
+                " AND rowid IN (SELECT c.id FROM chunks c JOIN files f ON f.id = c.file_id "
+                f"WHERE f.collection_id IN ({marks}))"
+            )
+            args += [int(c) for c in collections]
+        sql = (
+            f"SELECT rowid, -bm25(chunks_fts, 1.0, {w}) FROM chunks_fts WHERE chunks_fts MATCH ?"
+            f"{only} ORDER BY bm25(chunks_fts, 1.0, {w}) LIMIT ?"
+        )
+        try:
+            return [(int(r[0]), float(r[1])) for r in self.con.execute(sql, (*args, limit))]
+        except sqlite3.OperationalError as exc:  # logged: never a silent "no hits"
+            log.warning("FTS5 lexical search for %r failed: %s", args[0] if args else "", exc)
+            return []
+
+
+def _encode_headings(page: Page) -> str:
+    """A page's headings as JSON ``[[offset, level, text], ...]`` (``[]``: none)."""
+    return json.dumps([[h.offset, h.level, h.text] for h in page.headings], ensure_ascii=False)
+
+
+def _columns(con: sqlite3.Connection, table: str) -> set[str]:
+    """The column names of ``table``."""
+    return {str(r[1]) for r in con.execute(f"PRAGMA table_info({table})")}
+
+
+def _meta(con: sqlite3.Connection, key: str) -> str | None:
+    row = con.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _set_meta(con: sqlite3.Connection, key: str, value: str) -> None:
+    con.execute(
+        "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+        (key, value),
+    )
+
+
+def _parts(ids: Sequence[int], size: int = 900) -> Iterator[list[int]]:
+    ids = list(ids)
+    for i in range(0, len(ids), size):
+        yield ids[i : i + size]
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK`` on an exception)."""
+
+    def __init__(self, con: sqlite3.Connection) -> None:
+        self.con = con
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.con.execute("BEGIN IMMEDIATE")
+        return self.con
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.con.execute("COMMIT")
+        else:
+            self.con.execute("ROLLBACK")
