@@ -43,11 +43,13 @@ desktop-entry: install
 	-update-desktop-database $(HOME)/.local/share/applications
 
 test: install
+	$(BIN)/lint-imports
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check desktop_rag tests bench
 	$(BIN)/ruff format --check desktop_rag tests bench
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/python bench/bench_index.py

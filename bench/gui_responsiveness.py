@@ -54,12 +54,12 @@ def main() -> None:
 
     def on_ready() -> None:
         phase[0] = "indexing"
-        window.add_paths([str(args.docs)])
+        window.library.add_paths([str(args.docs)])
 
     def on_indexed(summary: object) -> None:
         phase[0] = "generating"
-        window.input.setPlainText(args.question)
-        window.send()
+        window.chat.input.setPlainText(args.question)
+        window.chat.send()
 
     def on_answer(answer: object) -> None:
         phase[0] = "idle"
@@ -69,7 +69,8 @@ def main() -> None:
     window.indexing_finished.connect(on_indexed)
     window.answer_finished.connect(on_answer)
     app.exec()
-    window.shutdown()
+    if not window.shutdown():
+        print("warning: a worker thread was still running after shutdown", file=sys.stderr)
     print(f"window shown after {shown_s * 1000:.0f} ms (models load in the background)")
     print(f"{'phase':12} {'ticks':>7} {'max stall ms':>13} {'p99 ms':>8} {'p50 ms':>8}")
     for name, xs in gaps.items():

@@ -5,14 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import shutil
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import click
 
-from desktop_rag.core.errors import UserError
+from desktop_rag.core.errors import MissingExtraError, UserError
 from desktop_rag.core.types import Answer, FileResult, IndexSummary
 
 log = logging.getLogger("desktop_rag.cli")
@@ -24,11 +24,43 @@ def _engine():  # type: ignore[no-untyped-def]
     return Engine()
 
 
-def _fail(err: UserError) -> None:
-    raise click.ClickException(str(err))
+class ErrorHandlingGroup(click.Group):
+    """The root command group: the one place where errors become messages.
+
+    A :class:`UserError` (the library's error family: a person can fix it) prints its message and
+    hint; any other exception is a bug: its traceback goes to the log file and the user gets one
+    line naming that file. Both exit with status 1. click's own exceptions (usage errors, exits,
+    aborts) and ``SystemExit`` pass through unchanged.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command line; see the class docstring for what becomes of its errors."""
+        try:
+            return super().invoke(ctx)
+        except UserError as err:
+            raise click.ClickException(str(err)) from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            raise click.ClickException(_unexpected(exc)) from None
 
 
-@click.group(invoke_without_command=True)
+def _unexpected(exc: Exception) -> str:
+    """Log ``exc`` with its traceback and return the one-line message that names the log file."""
+    from desktop_rag.logs import current_log_file, setup_logging
+
+    log_file = current_log_file()
+    if log_file is None:  # the error came before (or from) setting up the log
+        with contextlib.suppress(Exception):
+            log_file = setup_logging()
+    log.error("unexpected error in `desktop-rag %s`", " ".join(sys.argv[1:]), exc_info=exc)
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    what = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    where = f"details in {log_file}" if log_file else "the log file could not be written"
+    return f"unexpected error ({what}); {where}"
+
+
+@click.group(cls=ErrorHandlingGroup, invoke_without_command=True)
 @click.option("-v", "--verbose", is_flag=True, help="Log debug details to the log file.")
 @click.version_option(package_name="desktop-rag")
 @click.pass_context
@@ -80,45 +112,42 @@ def index(paths: tuple[Path, ...]) -> None:
     from desktop_rag.core.types import CancelToken
 
     cancel = CancelToken()
+    engine = _engine()
+    bar = None
+    summary: IndexSummary | None = None
     try:
-        engine = _engine()
         click.echo(f"Loading the embedding model {engine.embedding_model.name}...", err=True)
         gen = engine.index(list(paths), cancel)
-        bar = None
-        summary: IndexSummary | None = None
-        try:
-            while True:
-                try:
-                    prog = next(gen)
-                except StopIteration as stop:
-                    summary = stop.value
-                    break
-                if bar is None:
-                    bar = tqdm(
-                        total=prog.files_total,
-                        initial=prog.files_done,
-                        unit="file",
-                        desc="Indexing",
-                        dynamic_ncols=True,
-                        file=sys.stderr,
-                    )
-                bar.update(prog.files_done - bar.n)
-                bar.set_postfix(chunks=prog.chunks_added, file=prog.current[:30], refresh=False)
-        except KeyboardInterrupt:
-            cancel.cancel()
-            with contextlib.suppress(StopIteration, KeyboardInterrupt):
-                gen.throw(KeyboardInterrupt)
-            click.echo(
-                "\nInterrupted: everything indexed so far is kept; run the same command to resume.",
-                err=True,
-            )
-            sys.exit(130)
-        finally:
-            if bar is not None:
-                bar.close()
-            engine.close()
-    except UserError as err:
-        _fail(err)
+        while True:
+            try:
+                prog = next(gen)
+            except StopIteration as stop:
+                summary = stop.value
+                break
+            if bar is None:
+                bar = tqdm(
+                    total=prog.files_total,
+                    initial=prog.files_done,
+                    unit="file",
+                    desc="Indexing",
+                    dynamic_ncols=True,
+                    file=sys.stderr,
+                )
+            bar.update(prog.files_done - bar.n)
+            bar.set_postfix(chunks=prog.chunks_added, file=prog.current[:30], refresh=False)
+    except KeyboardInterrupt:
+        cancel.cancel()
+        with contextlib.suppress(StopIteration, KeyboardInterrupt):
+            gen.throw(KeyboardInterrupt)
+        click.echo(
+            "\nInterrupted: everything indexed so far is kept; run the same command to resume.",
+            err=True,
+        )
+        sys.exit(130)
+    finally:
+        if bar is not None:
+            bar.close()
+        engine.close()
     assert summary is not None
     rate = summary.pages / summary.elapsed_s if summary.elapsed_s else 0.0
     click.echo(
@@ -157,41 +186,37 @@ def ask(
 ) -> None:
     """Answer a QUESTION from the indexed documents, with numbered sources."""
     from desktop_rag.core.search.grounding import check_summary
+    from desktop_rag.core.text.citations import source_label
     from desktop_rag.core.types import CancelToken, EvidenceFound
 
     text = " ".join(question).strip()
     if not text:
         raise click.UsageError("the question is empty")
     cancel = CancelToken()
+    engine = _engine()
+    final: Answer | None = None
     try:
-        engine = _engine()
-        if engine.store.chunk_count() == 0:
-            raise UserError("nothing is indexed yet", hint="run `desktop-rag index FOLDER` first")
-        final: Answer | None = None
-        try:
-            for item in engine.ask(
-                text, k=top_k, cancel=cancel, adapter=adapter, adapter_scale=adapter_scale
-            ):
-                if isinstance(item, Answer):
-                    final = item
-                elif isinstance(item, EvidenceFound):
-                    if item.evidence and not as_json:
-                        click.echo("From your documents:")
-                        for e in item.evidence:
-                            where = f", page {e.hit.page}" if e.hit.page else ""
-                            quote = " ".join(e.text.split())
-                            click.echo(f"  “{quote}” [{e.n}] ({e.hit.file_name}{where})")
-                        click.echo("")
-                elif not as_json:
-                    click.echo(item, nl=False)
-        except KeyboardInterrupt:
-            cancel.cancel()
-            click.echo("\n[stopped]", err=True)
-            sys.exit(130)
-        finally:
-            engine.close()
-    except UserError as err:
-        _fail(err)
+        engine.require_indexed()
+        for item in engine.ask(
+            text, k=top_k, cancel=cancel, adapter=adapter, adapter_scale=adapter_scale
+        ):
+            if isinstance(item, Answer):
+                final = item
+            elif isinstance(item, EvidenceFound):
+                if item.evidence and not as_json:
+                    click.echo("From your documents:")
+                    for e in item.evidence:
+                        quote = " ".join(e.text.split())
+                        click.echo(f"  “{quote}” [{e.n}] ({source_label(e.hit)})")
+                    click.echo("")
+            elif not as_json:
+                click.echo(item, nl=False)
+    except KeyboardInterrupt:
+        cancel.cancel()
+        click.echo("\n[stopped]", err=True)
+        sys.exit(130)
+    finally:
+        engine.close()
     assert final is not None
     if as_json:
         click.echo(json.dumps(final.to_json(), ensure_ascii=False))
@@ -203,12 +228,9 @@ def ask(
         click.echo(f"\n\n{summary}")
     click.echo("\n\nSources:")
     for c in final.citations:
-        where = f"page {c.hit.page}" if c.hit.page else "text"
         mark = "*" if c.cited else " "
         snippet = " ".join(c.hit.text.split())[:110]
-        click.echo(
-            f" {mark}[{c.n}] {c.hit.file_name}, {where} (score {c.hit.score:.2f})  {snippet}..."
-        )
+        click.echo(f" {mark}[{c.n}] {source_label(c.hit)} (score {c.hit.score:.2f})  {snippet}...")
     t = final.timings
     style = f", style {final.adapter} x{final.adapter_scale:g}" if final.adapter else ""
     click.echo(
@@ -259,30 +281,27 @@ def eval_cmd(docs: Path, questions: Path, k: int, modes: str, generate: bool, li
 
     from desktop_rag.core.evaluation import Question, format_report, load_questions, run_eval
 
+    engine = _engine()
+    bar = tqdm(total=0, unit="q", desc="Evaluating", file=sys.stderr, dynamic_ncols=True)
+
+    def progress(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.reset(total=total)
+        bar.update(done - bar.n)
+
     try:
-        engine = _engine()
         qs = load_questions(questions)
         ooc = (
             [Question(q.id, q.question, None, ()) for q in load_questions(ooc_file)]
             if ooc_file
             else []
         )
-        bar = tqdm(total=0, unit="q", desc="Evaluating", file=sys.stderr, dynamic_ncols=True)
-
-        def progress(done: int, total: int) -> None:
-            if bar.total != total:
-                bar.reset(total=total)
-            bar.update(done - bar.n)
-
         click.echo(f"Indexing {docs} (reusing the existing index)...", err=True)
-        try:
-            report = run_eval(engine, docs, qs, k=k, modes=[m.strip() for m in modes.split(",") if m.strip()],
-                              generate=generate, limit=limit, ooc=ooc, progress=progress)  # fmt: skip
-        finally:
-            bar.close()
-            engine.close()
-    except UserError as err:
-        _fail(err)
+        report = run_eval(engine, docs, qs, k=k, modes=[m.strip() for m in modes.split(",") if m.strip()],
+                          generate=generate, limit=limit, ooc=ooc, progress=progress)  # fmt: skip
+    finally:
+        bar.close()
+        engine.close()
     click.echo(format_report(report))
     if out:
         out.write_text(json.dumps(report, indent=2))
@@ -295,31 +314,31 @@ def status(as_json: bool) -> None:
     """Show the collections, files, chunks and models."""
     from desktop_rag.core.models import list_models
 
+    engine = _engine()
     try:
-        engine = _engine()
         cols = engine.store.collections()
         ident = engine.store.stored_identity()
         index = engine.store.identity_report()
         models = list_models()
-    except UserError as err:
-        _fail(err)
-    try:  # the selected embedding model's thresholds (its folder is read, not loaded)
-        thresholds: dict[str, object] | None = engine.thresholds().to_json()
-    except UserError as err:
-        thresholds = None
-        log.warning("no abstention thresholds: %s", err)
-    data = {
-        "data_dir": str(engine.paths.data),
-        "collections": [c.__dict__ for c in cols],
-        "chunks": engine.store.chunk_count(),
-        "embedding_model": ident,
-        "index": index,
-        "thresholds": thresholds,
-        "models": [
-            {"name": m.name, "kind": m.kind, "path": str(m.path), "bundled": m.bundled}
-            for m in models
-        ],
-    }
+        try:  # the selected embedding model's thresholds (its folder is read, not loaded)
+            thresholds: dict[str, object] | None = engine.thresholds().to_json()
+        except UserError as err:
+            thresholds = None
+            log.warning("no abstention thresholds: %s", err)
+        data = {
+            "data_dir": str(engine.paths.data),
+            "collections": [c.__dict__ for c in cols],
+            "chunks": engine.store.chunk_count(),
+            "embedding_model": ident,
+            "index": index,
+            "thresholds": thresholds,
+            "models": [
+                {"name": m.name, "kind": m.kind, "path": str(m.path), "bundled": m.bundled}
+                for m in models
+            ],
+        }
+    finally:
+        engine.close()
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -433,20 +452,32 @@ def adapters_import(file: Path) -> None:
     """Validate a GGUF LoRA adapter FILE and add it to the adapters folder."""
     from desktop_rag.core.generate.adapters import import_adapter
 
-    try:
-        info = import_adapter(file)
-    except UserError as err:
-        _fail(err)
-        return
+    info = import_adapter(file)
     click.echo(
         f"Imported {info.name} ({info.base_architecture}, rank {info.rank}, "
         f"{info.bytes / 1e6:.1f} MB) to {info.path}"
     )
 
 
+def _check_adapter_name(ctx: click.Context, param: click.Parameter, name: str) -> str:
+    """The ``--name`` option's check (a usage error, before anything loads)."""
+    try:
+        from desktop_rag.train.workflow import ADAPTER_NAME_RULE, valid_adapter_name
+    except ImportError:  # a build without the training package: the command says so
+        return name
+    if not valid_adapter_name(name):
+        raise click.BadParameter(ADAPTER_NAME_RULE)
+    return name
+
+
 @adapters.command("train")
 @click.argument("examples", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--name", required=True, help="Name of the new adapter (its file name).")
+@click.option(
+    "--name",
+    required=True,
+    callback=_check_adapter_name,
+    help="Name of the new adapter (its file name).",
+)
 @click.option("--rank", type=int, default=8, show_default=True, help="LoRA rank.")
 @click.option("--alpha", type=float, default=16.0, show_default=True, help="LoRA alpha.")
 @click.option("--epochs", type=int, default=1, show_default=True, help="Passes over the examples.")
@@ -478,30 +509,25 @@ def adapters_train(
     """
     from tqdm import tqdm
 
-    from desktop_rag.core.generate.adapters import import_adapter
-    from desktop_rag.core.paths import app_paths
     from desktop_rag.core.types import CancelToken
 
     try:
-        from desktop_rag.train import lora as training
-    except ImportError as exc:  # pragma: no cover - the extra is missing
-        raise click.ClickException(
-            f"training needs the train extra ({exc}): pip install 'desktop-rag[train]'"
-        ) from None
-    if not name.replace("-", "").replace("_", "").isalnum():
-        raise click.UsageError("the name may use letters, digits, '-' and '_' only")
-    paths = app_paths().ensure()
-    out = paths.cache / f"{name}.gguf"
+        from desktop_rag.train.workflow import train_new_adapter
+    except ImportError as exc:  # a build without the training package
+        raise MissingExtraError("training", "train", (exc.name or "desktop_rag.train",)) from None
     cancel = CancelToken()
-    kwargs: dict[str, object] = {"description": description}
-    if marker is not None:
-        kwargs["marker"] = marker
+    steps = train_new_adapter(
+        examples, name, base=base, rank=rank, alpha=alpha, epochs=epochs, lr=lr,
+        description=description, marker=marker, cancel=cancel,
+    )  # fmt: skip
     bar = None
     try:
-        for p in training.train_adapter(
-            examples, name, out, base_gguf=base, rank=rank, alpha=alpha, epochs=epochs, lr=lr,
-            cancel=cancel, **kwargs,  # type: ignore[arg-type]
-        ):  # fmt: skip
+        while True:
+            try:
+                p = next(steps)
+            except StopIteration as stop:
+                info = stop.value
+                break
             if p.phase == "training":
                 if bar is None:
                     bar = tqdm(total=p.total_steps, unit="step", desc="Training")
@@ -514,20 +540,14 @@ def adapters_train(
                     bar.close()
                     bar = None
                 click.echo(f"{p.phase.capitalize()}… ({p.elapsed_s:.0f} s)", err=True)
-        info = import_adapter(out, paths)
     except KeyboardInterrupt:
         cancel.cancel()
         click.echo("\n[stopped: no adapter written]", err=True)
         sys.exit(130)
-    except UserError as err:
-        _fail(err)
-        return
-    except ValueError as err:  # a malformed examples file: the message names the line
-        raise click.ClickException(f"cannot train on {examples.name}: {err}") from None
     finally:
+        steps.close()  # a run stopped part way removes its partial file
         if bar is not None:
             bar.close()
-        out.unlink(missing_ok=True)
     click.echo(
         f"Trained {info.name} (rank {info.rank}, {info.bytes / 1e6:.1f} MB) into {info.path}; "
         f"use it with `desktop-rag ask --adapter {info.name}`."
@@ -540,28 +560,20 @@ def adapters_remove(name: str) -> None:
     """Delete the imported adapter NAME (bundled adapters stay)."""
     from desktop_rag.core.generate.adapters import remove_adapter
 
-    try:
-        path = remove_adapter(name)
-    except UserError as err:
-        _fail(err)
-        return
+    path = remove_adapter(name)
     click.echo(f"Removed {path}")
 
 
 @cli.command()
 @click.confirmation_option(prompt="Delete the whole index (your documents are not touched)?")
 def reset() -> None:
-    """Delete the index (the SQLite store and vector cache); documents are never touched."""
-    from desktop_rag.core.paths import app_paths
+    """Delete the index (the SQLite store and vector cache); documents are never touched.
 
-    paths = app_paths()
-    for p in (
-        paths.index_db,
-        Path(str(paths.index_db) + "-wal"),
-        Path(str(paths.index_db) + "-shm"),
-    ):
-        p.unlink(missing_ok=True)
-    shutil.rmtree(paths.vectors_dir, ignore_errors=True)
+    Refused while another process is indexing into the same data folder.
+    """
+    from desktop_rag.core.maintenance import reset_index
+
+    reset_index()
     click.echo("Index deleted.")
 
 

@@ -1,8 +1,26 @@
-"""Shared fixtures: an isolated data directory, generated real documents, the real bundled models."""
+"""Shared fixtures: an isolated data directory, generated real documents, the real bundled models,
+a fake embedder for the logic around embeddings, the ``slow``/``gui`` markers and a guard against
+dangling threads.
+
+Markers (qutebrowser's way): a test is marked ``slow`` when it uses a fixture that loads a real
+model (:data:`SLOW_FIXTURES`, directly or through another fixture) and ``gui`` when it uses Qt
+(:data:`GUI_FIXTURES`); tests that load a model some other way (the CLI in-process or in a child
+process, an :class:`Embedder` of their own) carry an explicit ``@pytest.mark.slow``. So
+``pytest -m "not slow"`` runs the fast tests and ``pytest -m "not gui"`` the core alone.
+
+Qt is optional here: nothing from PySide6 or pytest-qt is imported at module level. Without them
+(CI's core job: ``pytest -m "not gui"`` in a venv without the ``gui`` extra and pytest-qt),
+``test_gui.py`` is not collected and pytest-qt's ini keys are declared here, so
+``--strict-config`` stays on both ways. ``tests/noqt/`` simulates that venv in this one.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +31,7 @@ from desktop_rag.core.engine import Engine
 from desktop_rag.core.models import bundled_embedding_dir, bundled_llm_file
 from desktop_rag.core.paths import GGUF_CACHE_ENV, HOME_ENV, ONNX_CACHE_ENV, app_paths
 from desktop_rag.core.settings import Settings
+from tests.fakes import FakeEmbedder
 
 EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "eval"
 DOCUGAMI = EVAL / "docugami_sec10q" / "docs"
@@ -20,6 +39,79 @@ DOCUGAMI = EVAL / "docugami_sec10q" / "docs"
 requires_docugami = pytest.mark.skipif(
     not DOCUGAMI.is_dir(), reason=f"the shared eval data is not here ({DOCUGAMI})"
 )
+
+#: Fixtures that load a real bundled model (the embedding model, the LLM): their tests are slow.
+SLOW_FIXTURES = frozenset({"embedder", "engine", "llm_path"})
+#: pytest-qt's fixtures: their tests drive Qt.
+GUI_FIXTURES = frozenset({"qapp", "qtbot", "qtmodeltester"})
+#: How long a thread a test started may take to end after the test (its fixtures torn down).
+THREAD_GRACE_S = 2.0
+
+
+def _importable(name: str) -> bool:
+    """Whether ``name`` could be imported, without importing it."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+HAVE_QT = _importable("PySide6") and _importable("pytestqt")
+# test_gui.py imports PySide6 and uses pytest-qt's qtbot: without them there is nothing to collect.
+collect_ignore = [] if HAVE_QT else ["test_gui.py"]
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    """Without pytest-qt, declare its ini keys that pyproject.toml sets (as pytest-qt does), so
+    ``--strict-config`` does not refuse them and still refuses any other unknown key."""
+    qt_plugin = any(
+        getattr(p, "__name__", "") == "pytestqt.plugin" for p in pluginmanager.get_plugins()
+    )
+    if not qt_plugin:
+        unused = "pytest-qt's setting (pytest-qt is not installed here: unused)"
+        parser.addini("qt_log_level_fail", unused)
+        parser.addini("qt_log_ignore", unused, type="linelist")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` the tests using a real model and ``gui`` those using Qt, by their fixtures
+    (including the fixtures their fixtures use)."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & SLOW_FIXTURES and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
+        if names & GUI_FIXTURES and not item.get_closest_marker("gui"):
+            item.add_marker(pytest.mark.gui)
+
+
+@pytest.fixture(autouse=True)
+def no_dangling_threads(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test that leaves a non-daemon thread running that it started (napari's guard for
+    QThreads, for Python threads); for ``gui`` tests, also Qt's global thread pool must be idle.
+
+    Set up before the test's other function fixtures and torn down after them, so an engine the
+    test's fixtures close has joined its threads by then. Threads of session and module fixtures
+    started before this snapshot and are not the test's.
+    """
+    before = set(threading.enumerate())
+    yield
+    started = [t for t in threading.enumerate() if t not in before and not t.daemon]
+    deadline = time.monotonic() + THREAD_GRACE_S
+    for t in started:
+        t.join(max(0.0, deadline - time.monotonic()))
+    alive = [t.name for t in started if t.is_alive()]
+    if alive:
+        pytest.fail(f"the test left non-daemon threads running: {alive}", pytrace=False)
+    qtcore = sys.modules.get("PySide6.QtCore")  # only when the test imported Qt
+    if qtcore is not None and request.node.get_closest_marker("gui"):
+        pool = qtcore.QThreadPool.globalInstance()
+        pool.waitForDone(2000)
+        if pool.activeThreadCount():
+            pytest.fail(
+                f"the test left {pool.activeThreadCount()} Qt pool thread(s) running",
+                pytrace=False,
+            )
 
 
 @pytest.fixture(autouse=True)
@@ -81,6 +173,21 @@ def llm_path() -> Path:
 def engine(home: Path, embedder: Embedder) -> Iterator[Engine]:
     """An engine on the isolated data dir sharing the session's embedding model."""
     eng = Engine(app_paths(), Settings(temperature=0.0), embedder=embedder)
+    yield eng
+    eng.close()
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    """A fresh :class:`~tests.fakes.FakeEmbedder` (its counts start at zero): no model loads."""
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def fake_engine(home: Path, fake_embedder: FakeEmbedder) -> Iterator[Engine]:
+    """An engine on the isolated data dir with the fake embedder: for what the store, the
+    indexer and the caches do, not for the quality of a ranking (use ``engine`` there)."""
+    eng = Engine(app_paths(), Settings(temperature=0.0), embedder=fake_embedder)
     yield eng
     eng.close()
 

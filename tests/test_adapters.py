@@ -26,6 +26,7 @@ from desktop_rag.core.paths import app_paths
 # SmolLM2-135M: 30 blocks, hidden size 576 (attn_q is 576 x 576).
 LAYERS, HIDDEN = 30, 576
 MESSAGES = [{"role": "user", "content": "Write one sentence about apples."}]
+SEED = 0  # with temperature 0 (greedy): generated text is reproducible
 
 
 def make_lora(
@@ -70,7 +71,8 @@ def llm(llm_path: Path) -> LocalLLM:
 
 
 def _gen(llm: LocalLLM, **kwargs: object) -> str:
-    return "".join(llm.stream(MESSAGES, max_tokens=24, temperature=0.0, **kwargs))  # type: ignore[arg-type]
+    """Greedy (temperature 0) with a fixed seed: the same prompt and adapter give the same text."""
+    return "".join(llm.stream(MESSAGES, max_tokens=24, temperature=0.0, seed=SEED, **kwargs))  # type: ignore[arg-type]
 
 
 def test_header_is_read_and_bad_files_are_refused(tmp_path: Path) -> None:
@@ -171,7 +173,7 @@ def test_engine_checks_architecture_and_warns_on_another_base_model(
         engine.answer(question, adapter="foreign", adapter_scale=2.0)
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # the CLI loads the real models in-process
 def test_cli_adapters_import_list_ask(corpus: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     src = make_lora(tmp_path / "brief.gguf", scale=0.01)

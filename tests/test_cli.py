@@ -1,19 +1,24 @@
-"""The CLI end to end with the real bundled models (index, status, models, ask --json)."""
+"""The CLI end to end with the real bundled models (index, status, models, ask), and its one error
+path: user errors as messages, anything else as one line naming the log file."""
 
 from __future__ import annotations
 
 import json
+import re
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from desktop_rag import cli as cli_module
 from desktop_rag.cli import cli
+from desktop_rag.core.ingest.indexer import writer_lock
+from desktop_rag.core.paths import app_paths
 from tests.conftest import DOCUGAMI, requires_docugami
 
-pytestmark = pytest.mark.slow
 
-
+@pytest.mark.slow
 def test_cli_index_status_ask_json(corpus: Path) -> None:
     runner = CliRunner()
     res = runner.invoke(cli, ["index", str(corpus)])
@@ -51,6 +56,7 @@ def test_cli_index_status_ask_json(corpus: Path) -> None:
         )
 
 
+@pytest.mark.slow
 def test_cli_user_errors_have_no_traceback(tmp_path: Path) -> None:
     runner = CliRunner()
     res = runner.invoke(cli, ["ask", "anything"])
@@ -60,6 +66,7 @@ def test_cli_user_errors_have_no_traceback(tmp_path: Path) -> None:
     assert res.exit_code == 0 and "no such file or folder" in res.output
 
 
+@pytest.mark.slow
 @requires_docugami
 def test_docugami_fact_page_is_retrieved_and_cited() -> None:
     runner = CliRunner()
@@ -86,16 +93,29 @@ def test_docugami_fact_page_is_retrieved_and_cited() -> None:
     assert any(c["cited"] for c in gold) or any(e["n"] in gold_n for e in out["evidence"])
 
 
+@pytest.mark.slow
 def test_question_outside_the_documents_abstains(corpus: Path) -> None:
     runner = CliRunner()
     assert runner.invoke(cli, ["index", str(corpus)]).exit_code == 0
-    res = runner.invoke(cli, ["ask", "--json", "Which team won the 1998 football world cup final?"])
+    question = "Which team won the 1998 football world cup final?"
+    res = runner.invoke(cli, ["ask", "--json", question])
     out = json.loads(res.output)
     assert out["abstained"] is True
     assert out["answer"] == "I could not find this in your documents."
     assert not any(c["cited"] for c in out["citations"])
+    # As text: the sources are named by the one source label ("file, page N" or the file alone).
+    res = runner.invoke(cli, ["ask", question])
+    assert res.exit_code == 0, res.output
+    assert "I could not find this in your documents." in res.output
+    listed = re.findall(r"^  ?\[(\d+)\] (.+?) \(score -?\d", res.output, re.M)
+    labels = [
+        f"{Path(c['file']).name}, page {c['page']}" if c["page"] else Path(c["file"]).name
+        for c in out["citations"]
+    ]
+    assert [label for _, label in listed] == labels and labels
 
 
+@pytest.mark.slow
 def test_first_start_eval_exits_zero(tmp_path: Path) -> None:
     """`desktop-rag eval` in a fresh data folder, with no ONNX graph exported yet, must exit 0.
 
@@ -125,3 +145,93 @@ def test_first_start_eval_exits_zero(tmp_path: Path) -> None:
     assert "1 questions" in res.stdout
     # The export was joined, not abandoned: the next start finds a finished, checked graph.
     assert list((tmp_path / "onnx").glob("*/manifest.json")), "the export did not finish"
+
+
+# -- the one error path ------------------------------------------------------------------------
+
+
+def test_unexpected_error_is_one_line_naming_the_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug (not a UserError) prints one line with the log file's path and exits 1; the
+    traceback is in that log file, not on the screen."""
+
+    def broken_engine() -> None:
+        raise RuntimeError("boom: the engine fell over\nsecond line of the message")
+
+    monkeypatch.setattr(cli_module, "_engine", broken_engine)
+    res = CliRunner().invoke(cli, ["status"])
+    assert res.exit_code == 1
+    assert "Traceback" not in res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1, res.output
+    log_file = app_paths().logs / "desktop-rag.log"
+    assert lines[0] == (
+        f"Error: unexpected error (RuntimeError: boom: the engine fell over); details in {log_file}"
+    )
+    logged = log_file.read_text(encoding="utf-8")
+    assert "unexpected error in `desktop-rag" in logged
+    assert "Traceback (most recent call last)" in logged and "in broken_engine" in logged
+    assert "RuntimeError: boom: the engine fell over" in logged
+
+
+def test_training_without_the_train_extra_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "peft", None)  # as if peft were not installed
+    examples = tmp_path / "ex.jsonl"
+    examples.write_text("{}\n", encoding="utf-8")
+    res = CliRunner().invoke(cli, ["adapters", "train", str(examples), "--name", "mine"])
+    assert res.exit_code == 1, res.output
+    assert "Traceback" not in res.output and res.exception is not None
+    assert "training needs the train extra (peft not installed)" in res.output
+    assert "pip install 'desktop-rag[train]'" in res.output
+    assert not (app_paths().adapters_dir / "mine.gguf").exists()
+
+
+def test_training_refuses_bad_names_and_malformed_examples(tmp_path: Path) -> None:
+    examples = tmp_path / "ex.jsonl"
+    examples.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n', encoding="utf-8")
+    runner = CliRunner()
+    res = runner.invoke(cli, ["adapters", "train", str(examples), "--name", "my style!"])
+    assert res.exit_code == 2 and "letters, digits, '-' and '_' only" in res.output
+    res = runner.invoke(cli, ["adapters", "train", str(examples), "--name", "mine"])
+    assert res.exit_code == 1, res.output
+    assert "cannot train on ex.jsonl: line 1 is not" in res.output
+    assert "Traceback" not in res.output
+    paths = app_paths()
+    assert not (paths.adapters_dir / "mine.gguf").exists()
+    assert not (paths.cache / "mine.gguf").exists()
+
+
+def _fake_index(tmp_path: Path) -> tuple[list[Path], list[Path]]:
+    """Index files (store, WAL, vector cache) and files that are not the index (a document, an
+    adapter, the settings) in the data directory in force."""
+    paths = app_paths().ensure()
+    index = [paths.index_db, Path(f"{paths.index_db}-wal"), paths.vectors_dir / "index.bin"]
+    for p in index:
+        p.write_bytes(b"index")
+    doc = tmp_path / "docs" / "report.txt"
+    doc.parent.mkdir()
+    keep = [doc, paths.adapters_dir / "mine.gguf", paths.settings_file]
+    for p in keep:
+        p.write_text("keep", encoding="utf-8")
+    return index, keep
+
+
+def test_reset_deletes_the_index_and_nothing_else(tmp_path: Path) -> None:
+    index, keep = _fake_index(tmp_path)
+    res = CliRunner().invoke(cli, ["reset", "--yes"])
+    assert res.exit_code == 0, res.output
+    assert "Index deleted." in res.output
+    assert not any(p.exists() for p in index)
+    assert not app_paths().vectors_dir.exists()
+    assert all(p.read_text(encoding="utf-8") == "keep" for p in keep)
+
+
+def test_reset_is_refused_while_indexing(tmp_path: Path) -> None:
+    index, keep = _fake_index(tmp_path)
+    with writer_lock(app_paths().index_lock):  # what an indexing run holds
+        res = CliRunner().invoke(cli, ["reset", "--yes"])
+    assert res.exit_code == 1
+    assert "another desktop-rag process is indexing" in res.output
+    assert "Traceback" not in res.output
+    assert all(p.exists() for p in index + keep)

@@ -54,7 +54,6 @@ def _small_collection(folder: Path) -> Path:
     return folder
 
 
-@pytest.mark.slow
 def test_a_small_ticked_collection_beside_a_large_unticked_one_is_answered(
     small_chunks_engine: Engine, tmp_path: Path
 ) -> None:

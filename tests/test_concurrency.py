@@ -5,11 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import pytest
-
 from desktop_rag.core.engine import Engine
-
-pytestmark = pytest.mark.slow
 
 TOPICS = ["tides", "lighthouses", "ferries", "fishing boats", "harbour cranes", "sea walls"]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow  # the indexer runs on the real model in child processes
 
 _spec = importlib.util.spec_from_file_location(
     "kill_stress", Path(__file__).resolve().parents[1] / "bench" / "kill_stress.py"

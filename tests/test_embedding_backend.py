@@ -27,6 +27,7 @@ def _graph_dir(cache: Path, emb: Embedder) -> Path:
     return cache / f"{emb.identity.fingerprint}-v{GRAPH_VERSION}"
 
 
+@pytest.mark.slow  # loads the real embedding model itself (no fixture the auto-marking sees)
 def test_onnx_vectors_match_torch_and_load_without_torch(onnx_cache: Path) -> None:
     model = bundled_embedding_dir()
     assert model is not None
@@ -54,6 +55,7 @@ def test_onnx_vectors_match_torch_and_load_without_torch(onnx_cache: Path) -> No
     assert out.stdout.split() == ["onnx", "(1,", "384)", "False", "False"]
 
 
+@pytest.mark.slow  # loads the real embedding model itself (no fixture the auto-marking sees)
 def test_corrupt_cached_graph_is_rebuilt_not_loaded(tmp_path: Path) -> None:
     model = bundled_embedding_dir()
     assert model is not None
@@ -72,6 +74,7 @@ def test_corrupt_cached_graph_is_rebuilt_not_loaded(tmp_path: Path) -> None:
     assert hashlib.sha256(graph.read_bytes()).hexdigest() == manifest["sha256"]
 
 
+@pytest.mark.slow  # loads the real embedding model itself (no fixture the auto-marking sees)
 def test_model_without_fast_tokenizer_falls_back_to_torch(tmp_path: Path) -> None:
     """``auto`` keeps working on torch where the graph cannot be made; ``onnx`` says why."""
     import shutil
@@ -95,6 +98,7 @@ def test_unknown_backend_is_refused() -> None:
         Embedder(model, "m", backend="tensorrt")
 
 
+@pytest.mark.slow  # loads the real embedding model itself (no fixture the auto-marking sees)
 def test_torch_backend_embeds_questions_on_the_onnx_graph(tmp_path: Path) -> None:
     """With torch for documents, questions go to the ONNX fp32 graph once it is exported (in the
     background on a first start; torch answers meanwhile), with the same vectors."""

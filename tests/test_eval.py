@@ -40,7 +40,7 @@ def test_retrieval_metrics_by_hand() -> None:
     assert s2.summary()["doc_hit@1"] == 0.0
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # the CLI loads the real models in-process
 def test_eval_command_writes_the_report(corpus: Path, tmp_path: Path) -> None:
     questions = tmp_path / "q.jsonl"
     rows = [

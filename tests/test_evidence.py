@@ -57,7 +57,8 @@ def test_idf_is_the_bm25_form() -> None:
     assert bm25_idf(10, 2) == pytest.approx(np.log((10 - 2 + 0.5) / 2.5 + 1))
 
 
-def test_document_frequencies_come_from_the_index(engine: Engine, corpus: Path) -> None:
+def test_document_frequencies_come_from_the_index(fake_engine: Engine, corpus: Path) -> None:
+    engine = fake_engine
     engine.index_all([corpus])
     n, df = engine.store.document_frequencies(["orchard", "apples", "zeppelin", 'qu"ote'])
     assert n == engine.store.chunk_count()
@@ -89,9 +90,10 @@ def test_hybrid_ranks_the_answering_chunk_first(engine: Engine, tmp_path: Path) 
     assert top[0].file_name == "report.md" and "4,200 volunteers" in top[0].text
 
 
-def test_python_bm25_equals_fts5_bm25(engine: Engine, corpus: Path) -> None:
+def test_python_bm25_equals_fts5_bm25(fake_engine: Engine, corpus: Path) -> None:
     """The candidates' BM25 computed from the stored analyses is FTS5's own bm25() (same
     formula, corpus statistics and column weights), so both retrievers' scores agree."""
+    engine = fake_engine
     from desktop_rag.core.search.evidence import bm25_scores
     from desktop_rag.core.text.analysis import fts5_idf
 
@@ -119,7 +121,10 @@ def test_python_bm25_equals_fts5_bm25(engine: Engine, corpus: Path) -> None:
         assert list(again) == pytest.approx(list(ours), rel=1e-12)
 
 
-def test_lexical_candidates_stay_within_the_posting_budget(engine: Engine, corpus: Path) -> None:
+def test_lexical_candidates_stay_within_the_posting_budget(
+    fake_engine: Engine, corpus: Path
+) -> None:
+    engine = fake_engine
     engine.index_all([corpus, ROOT / "resources" / "samples"])
     store = engine.store
     words = ["indexing", "interrupted", "resumes"]
@@ -135,7 +140,8 @@ def test_lexical_candidates_stay_within_the_posting_budget(engine: Engine, corpu
     assert store.lexical_candidates(words, df, 50, budget=df[rare] - 1) == []  # all common
 
 
-def test_index_made_before_stored_analyses_still_answers(engine: Engine, corpus: Path) -> None:
+def test_index_made_before_stored_analyses_still_answers(fake_engine: Engine, corpus: Path) -> None:
+    engine = fake_engine
     engine.index_all([corpus])
     before = [h.chunk_id for h in engine.search("How are interrupted runs resumed?", 5).hits]
     engine.store.con.execute("UPDATE chunks SET terms = NULL")  # as an older version wrote it

@@ -135,7 +135,6 @@ def test_list_numbers_and_the_digits_of_names_are_not_figures() -> None:
     assert unmarked_unsupported(answer) == (1, 1), "only 5% counts, and no cited source has it"
 
 
-@pytest.mark.slow
 def test_evidence_quotes_the_answering_sentence_with_page_offsets(
     engine: Engine, corpus: Path
 ) -> None:
@@ -154,7 +153,7 @@ def test_evidence_quotes_the_answering_sentence_with_page_offsets(
         assert best.n == next(i + 1 for i, h in enumerate(result.hits) if h == best.hit)
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # the CLI loads the real models in-process
 def test_ask_json_reports_evidence_and_checks(corpus: Path, home: Path) -> None:
     runner = CliRunner()
     assert runner.invoke(cli, ["index", str(corpus)]).exit_code == 0
@@ -174,7 +173,6 @@ def test_ask_json_reports_evidence_and_checks(corpus: Path, home: Path) -> None:
         assert "did not match your documents" in data["answer"]
 
 
-@pytest.mark.slow
 def test_every_shown_figure_is_sourced_or_marked(engine: Engine, corpus: Path) -> None:
     engine.settings = Settings(temperature=0.0, max_answer_tokens=96)
     engine.index_all([corpus])
@@ -193,7 +191,6 @@ def test_every_shown_figure_is_sourced_or_marked(engine: Engine, corpus: Path) -
         assert shown.startswith("“") or (answer.grounded is False and "\n“" in shown), shown
 
 
-@pytest.mark.slow
 def test_evidence_style_answers_without_the_model(engine: Engine, corpus: Path) -> None:
     engine.settings = Settings(answer_style="evidence")
     engine.index_all([corpus])

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from desktop_rag.core.embed.embedding import Embedder
 from desktop_rag.core.engine import Engine
 from desktop_rag.core.ingest.sandbox import ExtractionSandbox
 from desktop_rag.core.paths import app_paths
 from desktop_rag.core.settings import Settings
 from tests.conftest import ORCHARD, make_pdf
+from tests.fakes import FakeEmbedder
 
 GOOD = "The harbour master records the tides at dawn and at dusk."
 
@@ -50,11 +50,11 @@ def build_hostile(root: Path, outside: Path) -> None:
     (root / "image.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 100)
 
 
-def test_hostile_corpus_is_contained(embedder: Embedder, tmp_path: Path) -> None:
+def test_hostile_corpus_is_contained(fake_embedder: FakeEmbedder, tmp_path: Path) -> None:
     root = tmp_path / "hostile"
     build_hostile(root, tmp_path / "outside.txt")
     box = ExtractionSandbox(timeout_s=30, extractor="tests.hostile_extractors:vanishing_extract")
-    engine = Engine(app_paths(), Settings(), embedder=embedder, sandbox=box)
+    engine = Engine(app_paths(), Settings(), embedder=fake_embedder, sandbox=box)
     try:
         summary = engine.index_all([root])
         reasons = {os.fsencode(Path(p.path).name): p.reason for p in summary.problems}
@@ -93,7 +93,8 @@ def test_hostile_corpus_is_contained(embedder: Embedder, tmp_path: Path) -> None
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
-def test_permission_denied_file_and_folder(engine: Engine, tmp_path: Path) -> None:
+def test_permission_denied_file_and_folder(fake_engine: Engine, tmp_path: Path) -> None:
+    engine = fake_engine
     root = tmp_path / "perm"
     (root / "closed").mkdir(parents=True)
     (root / "closed" / "inside.txt").write_text("hidden", encoding="utf-8")

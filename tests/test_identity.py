@@ -24,6 +24,7 @@ from desktop_rag.core.paths import app_paths
 from desktop_rag.core.search.thresholds import BUNDLED, MINILM_FINGERPRINT, resolve_thresholds
 from desktop_rag.core.settings import Settings
 from desktop_rag.core.text import analysis
+from tests.fakes import FakeEmbedder
 
 # The tables as the first version wrote them (schema version 1: no files.pipeline, no
 # chunks.terms, no pages.headings), verbatim from that version's store.py.
@@ -96,8 +97,9 @@ def _as_v1(db: Path) -> None:
 
 
 def test_a_version_1_index_is_migrated_with_its_data(
-    engine: Engine, corpus: Path, embedder: Embedder
+    fake_engine: Engine, corpus: Path, fake_embedder: FakeEmbedder
 ) -> None:
+    engine, embedder = fake_engine, fake_embedder
     engine.index_all([corpus])
     before = _chunks(engine.store)
     top = engine.search(QUESTION, 3).hits[0]
@@ -136,8 +138,9 @@ def test_a_version_1_index_is_migrated_with_its_data(
 
 
 def test_a_new_analysis_version_recomputes_terms_without_embedding(
-    engine: Engine, corpus: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+    fake_engine: Engine, corpus: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    engine, embedder = fake_engine, fake_embedder
     engine.index_all([corpus])
     expected = [h.chunk_id for h in engine.search(QUESTION, 5).hits]
     # Analyses made by an older analysis (here: damaged), and this program's version is newer.
@@ -198,8 +201,9 @@ def test_an_index_of_a_newer_version_is_refused_untouched(home: Path) -> None:
 
 
 def test_a_read_only_old_index_stays_searchable(
-    engine: Engine, corpus: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+    fake_engine: Engine, corpus: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    engine, embedder = fake_engine, fake_embedder
     engine.index_all([corpus])
     expected = [h.chunk_id for h in engine.search(QUESTION, 5).hits]
     engine.close()
@@ -219,11 +223,12 @@ def test_a_read_only_old_index_stays_searchable(
 
 
 def test_new_chunker_settings_cut_the_stored_pages_again(
-    engine: Engine, corpus: Path, embedder: Embedder, tmp_path: Path,
+    fake_engine: Engine, corpus: Path, fake_embedder: FakeEmbedder, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     """Only the chunker changed: no file is extracted again, the chunks equal those of a fresh
     extraction, and chunks that come out the same keep their embeddings."""
+    engine, embedder = fake_engine, fake_embedder
     engine.index_all([corpus])
     n_before = engine.store.chunk_count()
     engine.close()
@@ -311,6 +316,7 @@ def imported_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow  # embeds with its own copy of the real model (torch)
 def test_an_imported_embedding_model_warns_about_its_thresholds(
     home: Path, corpus: Path, imported_model: Path
 ) -> None:

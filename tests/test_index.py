@@ -1,8 +1,12 @@
-"""Indexing with the real embedding model: incremental updates, resume, refusal of another model."""
+"""Indexing: statuses, incremental updates, resume, the vector cache, refusal of another model.
+
+What is embedded, counted and kept does not depend on the model: those tests use the fake
+embedder (tests/fakes.py); finding a fact's page by meaning uses the real one."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -15,13 +19,17 @@ from desktop_rag.core.errors import EmbeddingMismatchError
 from desktop_rag.core.models import bundled_embedding_dir
 from desktop_rag.core.paths import app_paths
 from desktop_rag.core.types import CancelToken
+from tests.fakes import FAKE_NAME, FakeEmbedder, hashed_vector
 
 
 def _statuses(engine: Engine) -> dict[str, tuple[str, str]]:
     return {Path(f.path).name: (f.status, f.reason) for f in engine.store.files()}
 
 
-def test_index_folder_records_every_file_with_status(engine: Engine, corpus: Path) -> None:
+def test_index_folder_records_every_file_with_status(
+    fake_engine: Engine, fake_embedder: FakeEmbedder, corpus: Path
+) -> None:
+    engine = fake_engine
     summary = engine.index_all([corpus])
     st = _statuses(engine)
     assert summary.indexed == 6
@@ -40,9 +48,21 @@ def test_index_folder_records_every_file_with_status(engine: Engine, corpus: Pat
     assert {Path(p.path).name for p in summary.problems} == {"broken.pdf", "image.xyz", "empty.txt"}
     # SQLite holds pages, chunks and embeddings; hnswlib mirrors them.
     assert engine.store.chunk_count() == len(engine.vectors)
-    _ids, vecs = next(engine.store.iter_embeddings())
-    assert vecs.dtype == np.float32 and vecs.shape[1] == 384
+    ids, vecs = next(engine.store.iter_embeddings())
+    assert vecs.dtype == np.float32 and vecs.shape == (engine.store.chunk_count(), 384)
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    # Each chunk's row holds the vector of its own context and text (embed() sorts the texts
+    # by length: the vectors must come back in place), and every chunk was embedded once.
+    rows = {int(i): (c, t) for i, c, t in engine.store.con.execute(
+        "SELECT id, context, text FROM chunks")}  # fmt: skip
+    assert sorted(ids.tolist()) == sorted(rows)
+    for cid, vec in zip(ids.tolist(), vecs, strict=True):
+        context, text = rows[cid]
+        want = hashed_vector(f"{context}\n{text}" if context else text, 384)
+        assert np.array_equal(vec, want), cid
+    # each chunk embedded once, in batches of at most the embedder's batch size
+    assert fake_embedder.chunks_embedded == sum(fake_embedder.batches) == len(rows)
+    assert max(fake_embedder.batches) <= fake_embedder.batch_size
 
 
 def test_search_finds_the_page_of_a_fact(engine: Engine, corpus: Path) -> None:
@@ -58,7 +78,8 @@ def test_search_finds_the_page_of_a_fact(engine: Engine, corpus: Path) -> None:
         assert top[0].file_name == "station.html", mode
 
 
-def test_incremental_reindex_embeds_only_what_changed(engine: Engine, corpus: Path) -> None:
+def test_incremental_reindex_embeds_only_what_changed(fake_engine: Engine, corpus: Path) -> None:
+    engine = fake_engine
     emb = engine.embedder
     engine.index_all([corpus])
     first = emb.chunks_embedded
@@ -75,8 +96,13 @@ def test_incremental_reindex_embeds_only_what_changed(engine: Engine, corpus: Pa
     assert emb.chunks_embedded == first
 
     # document frequencies are cached per index version: a change must show in them
+    def fts5_df(word: str) -> int:  # counted by FTS5 itself, past every cache
+        return int(engine.store.con.execute(
+            "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (f'"{word}"',)
+        ).fetchone()[0])  # fmt: skip
+
     n0, df0 = engine.store.document_frequencies(["ferry", "heather"])
-    assert engine.store.document_frequencies(["ferry", "heather"]) == (n0, df0)
+    assert (n0, df0) == (engine.store.chunk_count(), {w: fts5_df(w) for w in df0})
 
     # modify one, add one, delete one
     md.write_text("# Beekeeping notes\n\nThe hives moved to the heather moor in August.\n")
@@ -99,11 +125,13 @@ def test_incremental_reindex_embeds_only_what_changed(engine: Engine, corpus: Pa
     n1, df1 = engine.store.document_frequencies(["ferry", "heather"])
     assert n1 == engine.store.chunk_count() != n0
     assert df1["ferry"] == df0["ferry"] + 1 and df1["heather"] == df0["heather"] + 1
+    assert df1 == {w: fts5_df(w) for w in df1}
 
 
 def test_interrupted_run_resumes_where_it_stopped(
-    home: Path, embedder: Embedder, corpus: Path
+    home: Path, fake_embedder: FakeEmbedder, corpus: Path
 ) -> None:
+    embedder = fake_embedder
     eng = Engine(app_paths(), embedder=embedder)
     cancel = CancelToken()
     gen = eng.index([corpus], cancel)
@@ -129,8 +157,9 @@ def test_interrupted_run_resumes_where_it_stopped(
 
 
 def test_vector_cache_is_rebuilt_from_sqlite_when_stale_or_corrupt(
-    engine: Engine, corpus: Path
+    fake_engine: Engine, corpus: Path
 ) -> None:
+    engine = fake_engine
     engine.index_all([corpus])
     paths = engine.paths
     q = engine.embedder.embed_query("fog horn tests")
@@ -159,40 +188,69 @@ def test_vector_cache_is_rebuilt_from_sqlite_when_stale_or_corrupt(
 
 @pytest.fixture(scope="module")
 def other_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real, different sentence-transformers model: the bundled one plus a 384->128 Dense layer."""
-    from sentence_transformers import SentenceTransformer, models
-
+    """A different sentence-transformers model as its folder describes it: the bundled one's
+    configuration plus a 384->128 Dense layer (no weights: it is refused before it could load)."""
     base = bundled_embedding_dir()
     assert base is not None
-    st = SentenceTransformer(str(base), device="cpu", local_files_only=True)
-    dense = models.Dense(in_features=384, out_features=128)
-    model = SentenceTransformer(modules=[*st, dense], device="cpu")
     out = tmp_path_factory.mktemp("models") / "minilm-128"
-    model.save(str(out))
+    shutil.copytree(base, out, ignore=shutil.ignore_patterns("*.safetensors", "*.bin", "*.onnx"))
+    (out / "2_Dense").mkdir()
+    (out / "2_Dense" / "config.json").write_text(json.dumps({
+        "in_features": 384, "out_features": 128, "bias": True,
+        "activation_function": "torch.nn.modules.linear.Identity"}))  # fmt: skip
+    modules = json.loads((out / "modules.json").read_text())
+    modules.append({"idx": len(modules), "name": str(len(modules)), "path": "2_Dense",
+                    "type": "sentence_transformers.models.Dense"})  # fmt: skip
+    (out / "modules.json").write_text(json.dumps(modules))
     return out
 
 
 def test_mismatched_embedding_model_is_refused(
-    engine: Engine, corpus: Path, other_model: Path
+    fake_engine: Engine, corpus: Path, other_model: Path
 ) -> None:
+    """An index refuses another model's vectors before any of them is made: another dimension,
+    or the same dimension with other weights (the bundled model, here never loaded)."""
+    engine = fake_engine
     engine.index_all([corpus])
     engine.close()
     other = Embedder(other_model)
     assert other.dim == 128
     eng = Engine(engine.paths, embedder=other)
-    with pytest.raises(EmbeddingMismatchError, match="all-MiniLM-L6-v2") as err:
-        eng.index_all([corpus])
-    assert "128 dimensions" in str(err.value)
-    with pytest.raises(EmbeddingMismatchError):
-        eng.search("anything")
+    try:
+        with pytest.raises(EmbeddingMismatchError, match=FAKE_NAME) as err:
+            eng.index_all([corpus])
+        assert "128 dimensions" in str(err.value)
+        with pytest.raises(EmbeddingMismatchError):
+            eng.search("anything")
+        assert other.active_backend is None, "refused before the model loaded"
+    finally:
+        eng.close()
+    bundled = bundled_embedding_dir()
+    assert bundled is not None
+    real = Embedder(bundled, "all-MiniLM-L6-v2")
+    assert real.dim == engine.embedder.dim == 384
+    eng = Engine(engine.paths, embedder=real)
+    try:
+        with pytest.raises(EmbeddingMismatchError, match=r"'all-MiniLM-L6-v2' \(384 dimensions\)"):
+            eng.search("anything")
+        assert real.active_backend is None
+    finally:
+        eng.close()
+    from desktop_rag.core.index.store import Store
+
+    store = Store(engine.paths.index_db)  # the refusals left the index as it was
+    assert store.stored_identity() == engine.embedder.identity.to_dict()
+    store.close()
 
 
 def test_a_new_extractor_version_re_extracts_only_its_files(
-    engine: Engine, corpus: Path, monkeypatch: pytest.MonkeyPatch
+    fake_engine: Engine, corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Unchanged files indexed by an older extractor are extracted and chunked again (their
     chunks would otherwise keep the old text for good); other formats stay as they are."""
     from desktop_rag.core.ingest import extract
+
+    engine = fake_engine
 
     engine.index_all([corpus])
     pdfs = {f.path: f.pipeline for f in engine.store.files() if f.path.endswith(".pdf")

@@ -12,6 +12,7 @@ from desktop_rag.core.generate.llm import LocalLLM
 from desktop_rag.core.types import CancelToken
 
 MESSAGES = [{"role": "user", "content": "List the days of the week."}]
+SEED = 0  # with temperature 0 (greedy) every test that reads generated text is reproducible
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def llm(llm_path: Path) -> LocalLLM:
 
 
 def test_streams_tokens_and_reports_speed(llm: LocalLLM) -> None:
-    pieces = list(llm.stream(MESSAGES, max_tokens=40, temperature=0.0))
+    pieces = list(llm.stream(MESSAGES, max_tokens=40, temperature=0.0, seed=SEED))
     assert len(pieces) > 5
     text = "".join(pieces).lower()
     assert "monday" in text and "tuesday" in text
@@ -34,7 +35,7 @@ def test_streams_tokens_and_reports_speed(llm: LocalLLM) -> None:
 def test_cancel_stops_within_one_token(llm: LocalLLM) -> None:
     cancel = CancelToken()
     pieces = []
-    for piece in llm.stream(MESSAGES, max_tokens=200, temperature=0.0, cancel=cancel):
+    for piece in llm.stream(MESSAGES, max_tokens=200, temperature=0.0, seed=SEED, cancel=cancel):
         pieces.append(piece)
         if len(pieces) == 3:
             cancel.cancel()
@@ -132,8 +133,8 @@ def test_prefill_caches_the_shared_prefix_and_changes_nothing(llm: LocalLLM) -> 
     second = pack_prompt("b", [], 1500, llm.count_tokens).messages
     question = [first[0], {"role": "user", "content": "List the days of the week."}]
     llm._llm.reset()
-    cold = "".join(llm.stream(question, max_tokens=24, temperature=0.0))
+    cold = "".join(llm.stream(question, max_tokens=24, temperature=0.0, seed=SEED))
     n = llm.prefill(first, second)
     assert n > 20 and llm._llm.n_tokens == n  # the system prompt is in the KV cache now
-    warm = "".join(llm.stream(question, max_tokens=24, temperature=0.0))
+    warm = "".join(llm.stream(question, max_tokens=24, temperature=0.0, seed=SEED))
     assert warm == cold

@@ -75,11 +75,12 @@ def test_retrieval_prefers_the_filing_of_the_asked_quarter(engine: Engine, tmp_p
 
 
 def test_a_name_in_the_question_prefers_its_series_among_dated_documents(
-    engine: Engine, tmp_path: Path
+    fake_engine: Engine, tmp_path: Path
 ) -> None:
     """Filings of two issuers (the name in their titles) and two undated papers, all scored
     alike: a question naming one issuer lifts that issuer's filings by ``title_weight``, the
     other issuer's and the papers get nothing; a question without a name changes nothing."""
+    engine = fake_engine
     docs = tmp_path / "docs"
     docs.mkdir()
     for name, ticker in (("Acme Robotics", "ACME"), ("Globex Industries", "GLBX")):

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from desktop_rag.core.embed.embedding import Embedder
 from desktop_rag.core.engine import Engine
 from desktop_rag.core.errors import ExtractionError, UnsupportedFileError
 from desktop_rag.core.ingest.extract import extract
 from desktop_rag.core.ingest.sandbox import ExtractionSandbox
 from desktop_rag.core.paths import app_paths
 from desktop_rag.core.settings import Settings
+from tests.fakes import FakeEmbedder
 
 HOSTILE = "tests.hostile_extractors:misbehaving_extract"
 
@@ -60,7 +60,7 @@ def test_hang_crash_abort_and_memory_bomb_each_fail_one_file(
     assert sandbox.extract(good).kind == "text"  # a fresh worker took over each time
 
 
-def test_indexing_survives_hostile_files(embedder: Embedder, tmp_path: Path) -> None:
+def test_indexing_survives_hostile_files(fake_embedder: FakeEmbedder, tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
     _write(docs, "harbour.txt", "The harbour master records the tides at dawn and at dusk.")
@@ -68,7 +68,7 @@ def test_indexing_survives_hostile_files(embedder: Embedder, tmp_path: Path) -> 
     _write(docs, "hang-crafted.txt")
     _write(docs, "lighthouse.md", "# Lighthouse\n\nThe lamp turns twice a minute.")
     box = ExtractionSandbox(timeout_s=5, extractor=HOSTILE)
-    engine = Engine(app_paths(), Settings(), embedder=embedder, sandbox=box)
+    engine = Engine(app_paths(), Settings(), embedder=fake_embedder, sandbox=box)
     try:
         summary = engine.index_all([docs])
         assert summary.indexed == 2

@@ -286,7 +286,8 @@ def test_llama_cpp_generates_with_the_trained_adapter(
         styled = next_token_scores()
         assert np.abs(styled - plain).max() > 0.05  # the adapter changes the next-token scores
         llm.reset()
-        text = llm.create_completion(ids, max_tokens=8, temperature=0.0)["choices"][0]["text"]
+        completion = llm.create_completion(ids, max_tokens=8, temperature=0.0, seed=0)  # greedy
+        text = completion["choices"][0]["text"]
         assert text.strip()
         assert llama_cpp.llama_set_adapters_lora(llm._ctx.ctx, None, 0, None) == 0
         llama_cpp.llama_adapter_lora_free(adapter)
@@ -309,3 +310,61 @@ def test_cancel_stops_training_without_writing(tmp_path: Path) -> None:
     assert seen[-1].phase == "training" and seen[-1].step == 1 and seen[-1].total_steps == 4
     assert not out.exists()
     assert not out.parent.exists() or not list(out.parent.iterdir())
+
+
+# -- the whole `adapters train` workflow (desktop_rag.train.workflow) ----------------------------
+
+
+def test_new_adapter_names_are_checked_before_training(tmp_path: Path) -> None:
+    from desktop_rag.core.errors import AdapterError
+    from desktop_rag.core.paths import app_paths
+    from desktop_rag.train.workflow import train_new_adapter, valid_adapter_name
+
+    assert valid_adapter_name("my-style_2") and not valid_adapter_name("my style")
+    assert not valid_adapter_name("") and not valid_adapter_name("--")
+    examples = tmp_path / "ex.jsonl"
+    write_jsonl(generate_examples(2, seed=3), examples)
+    with pytest.raises(AdapterError, match="letters, digits"):
+        next(train_new_adapter(examples, "../evil"))
+    paths = app_paths().ensure()
+    (paths.adapters_dir / "taken.gguf").write_bytes(b"an adapter")
+    with pytest.raises(AdapterError, match="already imported"):
+        next(train_new_adapter(examples, "taken", paths=paths))
+    assert (paths.adapters_dir / "taken.gguf").read_bytes() == b"an adapter"
+
+
+def test_training_needs_the_train_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import sys
+
+    from desktop_rag.core.errors import MissingExtraError, UserError
+    from desktop_rag.train.workflow import require_training, train_new_adapter
+
+    require_training()  # installed here
+    monkeypatch.setitem(sys.modules, "accelerate", None)
+    with pytest.raises(MissingExtraError) as err:
+        next(train_new_adapter(tmp_path / "ex.jsonl", "mine"))
+    assert isinstance(err.value, UserError) and err.value.missing == ("accelerate",)
+    assert err.value.hint == "pip install 'desktop-rag[train]'"
+
+
+@pytest.mark.slow
+def test_new_adapter_is_trained_into_the_adapters_folder(tmp_path: Path) -> None:
+    from desktop_rag.core.generate.adapters import list_adapters
+    from desktop_rag.core.paths import app_paths
+    from desktop_rag.train.workflow import train_new_adapter
+
+    examples = tmp_path / "ex.jsonl"
+    write_jsonl(generate_examples(2, seed=4), examples)
+    paths = app_paths().ensure()
+    steps = train_new_adapter(examples, "tiny", paths=paths, rank=2, alpha=4, description="d")
+    phases = []
+    while True:
+        try:
+            phases.append(next(steps).phase)
+        except StopIteration as stop:
+            info = stop.value
+            break
+    assert phases[0] == "loading" and phases[-2:] == ["writing", "done"]
+    assert info.path == paths.adapters_dir / "tiny.gguf" and info.rank == 2
+    assert info.description == "d" and "tiny" in [a.name for a in list_adapters(paths)]
+    assert not (paths.cache / "tiny.gguf").exists()  # the training copy is gone

@@ -8,7 +8,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from desktop_rag.core.text.citations import label_for
+
+if TYPE_CHECKING:
+    from desktop_rag.core.types import Answer
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations(
@@ -31,6 +36,28 @@ class Message:
     sources: list[dict[str, Any]] = field(default_factory=list)
     id: int | None = None
     checked: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_answer(
+        cls,
+        answer: Answer | None,
+        *,
+        stopped: bool = False,
+        streamed: str = "",
+        streamed_evidence: list[dict[str, Any]] | None = None,
+    ) -> Message:
+        """The assistant message to save for an answer: its text (`` [stopped]`` appended when
+        the person stopped it), its citations and what the check found. ``answer`` is None when
+        generation ended without one (stopped or failed): the ``streamed`` text and evidence
+        shown so far are kept instead."""
+        text = answer.text if answer is not None else streamed
+        if stopped:
+            text = (text + " [stopped]").strip()
+        data = answer.to_json() if answer is not None else {}
+        checked = {key: data[key] for key in ("evidence", "checks", "grounded") if key in data}
+        if answer is None and streamed_evidence:
+            checked = {"evidence": list(streamed_evidence)}
+        return cls("assistant", text, list(data.get("citations", [])), checked=checked)
 
 
 @dataclass(frozen=True)
@@ -142,9 +169,8 @@ class ConversationStore:
             if evidence:
                 out.append("From your documents:")
                 for e in evidence:
-                    where = f", page {e['page']}" if e.get("page") else ""
                     out.append(f'> "{" ".join(str(e["text"]).split())}" [{e["n"]}] '
-                               f"({Path(e['file']).name}{where})")  # fmt: skip
+                               f"({label_for(e['file'], e.get('page'))})")  # fmt: skip
                 out.append("")
             out += [f"**Assistant:** {m.text}", ""]
             bad = [c for c in m.checked.get("checks") or [] if not c.get("supported")]
@@ -160,10 +186,11 @@ class ConversationStore:
             if m.sources:
                 out.append("Sources:")
                 for s in m.sources:
-                    where = f", page {s['page']}" if s.get("page") else ""
                     mark = " (cited)" if s.get("cited") else ""
                     snippet = " ".join(str(s.get("text", "")).split())[:200]
-                    out.append(f'{s["n"]}. {Path(s["file"]).name}{where}{mark}: "{snippet}"')
+                    out.append(
+                        f'{s["n"]}. {label_for(s["file"], s.get("page"))}{mark}: "{snippet}"'
+                    )
                 out.append("")
         return "\n".join(out).rstrip() + "\n"
 
@@ -171,3 +198,15 @@ class ConversationStore:
         """Close the database."""
         with self._lock:
             self._con.close()
+
+
+def answer_as_text(message: Message) -> str:
+    """An assistant message as plain text to paste elsewhere: its quoted evidence, the answer,
+    then its numbered sources (``[n] file, page N``)."""
+    lines = [
+        f"“{' '.join(str(e['text']).split())}” [{e['n']}] ({label_for(e['file'], e.get('page'))})"
+        for e in message.checked.get("evidence") or []
+    ]
+    lines += [message.text, ""]
+    lines += [f"[{s['n']}] {label_for(s['file'], s.get('page'))}" for s in message.sources]
+    return "\n".join(lines).strip()

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from desktop_rag.core.embed.embedding import Embedder
-from desktop_rag.core.errors import AdapterError
+from desktop_rag.core.errors import AdapterError, NothingIndexedError
 from desktop_rag.core.generate.llm import LocalLLM
 from desktop_rag.core.generate.prompting import (
     NOT_FOUND,
@@ -45,7 +45,7 @@ from desktop_rag.core.search.grounding import (
 from desktop_rag.core.search.retrieval import Mode, RetrievalConfig, RetrievalResult, Retriever
 from desktop_rag.core.search.thresholds import Thresholds
 from desktop_rag.core.settings import Settings
-from desktop_rag.core.text.analysis import fts_query
+from desktop_rag.core.text.analysis import query_words
 from desktop_rag.core.text.citations import cited_numbers, clean_citations
 from desktop_rag.core.types import (
     Answer,
@@ -177,6 +177,34 @@ class Engine:
         second = pack_prompt("b", [], budget, llm.count_tokens).messages
         return llm.prefill(first, second)
 
+    def warm_up(self) -> None:
+        """Load everything a first question needs, in the order it needs it: the embedding
+        model, the vector cache, then the LLM with its shared prompt prefix (seconds; call it off
+        the GUI thread, on the thread that owns the LLM).
+
+        Raises:
+            ModelLoadError: a model could not be loaded.
+        """
+        self.embedder.load()
+        _ = self.vectors
+        self.prepare_llm()
+
+    def switch_llm(self, name: str | None) -> None:
+        """Select another LLM (None: the bundled default) and load it now (see :meth:`warm_up`).
+
+        Raises:
+            ModelLoadError: the model is unknown or could not be loaded.
+        """
+        self.set_llm_model(name)
+        self.prepare_llm()
+
+    def page_text(self, path: str, page: int | None) -> str | None:
+        """The stored text of one page of an indexed file (``page`` 1-based; None or 0 for a
+        document without pages), as the viewer shows it; None if the file or page is no longer
+        indexed."""
+        row = self.store.file_by_path(str(path))
+        return self.store.page_text(row.id, page) if row is not None else None
+
     def chunker(self) -> Chunker:
         """A chunker using the embedding model's tokenizer and input limit."""
         embedder = self.embedder
@@ -197,7 +225,7 @@ class Engine:
             self.vectors,
             self.embedder,
             self.chunker(),
-            self.paths.data / "index.lock",
+            self.paths.index_lock,
             extract=self.sandbox.extract,
         )
         return self._track(indexer.run([Path(p) for p in paths], cancel))
@@ -226,6 +254,15 @@ class Engine:
                 return stop.value  # type: ignore[no-any-return]
 
     # -- questions ---------------------------------------------------------------------------
+    def require_indexed(self) -> None:
+        """Check that there is something to ask about (one fast count query).
+
+        Raises:
+            NothingIndexedError: no chunk is indexed yet (the one message every client shows).
+        """
+        if self.store.chunk_count() == 0:
+            raise NothingIndexedError()
+
     def search(
         self,
         question: str,
@@ -508,11 +545,10 @@ def _drop_repeated_lines(text: str) -> str:
 
 
 def term_coverage(question: str, hits: Sequence[Hit]) -> float:
-    """The share of the question's content words (as in its BM25 query) found in the hits' text
-    and context lines (case-insensitive substring match)."""
-    match = fts_query(question)
-    if not match:
+    """The share of the question's BM25 query words (:func:`query_words`) found in the hits' text
+    and context lines (case-insensitive substring match); 0.0 for a question without any."""
+    terms = query_words(question)
+    if not terms:
         return 0.0
-    terms = [t.strip('"') for t in match.split(" OR ")]
     text = " ".join(f"{h.context} {h.text}" for h in hits).lower()
     return sum(t in text for t in terms) / len(terms)

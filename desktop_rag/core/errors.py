@@ -45,5 +45,33 @@ class IndexBusyError(UserError):
     """Another process is indexing into the same data directory."""
 
 
+class NothingIndexedError(UserError):
+    """No chunk is indexed yet: there is nothing to search or answer from (every client shows
+    this one message; see :meth:`desktop_rag.core.engine.Engine.require_indexed`)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "nothing is indexed yet",
+            hint="add a folder first: `desktop-rag index FOLDER`, or Add folder… in the app",
+        )
+
+
+class MissingExtraError(UserError):
+    """An optional feature's packages are not installed; the hint says what to install.
+
+    ``feature`` is what needs them (e.g. "training"), ``extra`` the package extra that provides
+    them (e.g. "train"), ``missing`` the import names not found.
+    """
+
+    def __init__(self, feature: str, extra: str, missing: tuple[str, ...]) -> None:
+        super().__init__(
+            f"{feature} needs the {extra} extra ({', '.join(missing)} not installed)",
+            hint=f"pip install 'desktop-rag[{extra}]'",
+        )
+        self.feature = feature
+        self.extra = extra
+        self.missing = missing
+
+
 class Cancelled(Exception):
     """Raised inside long work when its :class:`~desktop_rag.core.types.CancelToken` is set."""

@@ -35,6 +35,11 @@ class AppPaths:
         return self.data / "index.sqlite3"
 
     @property
+    def index_lock(self) -> Path:
+        """The lock file an indexing run holds (one writer per data directory)."""
+        return self.data / "index.lock"
+
+    @property
     def vectors_dir(self) -> Path:
         """The folder of the hnswlib cache and its manifest."""
         return self.data / "vectors"

@@ -1,44 +1,84 @@
-"""Starting the desktop app: the window shows at once; models load in the background after it."""
+"""Starting the desktop app: the window shows at once; models load in the background after it.
+
+A failure to start (the data folder or its databases cannot be opened, the engine cannot be
+built, ...) shows a dialog saying what went wrong and returns exit status 1, never a traceback:
+a :class:`UserError` shows its message and hint, anything else one line naming the log file (the
+traceback is logged). Settings that cannot be read are not a failure: the engine falls back to
+the defaults (logged), and a broken model is reported in the window when it loads.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
-import traceback
+from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from desktop_rag.gui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
 STARTUP_PROBE_ENV = (
     "DESKTOP_RAG_STARTUP_PROBE"  # "1": print when the window is shown; "quit": and exit
 )
+TITLE = "desktop_rag could not start"
+
+
+def startup_error_text(exc: BaseException, log_file: Path | None) -> str:
+    """What the user reads when the app cannot start (the traceback is logged here)."""
+    from desktop_rag.core.errors import UserError
+
+    if isinstance(exc, UserError):
+        log.error("cannot start: %s", exc)
+        return str(exc)
+    if isinstance(exc, OSError) and exc.filename:  # the data folder or a file in it
+        log.error("cannot start", exc_info=exc)
+        return (f"Cannot use {exc.filename}: {exc.strerror or exc}.\n"
+                "Hint: check that the folder exists and that you may write to it.")  # fmt: skip
+    log.error("cannot start", exc_info=exc)
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    what = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    where = f"details in {log_file}" if log_file else "the log file could not be written"
+    return f"Unexpected error ({what}); {where}."
 
 
 def run() -> int:
-    """Open the main window and run the Qt event loop; returns the exit code."""
+    """Open the main window and run the Qt event loop; returns the exit code (1 when the app
+    could not start)."""
     from PySide6.QtGui import QIcon
-    from PySide6.QtWidgets import QApplication
+    from PySide6.QtWidgets import QApplication, QMessageBox
 
     from desktop_rag.core.resources import resources_dir
     from desktop_rag.logs import setup_logging
 
-    log_file = setup_logging()
     app = QApplication.instance() or QApplication(sys.argv)
+    log_file: Path | None = None
+    try:
+        log_file = setup_logging()
+    except OSError as exc:  # no log file: the app still runs; errors then say so
+        log.warning("cannot write the log file: %s", exc)
     app.setApplicationName("desktop_rag")
     app.setDesktopFileName("desktop-rag")
     icon = resources_dir() / "icons" / "desktop-rag.svg"
     if icon.exists():
         app.setWindowIcon(QIcon(str(icon)))
 
-    from desktop_rag.gui.main_window import MainWindow
-
-    window = MainWindow()
+    try:
+        window = _create_window()
+    except Exception as exc:
+        text = startup_error_text(exc, log_file)
+        if not os.environ.get(STARTUP_PROBE_ENV):
+            QMessageBox.critical(None, TITLE, text)
+        print(f"{TITLE}: {text}", file=sys.stderr, flush=True)
+        return 1
 
     def excepthook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
         # Never crash on a bug in a slot: log it and tell the user where the details are.
-        log.error("unexpected error:\n%s", "".join(traceback.format_exception(kind, exc, tb)))
-        window.statusBar().showMessage(f"Unexpected error: {exc} (details in {log_file})", 15000)
+        window.notifier.unexpected(exc.with_traceback(tb))
 
+    previous_hook = sys.excepthook
     sys.excepthook = excepthook
     window.show()
     if os.environ.get(STARTUP_PROBE_ENV):
@@ -51,6 +91,23 @@ def run() -> int:
                 app.quit()
 
         QTimer.singleShot(0, report)
-    code = app.exec()
-    window.shutdown()
+    try:
+        code = app.exec()
+    finally:
+        window.shutdown()
+        sys.excepthook = previous_hook
     return int(code)
+
+
+def _create_window() -> MainWindow:
+    """The main window over a new engine (raises what building them raises; an engine built
+    for a window that failed is closed, its threads joined)."""
+    from desktop_rag.core.engine import Engine
+    from desktop_rag.gui.main_window import MainWindow
+
+    engine = Engine()
+    try:
+        return MainWindow(engine)
+    except BaseException:
+        engine.close()
+        raise

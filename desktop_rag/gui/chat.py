@@ -11,8 +11,7 @@ from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QPlainTextEdit
 
 from desktop_rag.core.conversations import Message
-
-_CITE = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+from desktop_rag.core.text.citations import CITE_RE, label_for, marker_numbers
 
 
 class ChatInput(QPlainTextEdit):
@@ -34,14 +33,14 @@ def _linkify(text: str, message_index: int, n_sources: int) -> str:
 
     def link(m: re.Match[str]) -> str:
         parts = []
-        for num in (int(x) for x in m.group(1).split(",")):
+        for num in marker_numbers(m.group(1)):
             if 1 <= num <= n_sources:
                 parts.append(f'<a href="cite:{message_index}:{num}">[{num}]</a>')
             else:
                 parts.append(f"[{num}]")
         return "".join(parts)
 
-    return _CITE.sub(link, html.escape(text)).replace("\n", "<br>")
+    return CITE_RE.sub(link, html.escape(text)).replace("\n", "<br>")
 
 
 # Unsupported claims: a figure or name no given source holds, and a sentence none supports.
@@ -89,12 +88,11 @@ def _evidence_html(evidence: list[dict[str, Any]], message_index: int) -> str:
     """The quoted evidence sentences, each a link to its highlighted passage."""
     rows = []
     for j, e in enumerate(evidence):
-        where = f", page {e['page']}" if e.get("page") else ""
-        name = html.escape(str(e["file"]).replace("\\", "/").rsplit("/", 1)[-1])
+        label = html.escape(label_for(e["file"], e.get("page")))
         quote = html.escape(" ".join(str(e["text"]).split()))
         rows.append(
             f"<a href='evidence:{message_index}:{j}' style='color:#1d1d1d; text-decoration:none'>"
-            f"“{quote}”</a> <a href='evidence:{message_index}:{j}'>[{e['n']}] {name}{where}</a>"
+            f"“{quote}”</a> <a href='evidence:{message_index}:{j}'>[{e['n']}] {label}</a>"
         )
     return (
         "<table width='100%' cellpadding='6' style='margin:4px 0'><tr><td style='background:#f2f5f0;"

@@ -10,6 +10,7 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelInde
 
 from desktop_rag.core.conversations import ConversationInfo
 from desktop_rag.core.index.store import CollectionRow
+from desktop_rag.core.text.citations import label_for
 from desktop_rag.core.types import FileResult
 
 Index = QModelIndex | QPersistentModelIndex
@@ -130,10 +131,9 @@ class SourcesModel(_ListModel):
             return None
         s: dict[str, Any] = self.items[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            where = f", page {s['page']}" if s.get("page") else ""
             cited = "  ✓ cited" if s.get("cited") else ""
             snippet = " ".join(str(s.get("text", "")).split())[:160]
-            return f"[{s['n']}] {Path(s['file']).name}{where} · score {s['score']:.2f}{cited}\n{snippet}…"
+            return f"[{s['n']}] {label_for(s['file'], s.get('page'))} · score {s['score']:.2f}{cited}\n{snippet}…"
         if role == Qt.ItemDataRole.ToolTipRole:
             return str(s.get("file"))
         return None

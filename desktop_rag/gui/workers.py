@@ -3,14 +3,16 @@
 A :class:`GeneratorWorker` is a ``QRunnable`` that drives a core generator (indexing progress,
 answer tokens) on a thread pool and reports through Qt signals, which Qt delivers on the GUI
 thread: ``yielded`` for every item, then exactly one of ``returned`` (the generator's return
-value), ``errored`` (an exception) or ``cancelled``, and finally ``finished``. Cancellation is
+value), ``errored`` (an exception) or ``cancelled``, and finally ``finished``; its ``done`` event
+is set once ``run`` has nothing left to do (a thread-safe "finished", for joining). Cancellation is
 cooperative: :meth:`GeneratorWorker.quit` sets the worker's cancel token, which the core checks.
+Errors are not logged here: :class:`~desktop_rag.gui.tasks.Notifier` logs and shows them.
 (Modelled on superqt's ``GeneratorWorker``.)
 """
 
 from __future__ import annotations
 
-import logging
+import threading
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
@@ -18,8 +20,6 @@ from PySide6.QtCore import QObject, QRunnable, Signal
 
 from desktop_rag.core.errors import Cancelled
 from desktop_rag.core.types import CancelToken
-
-log = logging.getLogger(__name__)
 
 
 class WorkerSignals(QObject):
@@ -42,6 +42,7 @@ class GeneratorWorker(QRunnable):
         self.name = name
         self.cancel_token = CancelToken()
         self.signals = WorkerSignals()
+        self.done = threading.Event()  # set when run() has emitted finished
         self.setAutoDelete(False)  # the owner keeps a reference until finished
 
     def quit(self) -> None:
@@ -69,10 +70,7 @@ class GeneratorWorker(QRunnable):
         except Cancelled:
             signals.cancelled.emit()
         except Exception as exc:
-            from desktop_rag.core.errors import UserError
-
-            if not isinstance(exc, UserError):
-                log.exception("%s failed", self.name)
             signals.errored.emit(exc)
         finally:
             signals.finished.emit()
+            self.done.set()

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from desktop_rag.core.errors import ModelLoadError
+from desktop_rag.core.errors import ModelLoadError, UserError
 from desktop_rag.core.files import sha256_file
 from desktop_rag.core.generate.chat_template import CHATML, compile_template, render_chat
 from desktop_rag.core.types import CancelToken
@@ -69,6 +69,12 @@ TARGET_MODULES: dict[str, str] = {
 _LORA_KEY = re.compile(
     r"layers\.(\d+)\.(?:self_attn|mlp)\.(\w+_proj)\.lora_([AB])(?:\.default)?\.weight$"
 )
+
+
+class ExamplesError(UserError, ValueError):
+    """An examples file cannot be trained on: the message names the file and the line.
+
+    A :class:`ValueError` too (what this module raised for it before the error family)."""
 
 
 @dataclass(frozen=True)
@@ -149,39 +155,46 @@ def load_examples(path: Path, max_examples: int | None = None) -> list[list[dict
     """The chats of a JSON-lines examples file (the first ``max_examples`` if given).
 
     Raises:
-        ValueError: a line is not JSON, has no ``messages`` list of ``{"role", "content"}``
+        ExamplesError: a line is not JSON, has no ``messages`` list of ``{"role", "content"}``
             ending in an assistant message, or the file holds no example.
+        OSError: the file cannot be read.
     """
     chats: list[list[dict[str, str]]] = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path.name}, line {i}: not valid JSON ({exc.msg})") from None
-            messages = obj.get("messages") if isinstance(obj, dict) else None
-            if (
-                not isinstance(messages, list)
-                or len(messages) < 2
-                or not all(
-                    isinstance(m, dict)
-                    and isinstance(m.get("role"), str)
-                    and isinstance(m.get("content"), str)
-                    for m in messages
-                )
-                or messages[-1]["role"] != "assistant"
-            ):
-                raise ValueError(
-                    f"{path.name}, line {i}: expected {{'messages': [...]}} ending with an "
-                    "assistant message"
-                )
-            chats.append([{"role": m["role"], "content": m["content"]} for m in messages])
-            if max_examples is not None and len(chats) >= max_examples:
-                break
+    try:
+        lines = Path(path).read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError:
+        raise ExamplesError(f"cannot train on {path.name}: it is not UTF-8 text") from None
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ExamplesError(
+                f"cannot train on {path.name}: line {i} is not valid JSON ({exc.msg})"
+            ) from None
+        messages = obj.get("messages") if isinstance(obj, dict) else None
+        if (
+            not isinstance(messages, list)
+            or len(messages) < 2
+            or not all(
+                isinstance(m, dict)
+                and isinstance(m.get("role"), str)
+                and isinstance(m.get("content"), str)
+                for m in messages
+            )
+            or messages[-1]["role"] != "assistant"
+        ):
+            raise ExamplesError(
+                f"cannot train on {path.name}: line {i} is not {{'messages': [...]}} ending "
+                "with an assistant message",
+                hint="see resources/adapters/*.examples.jsonl for the format",
+            )
+        chats.append([{"role": m["role"], "content": m["content"]} for m in messages])
+        if max_examples is not None and len(chats) >= max_examples:
+            break
     if not chats:
-        raise ValueError(f"{path.name} holds no examples")
+        raise ExamplesError(f"cannot train on {path.name}: it holds no examples")
     return chats
 
 
@@ -407,8 +420,8 @@ def train_adapter(
         Cancelled: ``cancel`` was set.
         ModelLoadError: no base model (the bundled one is not installed), or it is not a readable
             llama-architecture GGUF.
-        ValueError: the examples file is malformed, or every example is longer than
-            ``max_tokens``.
+        ExamplesError: the examples file is malformed, or every example is longer than
+            ``max_tokens`` (a :class:`UserError` and a ``ValueError``).
     """
     t0 = time.perf_counter()
     token = cancel or CancelToken()
@@ -435,7 +448,10 @@ def train_adapter(
     chats = load_examples(Path(examples_path), max_examples)
     sequences = _tokenize_chats(base, chats, max_tokens)
     if not sequences:
-        raise ValueError(f"every example is longer than {max_tokens} tokens")
+        raise ExamplesError(
+            f"cannot train on {Path(examples_path).name}: every example is longer than "
+            f"{max_tokens} tokens"
+        )
     token.checkpoint()
 
     import torch

@@ -4,7 +4,7 @@ One place for how text becomes words: FTS5's ``unicode61`` tokens (:data:`TOKEN_
 and accent folding (:func:`fold`), the stop list of BM25 queries (:data:`STOPWORDS`), Porter
 stems (the algorithm of FTS5's ``porter`` tokenizer, via snowballstemmer), the stored analysis of
 each chunk (:func:`encode_terms`, versioned by :data:`ANALYSIS_VERSION`), the FTS5 query of a
-question (:func:`fts_query`), and the two BM25 IDF forms. No I/O, no models.
+question (:func:`query_words`, :func:`fts_query`), and the two BM25 IDF forms. No I/O, no models.
 """
 
 from __future__ import annotations
@@ -87,20 +87,32 @@ STOPWORDS = frozenset(
 WORD_RE = re.compile(r"\w+", re.UNICODE)
 
 
-def fts_query(question: str) -> str | None:
-    """An FTS5 MATCH expression: the question's distinct non-stop words, quoted, OR-ed together.
+# The most words a question's BM25 query holds (the rest are left out).
+MAX_QUERY_WORDS = 64
 
-    Returns None when nothing searchable is left. Quoting makes every word a literal string, so
-    FTS5 syntax in the question (``AND``, ``*``, ``:``, quotes) cannot break or change the query.
-    """
+
+def query_words(question: str) -> list[str]:
+    """The words a question's BM25 query searches for: its distinct ``\\w+`` words, lower-cased,
+    in order, without stop words and single letters (single digits stay), at most
+    :data:`MAX_QUERY_WORDS`. Not stemmed: FTS5's ``porter`` tokenizer stems them itself."""
     words: list[str] = []
     for w in WORD_RE.findall(question.lower()):
         if w in STOPWORDS or w in words or (len(w) == 1 and not w.isdigit()):
             continue
         words.append(w)
+    return words[:MAX_QUERY_WORDS]
+
+
+def fts_query(question: str) -> str | None:
+    """An FTS5 MATCH expression: the question's :func:`query_words`, quoted, OR-ed together.
+
+    Returns None when nothing searchable is left. Quoting makes every word a literal string, so
+    FTS5 syntax in the question (``AND``, ``*``, ``:``, quotes) cannot break or change the query.
+    """
+    words = query_words(question)
     if not words:
         return None
-    return " OR ".join(f'"{w}"' for w in words[:64])
+    return " OR ".join(f'"{w}"' for w in words)
 
 
 # Sentence ends (., !, ?, ; followed by space) and line breaks.

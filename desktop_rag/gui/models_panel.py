@@ -1,0 +1,138 @@
+"""The model chooser (toolbar), model import, the settings dialog, and loading the models.
+
+Everything that loads the LLM runs on the LLM pool, so one thread at a time uses the ``Llama``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QMessageBox, QWidget
+
+from desktop_rag.core.engine import Engine
+from desktop_rag.core.models import list_models
+from desktop_rag.gui.tasks import Pool, TaskRunner
+from desktop_rag.gui.widgets import ask_gguf_file
+
+
+class ModelsPanel(QWidget):
+    """The "Model:" chooser with its actions (:attr:`import_action`, :attr:`settings_action`)
+    and the model status (:attr:`status_label`, for the status bar). ``ready`` is emitted once
+    :meth:`load` has loaded the models."""
+
+    ready = Signal()
+
+    def __init__(self, engine: Engine, runner: TaskRunner, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.engine = engine
+        self.runner = runner
+        self.notifier = runner.notifier
+        self.combo = QComboBox()
+        self.combo.setMinimumWidth(260)
+        self.fill()
+        self.combo.currentIndexChanged.connect(self._on_chosen)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(0)
+        row.addWidget(QLabel(" Model: "))
+        row.addWidget(self.combo)
+        self.import_action = QAction("Import GGUF model…", self)
+        self.import_action.triggered.connect(lambda: self.import_model())
+        self.settings_action = QAction("Settings…", self)
+        self.settings_action.triggered.connect(self.open_settings)
+        self.status_label = QLabel("Starting…")
+
+    def fill(self) -> None:
+        """List the LLMs (bundled and imported), the one in use selected (no reload)."""
+        self.combo.blockSignals(True)
+        self.combo.clear()
+        current = self.engine.settings.llm_model
+        for m in list_models():
+            if m.kind != "llm":
+                continue
+            label = f"{m.name} ({m.bytes / 1e6:.0f} MB{', bundled' if m.bundled else ''})"
+            self.combo.addItem(label, None if m.bundled else m.name)
+            if (current is None and m.bundled) or current == m.name:
+                self.combo.setCurrentIndex(self.combo.count() - 1)
+        self.combo.blockSignals(False)
+
+    def load(self) -> None:
+        """Load the models in the background; ``ready`` follows."""
+        self.status_label.setText("Loading models…")
+        engine = self.engine
+
+        def load(cancel: Any) -> None:
+            engine.warm_up()
+
+        self.runner.submit(load, "Loading the models", Pool.LLM, on_return=self._on_loaded,
+                           on_error=lambda e: self.status_label.setText("Model error"))  # fmt: skip
+
+    def _on_loaded(self, _: object) -> None:
+        self.status_label.setText(f"Ready · {self.engine.llm_model.name}")
+        self.status_label.setToolTip("")
+        warning = self.engine.thresholds().warning  # (the embedder was loaded by load())
+        if warning:  # an embedding model without calibrated abstention thresholds
+            self.status_label.setText(self.status_label.text() + " · ⚠ uncalibrated thresholds")
+            self.status_label.setToolTip(warning[0].upper() + warning[1:] + ".")
+            self.notifier.info(f"Warning: {warning}", 30000)
+        self.ready.emit()
+
+    def _on_chosen(self, index: int) -> None:
+        name = self.combo.itemData(index)
+        self.status_label.setText("Loading model…")
+        engine = self.engine
+
+        def switch(cancel: Any) -> None:
+            engine.switch_llm(name)
+
+        def switched(_: object) -> None:
+            self.status_label.setText(f"Ready · {engine.llm_model.name}")
+            self.save_settings()
+
+        self.runner.submit(switch, "Loading the model", Pool.LLM, on_return=switched,
+                           on_error=lambda e: self.status_label.setText("Model error"))  # fmt: skip
+
+    def import_model(self, path: str | None = None) -> None:
+        """Import a GGUF model file into the models folder (validated; nothing is downloaded)."""
+        path = ask_gguf_file(self, "Import GGUF model", "GGUF models", path)
+        if path is None:
+            return
+        from desktop_rag.core.generate.gguf import import_model
+
+        source = Path(path)
+        self.notifier.info(f"Importing {source.name}…")
+        self.runner.submit(lambda cancel: import_model(source), "Importing the model", Pool.MISC,
+                           dialog="Import GGUF model", on_return=self._on_imported)  # fmt: skip
+
+    def _on_imported(self, info: Any) -> None:
+        self.fill()
+        ctx = f"{info.context_length:,} tokens" if info.context_length else "unknown"
+        self.notifier.info(f"Imported {info.path.name}", 8000)
+        QMessageBox.information(
+            self, "Model imported",
+            f"<b>{info.name}</b><br>Architecture: {info.architecture}<br>Parameters: {info.parameters_label}"
+            f"<br>Quantization: {info.quantization}<br>Context length: {ctx}<br>Size: {info.bytes / 1e6:.0f} MB"
+            "<br><br>Choose it in the Model list to use it.",
+        )  # fmt: skip
+
+    def open_settings(self) -> None:
+        """The settings dialog; a new context size reloads the model in the background."""
+        from desktop_rag.gui.settings_dialog import SettingsDialog
+
+        dialog = SettingsDialog(self.engine.settings, self)
+        if dialog.exec():
+            old_ctx = self.engine.settings.context_size
+            dialog.apply()
+            self.save_settings()
+            if self.engine.settings.context_size != old_ctx:
+                self._on_chosen(self.combo.currentIndex())
+
+    def save_settings(self) -> None:
+        """Write the settings file (an error is shown, not raised)."""
+        try:
+            self.engine.settings.save(self.engine.paths.settings_file)
+        except OSError as exc:
+            self.notifier.error(exc, "Saving the settings")
