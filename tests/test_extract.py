@@ -8,6 +8,7 @@ import pytest
 
 from desktop_rag.core.errors import ExtractionError, UnsupportedFileError
 from desktop_rag.core.ingest.extract import extract
+from desktop_rag.core.text.citations import source_label
 from tests.conftest import make_pdf
 
 
@@ -204,3 +205,55 @@ def test_pdf_table_rows_and_headings(tmp_path: Path) -> None:
     assert heads[0] == (0, "CONDENSED CONSOLIDATED STATEMENTS OF OPERATIONS")
     off = second.text.index("Segment Operating Performance")
     assert heads[1] == (off, "Segment Operating Performance")
+
+
+def make_pptx(path: Path) -> Path:
+    """Write a real 3-slide deck (python-pptx): a title slide, bullets with speaker notes, a table."""
+    import pptx
+    from pptx.util import Inches
+
+    deck = pptx.Presentation()
+    deck.core_properties.title = "Harbour review"
+    first = deck.slides.add_slide(deck.slide_layouts[0])
+    first.shapes.title.text = "Harbour review 2024"
+    first.placeholders[1].text = "Prepared by the port authority"
+    second = deck.slides.add_slide(deck.slide_layouts[1])
+    second.shapes.title.text = "Dredging"
+    body = second.placeholders[1].text_frame
+    body.text = "The channel was dredged to 14 metres in March."
+    body.add_paragraph().text = "Silt is taken to the Fairlie bank."
+    second.notes_slide.notes_text_frame.text = "Mention the 2.1 million euro budget."
+    third = deck.slides.add_slide(deck.slide_layouts[5])
+    third.shapes.title.text = "Traffic"
+    table = third.shapes.add_table(3, 2, Inches(1), Inches(2), Inches(6), Inches(2)).table
+    for r, row in enumerate([("Vessel type", "Calls"), ("Ferries", "1,204"), ("Tankers", "87")]):
+        for c, text in enumerate(row):
+            table.cell(r, c).text = text
+    deck.save(str(path))
+    return path
+
+
+def test_pptx_slides_are_pages_with_titles_tables_and_notes(tmp_path: Path) -> None:
+    doc = extract(make_pptx(tmp_path / "review.pptx"))
+    assert doc.kind == "pptx" and doc.title == "Harbour review"
+    assert [p.number for p in doc.pages] == [1, 2, 3]
+    first, second, third = doc.pages
+    assert first.text == "Harbour review 2024\n\nPrepared by the port authority"
+    assert [(h.level, h.text) for h in second.headings] == [(1, "Dredging"), (2, "Notes")]
+    assert "dredged to 14 metres" in second.text and "Fairlie bank" in second.text
+    notes = second.headings[1]
+    assert second.text[notes.offset :].startswith("Notes\nMention the 2.1 million euro budget.")
+    assert "Vessel type | Calls\nFerries | 1,204\nTankers | 87" in third.text
+
+
+def test_a_slide_fact_is_found_and_cited_with_its_slide(fake_engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "decks"
+    folder.mkdir()
+    make_pptx(folder / "review.pptx")
+    summary = fake_engine.index_all([folder])
+    assert summary.indexed == 1 and not summary.problems
+    hit = fake_engine.search("How many tanker calls were there?", 1).hits[0]
+    assert (hit.file_name, hit.page) == ("review.pptx", 3) and "Tankers | 87" in hit.text
+    hit = fake_engine.search("What budget was mentioned for dredging?", 1).hits[0]
+    assert hit.page == 2 and "2.1 million euro" in hit.text
+    assert source_label(hit) == "review.pptx, slide 2"

@@ -33,6 +33,12 @@ def build_hostile(root: Path, outside: Path) -> None:
     with zipfile.ZipFile(root / "bomb.docx", "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("[Content_Types].xml", "<Types/>")
         z.writestr("word/document.xml", b"\0" * (64 * 1024 * 1024))
+    with zipfile.ZipFile(root / "bomb.pptx", "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("ppt/slides/slide1.xml", b"\0" * (64 * 1024 * 1024))
+    (root / "old-binary.pptx").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600)
+    with zipfile.ZipFile(root / "not-a-deck.pptx", "w") as z:
+        z.writestr("hello.txt", "a ZIP package, but not a presentation")
     (root / "invalid-utf8.txt").write_bytes(
         b"Tide table \xff\xfe\xfa notes: high water at 06:12 \xc3\x28 and 18:40.\n" * 4
     )
@@ -69,6 +75,9 @@ def test_hostile_corpus_is_contained(fake_embedder: FakeEmbedder, tmp_path: Path
             b"zero.txt": "no text",
             b"huge.txt": "too large",
             b"bomb.docx": "ZIP bomb",
+            b"bomb.pptx": "ZIP bomb",
+            b"old-binary.pptx": "old .ppt is not supported",
+            b"not-a-deck.pptx": "PowerPoint deck",
             b"loop-a.txt": "symbolic link",
             b"outside-link.txt": "outside the folder",
             b"pipe.txt": "not a regular file",

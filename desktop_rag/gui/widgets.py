@@ -40,7 +40,7 @@ class EmptyState(QWidget):
         headline = QLabel("<h1>Drop a folder here, or choose one</h1>")
         headline.setStyleSheet("border: none")
         sub = QLabel(
-            "PDF, Word, HTML, Markdown and text files are indexed on this computer.<br>"
+            "PDF, Word, PowerPoint, HTML, Markdown and text files are indexed on this computer.<br>"
             "Nothing leaves the machine. Ask questions and click the numbered sources to see the page."
         )
         sub.setStyleSheet("border: none; color: #445")

@@ -43,12 +43,17 @@ def clean_citations(text: str, n_sources: int) -> str:
 
 
 def source_label(hit: Hit) -> str:
-    """``file name, page N`` (1-based page), or the file name alone for documents without pages."""
+    """``file name, page N`` (1-based page; ``slide N`` in a deck), or the file name alone for
+    documents without pages."""
     return label_for(hit.path, hit.page)
 
 
 def label_for(path: str, page: int | None) -> str:
     """:func:`source_label` of a source known by its ``path`` (or file name) and 1-based ``page``
-    (None or 0: no pages), as stored in an answer's JSON (``"file"``, ``"page"``)."""
+    (None or 0: no pages), as stored in an answer's JSON (``"file"``, ``"page"``). A slide
+    deck's pages are its slides (``deck.pptx, slide 3``)."""
     name = str(path).replace("\\", "/").rsplit("/", 1)[-1]
-    return f"{name}, page {page}" if page else name
+    if not page:
+        return name
+    unit = "slide" if name.lower().endswith(".pptx") else "page"
+    return f"{name}, {unit} {page}"

@@ -28,6 +28,7 @@ INVISIBLE_RE = re.compile(
 SUPPORTED_SUFFIXES: dict[str, str] = {
     ".pdf": "pdf",
     ".docx": "docx",
+    ".pptx": "pptx",
     ".html": "html",
     ".htm": "html",
     ".xhtml": "html",
@@ -60,6 +61,10 @@ def _extractor(kind: str) -> Callable[[Path], Document]:
         from desktop_rag.core.ingest.extract.docx import extract_docx
 
         return extract_docx
+    if kind == "pptx":
+        from desktop_rag.core.ingest.extract.pptx import extract_pptx
+
+        return extract_pptx
     if kind == "html":
         from desktop_rag.core.ingest.extract.html import extract_html
 

@@ -14,7 +14,7 @@ MAX_UNPACKED_BYTES = 512 * 1024 * 1024
 MAX_RATIO = 200
 
 
-def check_zip_sizes(path: Path) -> None:
+def check_zip_sizes(path: Path, kind: str = "Word document") -> None:
     """Refuse a ZIP bomb by the sizes its central directory declares (nothing is decompressed).
 
     Raises:
@@ -25,7 +25,7 @@ def check_zip_sizes(path: Path) -> None:
         with zipfile.ZipFile(path) as z:
             infos = z.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise ExtractionError(f"corrupt Word document ({exc})") from None
+        raise ExtractionError(f"corrupt {kind} ({exc})") from None
     total = sum(i.file_size for i in infos)
     if total > MAX_UNPACKED_BYTES:
         raise ExtractionError(
