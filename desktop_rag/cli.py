@@ -47,17 +47,14 @@ class ErrorHandlingGroup(click.Group):
 
 def _unexpected(exc: Exception) -> str:
     """Log ``exc`` with its traceback and return the one-line message that names the log file."""
-    from desktop_rag.logs import current_log_file, setup_logging
+    from desktop_rag.logs import current_log_file, error_summary, setup_logging, where_logged
 
     log_file = current_log_file()
     if log_file is None:  # the error came before (or from) setting up the log
         with contextlib.suppress(Exception):
             log_file = setup_logging()
     log.error("unexpected error in `desktop-rag %s`", " ".join(sys.argv[1:]), exc_info=exc)
-    first = (str(exc).strip().splitlines() or [""])[0][:200]
-    what = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-    where = f"details in {log_file}" if log_file else "the log file could not be written"
-    return f"unexpected error ({what}); {where}"
+    return f"unexpected error ({error_summary(exc)}); {where_logged(log_file)}"
 
 
 @click.group(cls=ErrorHandlingGroup, invoke_without_command=True)

@@ -55,3 +55,15 @@ def current_log_file() -> Path | None:
     """The file :func:`setup_logging` sends records to now (None before it ran)."""
     handler = _our_handler()
     return Path(handler.baseFilename) if handler is not None else None
+
+
+def error_summary(exc: BaseException) -> str:
+    """A bug in one line for the user: ``Type: first line of its message`` (200 characters at
+    most), or the type alone; the traceback belongs in the log, not here."""
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def where_logged(log_file: Path | None) -> str:
+    """Where the details of an error are, for the one-line message that names the log file."""
+    return f"details in {log_file}" if log_file else "the log file could not be written"

@@ -8,7 +8,6 @@ import sys
 import pytest
 
 
-@pytest.mark.slow  # imports every core module (torch-free, but llama_cpp and PyMuPDF) in a child
 def test_core_never_imports_qt_or_training() -> None:
     code = (
         "import sys, pkgutil, importlib, desktop_rag.core as c\n"

@@ -29,6 +29,7 @@ TITLE = "desktop_rag could not start"
 def startup_error_text(exc: BaseException, log_file: Path | None) -> str:
     """What the user reads when the app cannot start (the traceback is logged here)."""
     from desktop_rag.core.errors import UserError
+    from desktop_rag.logs import error_summary, where_logged
 
     if isinstance(exc, UserError):
         log.error("cannot start: %s", exc)
@@ -38,10 +39,7 @@ def startup_error_text(exc: BaseException, log_file: Path | None) -> str:
         return (f"Cannot use {exc.filename}: {exc.strerror or exc}.\n"
                 "Hint: check that the folder exists and that you may write to it.")  # fmt: skip
     log.error("cannot start", exc_info=exc)
-    first = (str(exc).strip().splitlines() or [""])[0][:200]
-    what = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-    where = f"details in {log_file}" if log_file else "the log file could not be written"
-    return f"Unexpected error ({what}); {where}."
+    return f"Unexpected error ({error_summary(exc)}); {where_logged(log_file)}."
 
 
 def run() -> int:
