@@ -10,12 +10,13 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 from desktop_rag.core.ingest.extract import extract
 from desktop_rag.core.types import Document
 
 
-def misbehaving_extract(path: Path) -> Document:
+def misbehaving_extract(path: Path, **options: Any) -> Document:
     """``hang*`` never returns, ``segfault*`` dies of SIGSEGV, ``abort*`` aborts, ``bomb*``
     allocates without bound; other files are extracted normally."""
     name = path.name
@@ -30,10 +31,10 @@ def misbehaving_extract(path: Path) -> Document:
         hoard = []
         while True:
             hoard.append(bytearray(64 * 1024 * 1024))
-    return extract(path)
+    return extract(path, **options)
 
 
-def vanishing_extract(path: Path) -> Document:
+def vanishing_extract(path: Path, **options: Any) -> Document:
     """``vanish*`` files are deleted just before they are parsed (a file removed mid-run);
     ``grow*`` files get appended to while being parsed; others are extracted normally."""
     if path.name.startswith("vanish"):
@@ -41,4 +42,4 @@ def vanishing_extract(path: Path) -> Document:
     if path.name.startswith("grow"):
         with open(path, "a", encoding="utf-8") as f:
             f.write("\nA line appended while indexing ran.\n")
-    return extract(path)
+    return extract(path, **options)

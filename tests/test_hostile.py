@@ -82,7 +82,7 @@ def test_hostile_corpus_is_contained(fake_embedder: FakeEmbedder, tmp_path: Path
             b"outside-link.txt": "outside the folder",
             b"pipe.txt": "not a regular file",
             b"vanish.txt": "disappeared",
-            b"image.jpg": "unsupported file type .jpg",
+            b"image.jpg": "not a readable image",
             # A name that is not UTF-8 cannot be stored or shown faithfully: skipped, with why.
             "caf\ufffd-latin1-name.txt".encode(): "name is not valid UTF-8",
         }

@@ -108,9 +108,10 @@ def test_a_version_1_index_is_migrated_with_its_data(
 
     eng = Engine(engine.paths, Settings(), embedder=embedder)
     store = eng.store
-    assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "4"
+    assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "5"
     assert "pipeline" in {r[1] for r in store.con.execute("PRAGMA table_info(files)")}
     assert "headings" in {r[1] for r in store.con.execute("PRAGMA table_info(pages)")}
+    assert "boxes" in {r[1] for r in store.con.execute("PRAGMA table_info(pages)")}
     kept = _chunks(store)
     assert kept.keys() == before.keys()  # same ids, text, context and embeddings; no analyses
     assert all(kept[i][:3] == before[i][:3] and kept[i][3] is None for i in kept)
@@ -236,7 +237,7 @@ def test_new_chunker_settings_cut_the_stored_pages_again(
     eng = Engine(engine.paths, Settings(), embedder=embedder, chunker_config=config)
     extracted: list[Path] = []
 
-    def no_extract(path: Path):  # type: ignore[no-untyped-def]
+    def no_extract(path: Path, **options: object):  # type: ignore[no-untyped-def]
         extracted.append(path)
         raise AssertionError("extracted again")
 

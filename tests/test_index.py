@@ -247,7 +247,8 @@ def test_a_new_extractor_version_re_extracts_only_its_files(
     fake_engine: Engine, corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Unchanged files indexed by an older extractor are extracted and chunked again (their
-    chunks would otherwise keep the old text for good); other formats stay as they are."""
+    chunks would otherwise keep the old text for good), and a PDF that extractor failed on is
+    tried again (the new one may read it); other formats stay as they are."""
     from desktop_rag.core.ingest import extract
 
     engine = fake_engine
@@ -259,7 +260,8 @@ def test_a_new_extractor_version_re_extracts_only_its_files(
     monkeypatch.setitem(extract.EXTRACTOR_VERSIONS, "pdf", extract.EXTRACTOR_VERSIONS["pdf"] + 1)
     again = engine.index_all([corpus])
     assert again.indexed == 2, "both readable PDFs are extracted again"
-    assert again.unchanged == 7
+    assert again.unchanged == 6, "the 7 others less broken.pdf, judged again (failed again)"
+    assert any(p.path.endswith("broken.pdf") and p.status == "failed" for p in again.problems)
     after = {f.path: f.pipeline for f in engine.store.files() if f.path in pdfs}
     assert all(after[p] != pdfs[p] for p in pdfs)
     assert engine.store.chunk_count() == len(engine.vectors)

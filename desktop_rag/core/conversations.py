@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from desktop_rag.core.text.citations import label_for
+from desktop_rag.core.text.citations import label_of
 
 if TYPE_CHECKING:
     from desktop_rag.core.types import Answer
@@ -170,7 +170,7 @@ class ConversationStore:
                 out.append("From your documents:")
                 for e in evidence:
                     out.append(f'> "{" ".join(str(e["text"]).split())}" [{e["n"]}] '
-                               f"({label_for(e['file'], e.get('page'))})")  # fmt: skip
+                               f"({label_of(e)})")  # fmt: skip
                 out.append("")
             out += [f"**Assistant:** {m.text}", ""]
             bad = [c for c in m.checked.get("checks") or [] if not c.get("supported")]
@@ -188,9 +188,7 @@ class ConversationStore:
                 for s in m.sources:
                     mark = " (cited)" if s.get("cited") else ""
                     snippet = " ".join(str(s.get("text", "")).split())[:200]
-                    out.append(
-                        f'{s["n"]}. {label_for(s["file"], s.get("page"))}{mark}: "{snippet}"'
-                    )
+                    out.append(f'{s["n"]}. {label_of(s)}{mark}: "{snippet}"')
                 out.append("")
         return "\n".join(out).rstrip() + "\n"
 
@@ -204,9 +202,9 @@ def answer_as_text(message: Message) -> str:
     """An assistant message as plain text to paste elsewhere: its quoted evidence, the answer,
     then its numbered sources (``[n] file, page N``)."""
     lines = [
-        f"“{' '.join(str(e['text']).split())}” [{e['n']}] ({label_for(e['file'], e.get('page'))})"
+        f"“{' '.join(str(e['text']).split())}” [{e['n']}] ({label_of(e)})"
         for e in message.checked.get("evidence") or []
     ]
     lines += [message.text, ""]
-    lines += [f"[{s['n']}] {label_for(s['file'], s.get('page'))}" for s in message.sources]
+    lines += [f"[{s['n']}] {label_of(s)}" for s in message.sources]
     return "\n".join(lines).strip()

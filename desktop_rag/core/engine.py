@@ -55,6 +55,7 @@ from desktop_rag.core.types import (
     Hit,
     IndexSummary,
     Progress,
+    TextBox,
     Timings,
 )
 
@@ -205,6 +206,18 @@ class Engine:
         row = self.store.file_by_path(str(path))
         return self.store.page_text(row.id, page) if row is not None else None
 
+    def passage_boxes(
+        self, path: str, page: int | None, start: int, end: int
+    ) -> tuple[TextBox, ...]:
+        """Where characters ``start:end`` of a recognised (OCR) page's text lie on the page, for
+        the viewer to highlight (``page`` 1-based); empty for pages with a text layer (the viewer
+        finds those itself) and files no longer indexed."""
+        row = self.store.file_by_path(str(path))
+        if row is None:
+            return ()
+        boxes = self.store.page_boxes(row.id, page)
+        return tuple(b for b in boxes if b.end > start and b.start < end)
+
     def chunker(self) -> Chunker:
         """A chunker using the embedding model's tokenizer and input limit."""
         embedder = self.embedder
@@ -227,6 +240,7 @@ class Engine:
             self.chunker(),
             self.paths.index_lock,
             extract=self.sandbox.extract,
+            ocr=self.settings.ocr,
         )
         return self._track(indexer.run([Path(p) for p in paths], cancel))
 

@@ -64,15 +64,32 @@ class Heading:
 
 
 @dataclass(frozen=True)
+class TextBox:
+    """Where characters ``start:end`` of a page's text were recognised (OCR) on the page: a
+    rectangle in points (1/72 inch) of the page as rendered (origin top left, y downwards, the
+    page's rotation applied), the space the viewer draws in."""
+
+    start: int
+    end: int
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+
+@dataclass(frozen=True)
 class Page:
     """The text of one page (PDF) or of a whole text-like document (``number`` is None).
 
-    ``number`` is 1-based (the physical page index of the PDF file).
+    ``number`` is 1-based (the physical page index of the PDF file). ``boxes`` is non-empty only
+    for text recognised from an image of the page (OCR): one box per recognised line segment, so
+    a cited passage can be highlighted on the scanned page.
     """
 
     number: int | None
     text: str
     headings: tuple[Heading, ...] = ()
+    boxes: tuple[TextBox, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,7 +98,7 @@ class Document:
 
     title: str
     pages: tuple[Page, ...]
-    kind: str  # "pdf", "docx", "html", "markdown", "text"
+    kind: str  # a format name of extract.SUPPORTED_SUFFIXES: "pdf", "docx", "xlsx", "image", ...
 
 
 @dataclass(frozen=True)
@@ -282,7 +299,10 @@ class Progress:
     """Progress of an indexing run, yielded after each file (and at the start).
 
     ``files_done``/``files_total`` count files; ``elapsed_s`` is seconds since the run began;
-    ``result`` is the outcome of the file just finished (None for the first event).
+    ``result`` is the outcome of the file just finished (None for the first event and for
+    events during a file). While scanned pages are recognised (OCR, seconds a page) an event
+    comes after each page: ``current`` says which file and page, ``ocr_pages`` counts the pages
+    recognised so far in this run.
     """
 
     files_done: int
@@ -291,6 +311,7 @@ class Progress:
     elapsed_s: float
     current: str = ""
     result: FileResult | None = None
+    ocr_pages: int = 0
 
 
 @dataclass
@@ -309,6 +330,9 @@ class IndexSummary:
     # thread one file ahead of embedding, so it overlaps the other stages; the rest are serial.
     extract_s: float = 0.0
     chunk_s: float = 0.0
+    # Pages recognised by OCR and the seconds they took (part of extract_s).
+    ocr_pages: int = 0
+    ocr_s: float = 0.0
     store_s: float = 0.0
     vectors_s: float = 0.0
     cancelled: bool = False

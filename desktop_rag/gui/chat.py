@@ -11,7 +11,7 @@ from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QPlainTextEdit
 
 from desktop_rag.core.conversations import Message
-from desktop_rag.core.text.citations import CITE_RE, label_for, marker_numbers
+from desktop_rag.core.text.citations import CITE_RE, label_of, marker_numbers
 
 
 class ChatInput(QPlainTextEdit):
@@ -88,7 +88,7 @@ def _evidence_html(evidence: list[dict[str, Any]], message_index: int) -> str:
     """The quoted evidence sentences, each a link to its highlighted passage."""
     rows = []
     for j, e in enumerate(evidence):
-        label = html.escape(label_for(e["file"], e.get("page")))
+        label = html.escape(label_of(e))
         quote = html.escape(" ".join(str(e["text"]).split()))
         rows.append(
             f"<a href='evidence:{message_index}:{j}' style='color:#1d1d1d; text-decoration:none'>"

@@ -10,7 +10,7 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelInde
 
 from desktop_rag.core.conversations import ConversationInfo
 from desktop_rag.core.index.store import CollectionRow
-from desktop_rag.core.text.citations import label_for
+from desktop_rag.core.text.citations import label_of
 from desktop_rag.core.types import FileResult
 
 Index = QModelIndex | QPersistentModelIndex
@@ -133,7 +133,7 @@ class SourcesModel(_ListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             cited = "  ✓ cited" if s.get("cited") else ""
             snippet = " ".join(str(s.get("text", "")).split())[:160]
-            return f"[{s['n']}] {label_for(s['file'], s.get('page'))} · score {s['score']:.2f}{cited}\n{snippet}…"
+            return f"[{s['n']}] {label_of(s)} · score {s['score']:.2f}{cited}\n{snippet}…"
         if role == Qt.ItemDataRole.ToolTipRole:
             return str(s.get("file"))
         return None

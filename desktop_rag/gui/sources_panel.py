@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QListView, QSplitter, QVBoxLayout, QWidget
 from desktop_rag.core.engine import Engine
 from desktop_rag.gui.models import SourcesModel
 from desktop_rag.gui.tasks import Notifier
-from desktop_rag.gui.viewer import PageViewer
+from desktop_rag.gui.viewer import PAGE_IMAGE_SUFFIXES, PageViewer
 from desktop_rag.gui.widgets import section
 
 
@@ -56,8 +56,14 @@ class SourcesPanel(QSplitter):
         if not path.exists():
             self.notifier.info(f"{path} no longer exists.", 8000)
             return
-        if path.suffix.lower() == ".pdf" and source.get("page"):
-            self.viewer.show_pdf(path, int(source["page"]), source["text"])
+        if path.suffix.lower() in PAGE_IMAGE_SUFFIXES and source.get("page"):
+            page, start, end = (
+                int(source["page"]),
+                int(source.get("start", 0)),
+                int(source.get("end", 0)),
+            )
+            boxes = self.engine.passage_boxes(str(path), page, start, end)  # OCR'd pages only
+            self.viewer.show_pdf(path, page, source["text"], boxes)
             return
         text = self.engine.page_text(str(path), source.get("page"))
         if text is None:

@@ -1,9 +1,11 @@
-"""The built-in page viewer: a PDF page rendered with PyMuPDF with the cited passage highlighted,
-or a text document with the passage highlighted in its text."""
+"""The built-in page viewer: a PDF page or an image rendered with PyMuPDF with the cited passage
+highlighted (found in the page's text layer, or, on a scanned page, where OCR recognised it), or a
+text document with the passage highlighted in its text."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +30,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_rag.core.ingest.extract.pdf import CELL_SEP
+from desktop_rag.core.text.citations import CELL_SEP
+from desktop_rag.core.types import TextBox
 
 log = logging.getLogger(__name__)
 
 HIGHLIGHT = QColor(255, 214, 0, 110)
+
+#: Files the viewer renders as pages (PyMuPDF opens images as one-page documents, TIFF frames as
+#: pages).
+PAGE_IMAGE_SUFFIXES = (".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
 def passage_rects(page: Any, passage: str) -> list[Any]:
@@ -70,6 +77,7 @@ class PageViewer(QWidget):
         self.passage = ""
         self.cited_page: int | None = None
         self.highlight_rects: list[Any] = []
+        self.boxes: tuple[TextBox, ...] = ()
         self._doc: Any = None
 
         self.title = QLabel("Click a citation or a source to see it here.")
@@ -115,12 +123,15 @@ class PageViewer(QWidget):
         self._update_buttons()
 
     # -- showing a source --------------------------------------------------------------------
-    def show_pdf(self, path: Path, page: int, passage: str) -> None:
-        """Open ``path`` at 1-based ``page`` and highlight ``passage`` there."""
+    def show_pdf(self, path: Path, page: int, passage: str, boxes: Sequence[TextBox] = ()) -> None:
+        """Open ``path`` (a PDF or an image) at 1-based ``page`` and highlight ``passage`` there:
+        at ``boxes`` (where OCR recognised it, in points) when given, else where the page's text
+        layer has it."""
         import pymupdf
 
         self._close_doc()
         self.path, self.passage, self.cited_page = Path(path), passage, page
+        self.boxes = tuple(boxes)
         try:
             self._doc = pymupdf.open(path)
             if self._doc.needs_pass:
@@ -169,9 +180,12 @@ class PageViewer(QWidget):
             return
         self.page = page
         pdf_page = self._doc.load_page(page - 1)
-        self.highlight_rects = (
-            passage_rects(pdf_page, self.passage) if page == self.cited_page else []
-        )
+        if page != self.cited_page:
+            self.highlight_rects = []
+        elif self.boxes:
+            self.highlight_rects = [_rect(b.x0, b.y0, b.x1, b.y1) for b in self.boxes]
+        else:
+            self.highlight_rects = passage_rects(pdf_page, self.passage)
         pix = pdf_page.get_pixmap(matrix=_matrix(self.zoom), alpha=False)
         image = QImage(
             pix.samples, pix.width, pix.height, pix.stride, QImage.Format.Format_RGB888
@@ -227,6 +241,12 @@ class PageViewer(QWidget):
         if self._doc is not None:
             self._doc.close()
             self._doc = None
+
+
+def _rect(x0: float, y0: float, x1: float, y1: float) -> Any:
+    import pymupdf
+
+    return pymupdf.Rect(x0, y0, x1, y1)
 
 
 def _matrix(zoom: float) -> Any:

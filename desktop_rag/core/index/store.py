@@ -28,7 +28,7 @@ from desktop_rag.core.embed.identity import EmbeddingIdentity
 from desktop_rag.core.errors import EmbeddingMismatchError, UserError
 from desktop_rag.core.index.fts5 import varints
 from desktop_rag.core.text.analysis import fts_query
-from desktop_rag.core.types import Chunk, Document, Heading, Page
+from desktop_rag.core.types import Chunk, Document, Heading, Page, TextBox
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -40,15 +40,17 @@ if TYPE_CHECKING:
 #   1: the first layout (files without ``pipeline``, chunks without ``terms``);
 #   2: ``chunks.terms``, each chunk's lexical analysis (evidence.encode_terms);
 #   3: ``files.pipeline``, the extractor and chunker that made a file's chunks;
-#   4: ``pages.headings``, each page's headings, so chunks can be cut again without re-extracting.
+#   4: ``pages.headings``, each page's headings, so chunks can be cut again without re-extracting;
+#   5: ``pages.boxes``, where an OCR page's text was recognised (the viewer highlights there).
 # Versions 2 and 3 were first added without a bump: an index saying 1 may hold either column.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # (version, table, column, declaration): the columns added since version 1, in order.
 _MIGRATIONS: tuple[tuple[int, str, str, str], ...] = (
     (2, "chunks", "terms", "TEXT"),
     (3, "files", "pipeline", "TEXT"),
     (4, "pages", "headings", "TEXT"),
+    (5, "pages", "boxes", "TEXT"),
 )
 
 _SCHEMA = """
@@ -65,7 +67,8 @@ CREATE TABLE IF NOT EXISTS files(
 CREATE INDEX IF NOT EXISTS files_collection ON files(collection_id);
 CREATE TABLE IF NOT EXISTS pages(
     file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
-    page INTEGER NOT NULL, text TEXT NOT NULL, headings TEXT, PRIMARY KEY(file_id, page));
+    page INTEGER NOT NULL, text TEXT NOT NULL, headings TEXT, boxes TEXT,
+    PRIMARY KEY(file_id, page));
 CREATE TABLE IF NOT EXISTS chunks(
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
@@ -154,6 +157,7 @@ class Store:
         # SQL for the optional columns: "NULL" where a read-only index lacks one (see _migrate)
         self._pipeline_column = "pipeline"
         self._headings_column = "headings"
+        self._boxes_column = "boxes"
         self._terms_column = "c.terms"  # or a CASE hiding analyses not yet recomputed
         self.read_only = False
         self._migrate()
@@ -236,6 +240,7 @@ class Store:
             log.warning("the index %s is read-only (%s): searching only", self.path, exc)
         self._pipeline_column = "pipeline" if "pipeline" in _columns(self.con, "files") else "NULL"
         self._headings_column = "headings" if "headings" in _columns(self.con, "pages") else "NULL"
+        self._boxes_column = "boxes" if "boxes" in _columns(self.con, "pages") else "NULL"
         self._terms_column = self._terms_sql()
 
     def _recorded_version(self) -> int | None:
@@ -542,8 +547,11 @@ class Store:
             if self._pipeline_column != "NULL":
                 con.execute("UPDATE files SET pipeline=? WHERE id=?", (pipeline, file_id))
             con.executemany(  # (only a read-only index lacks the column: no write gets here)
-                "INSERT INTO pages(file_id, page, text, headings) VALUES (?, ?, ?, ?)",
-                [(file_id, p.number or 0, p.text, _encode_headings(p)) for p in pages],
+                "INSERT INTO pages(file_id, page, text, headings, boxes) VALUES (?, ?, ?, ?, ?)",
+                [
+                    (file_id, p.number or 0, p.text, _encode_headings(p), _encode_boxes(p))
+                    for p in pages
+                ],
             )
             new_ids: list[int] = []
             for i, (c, vec, terms) in enumerate(zip(chunks, embeddings, encoded, strict=True)):
@@ -577,8 +585,10 @@ class Store:
         sha256: str | None,
         status: str,
         reason: str,
+        pipeline: str | None = None,
     ) -> list[int]:
-        """Record a skipped or failed file with its reason; its old chunks (if any) are removed.
+        """Record a skipped or failed file with its reason and the ``pipeline`` that judged it
+        (see ``Indexer._current``); its old chunks (if any) are removed.
 
         Returns the removed chunk ids.
         """
@@ -586,6 +596,8 @@ class Store:
             file_id = self._upsert_file(
                 con, collection_id, path, size, mtime_ns, sha256, None, None, status, reason, 0, 0
             )
+            if self._pipeline_column != "NULL":
+                con.execute("UPDATE files SET pipeline=? WHERE id=?", (pipeline, file_id))
             removed = self._delete_chunks(con, file_id)
             if removed:
                 self._bump_version(con)
@@ -757,13 +769,15 @@ class Store:
         if row is None or self._headings_column == "NULL":
             return None
         pages: list[Page] = []
-        for number, text, headings in self.con.execute(
-            "SELECT page, text, headings FROM pages WHERE file_id=? ORDER BY page", (file_id,)
+        for number, text, headings, boxes in self.con.execute(
+            f"SELECT page, text, headings, {self._boxes_column} FROM pages WHERE file_id=?"
+            " ORDER BY page",
+            (file_id,),
         ):
             if headings is None:
                 return None
             found = tuple(Heading(int(o), int(lv), str(t)) for o, lv, t in json.loads(headings))
-            pages.append(Page(int(number) or None, str(text), found))
+            pages.append(Page(int(number) or None, str(text), found, _decode_boxes(boxes)))
         return Document(str(row[0] or ""), tuple(pages), str(row[1] or ""))
 
     def file_embeddings(self, file_id: int) -> dict[tuple[str, str], NDArray[np.float32]]:
@@ -776,6 +790,15 @@ class Store:
                 "SELECT context, text, embedding FROM chunks WHERE file_id=?", (file_id,)
             )
         }
+
+    def page_boxes(self, file_id: int, page: int | None) -> tuple[TextBox, ...]:
+        """Where the text of an OCR page was recognised (empty for pages with a text layer, and
+        for pages indexed before boxes were stored)."""
+        row = self.con.execute(
+            f"SELECT {self._boxes_column} FROM pages WHERE file_id=? AND page=?",
+            (file_id, page or 0),
+        ).fetchone()
+        return _decode_boxes(row[0]) if row is not None else ()
 
     def page_text(self, file_id: int, page: int | None) -> str | None:
         """The stored text of one page (``page`` None or 0 for single-page text documents)."""
@@ -960,6 +983,23 @@ class Store:
 def _encode_headings(page: Page) -> str:
     """A page's headings as JSON ``[[offset, level, text], ...]`` (``[]``: none)."""
     return json.dumps([[h.offset, h.level, h.text] for h in page.headings], ensure_ascii=False)
+
+
+def _encode_boxes(page: Page) -> str | None:
+    """A page's OCR boxes as JSON ``[[start, end, x0, y0, x1, y1], ...]`` (points to 0.1; None:
+    no boxes)."""
+    if not page.boxes:
+        return None
+    return json.dumps([[b.start, b.end, round(b.x0, 1), round(b.y0, 1), round(b.x1, 1),
+                        round(b.y1, 1)] for b in page.boxes])  # fmt: skip
+
+
+def _decode_boxes(raw: str | None) -> tuple[TextBox, ...]:
+    """The boxes :func:`_encode_boxes` wrote (``()`` for None)."""
+    if not raw:
+        return ()
+    return tuple(TextBox(int(s), int(e), float(x0), float(y0), float(x1), float(y1))
+                 for s, e, x0, y0, x1, y1 in json.loads(raw))  # fmt: skip
 
 
 def _columns(con: sqlite3.Connection, table: str) -> set[str]:

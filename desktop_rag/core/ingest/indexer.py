@@ -25,6 +25,7 @@ import os
 import time
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from desktop_rag.core.files import sha256_file, try_lock, unlock
 from desktop_rag.core.index.store import FileRow, Store
 from desktop_rag.core.index.vectors import VectorIndex
 from desktop_rag.core.ingest.chunking import Chunker, embedding_text
-from desktop_rag.core.ingest.extract import EXTRACTOR_VERSIONS, extract, file_kind
+from desktop_rag.core.ingest.extract import EXTRACTOR_VERSIONS, OCR_KINDS, extract, file_kind
 from desktop_rag.core.types import CancelToken, Chunk, Document, FileResult, IndexSummary, Progress
 
 log = logging.getLogger(__name__)
@@ -159,15 +160,24 @@ class Indexer:
         embedder: Embedder,
         chunker: Chunker,
         lock_file: Path,
-        extract: Callable[[Path], Document] = extract,
+        extract: Callable[..., Document] = extract,
+        *,
+        ocr: bool = True,
     ) -> None:
         self.store = store
         self.vectors = vectors
         self.embedder = embedder
         self.chunker = chunker
         self.lock_file = lock_file
-        # The engine passes ExtractionSandbox.extract: parsing in a child process.
+        # The engine passes ExtractionSandbox.extract: parsing in a child process. Either takes
+        # the keywords ``ocr`` and ``on_ocr_page`` of extract.extract.
         self.extract = extract
+        self.ocr = ocr
+        # OCR progress of the file being extracted (written by the prefetch thread):
+        # (file name, pages done, pages to recognise); pages and seconds of the whole run.
+        self._ocr_state: tuple[str, int, int] | None = None
+        self._ocr_pages = 0
+        self._ocr_s = 0.0
 
     def run(
         self, paths: list[Path], cancel: CancelToken | None = None
@@ -183,6 +193,7 @@ class Indexer:
             self.store.record_index_settings(self.settings())
             self.vectors.ensure(self.store)
             summary = IndexSummary()
+            self._ocr_pages, self._ocr_s, self._ocr_state = 0, 0.0, None
             t0 = time.perf_counter()
             forward0 = self.embedder.forward_s
             try:
@@ -195,6 +206,7 @@ class Indexer:
                 summary.vectors_s += time.perf_counter() - t_save
                 summary.elapsed_s = time.perf_counter() - t0
                 summary.embed_s = self.embedder.forward_s - forward0
+                summary.ocr_pages, summary.ocr_s = self._ocr_pages, self._ocr_s
             return summary
 
     def _plan(self, paths: list[Path], summary: IndexSummary) -> list[_Candidate]:
@@ -240,13 +252,14 @@ class Indexer:
         (:meth:`~desktop_rag.core.ingest.chunking.ChunkerConfig.fingerprint`). Stored with each file; a
         file indexed by another pipeline is extracted and chunked again, even if unchanged."""
         kind = file_kind(path) or ""
-        return f"{kind}-{EXTRACTOR_VERSIONS.get(kind, 1)}/{self.chunker.config.fingerprint()}"
+        ocr = "+ocr" if self.ocr and kind in OCR_KINDS else ""
+        return f"{kind}-{EXTRACTOR_VERSIONS.get(kind, 1)}{ocr}/{self.chunker.config.fingerprint()}"
 
     def settings(self) -> dict[str, object]:
         """What makes this index's chunks, recorded at index level in ``meta.index_settings``
         (``desktop-rag status --json`` shows it): the embedding model's name, the chunker's
-        settings (sizes in word pieces) and fingerprint, the extractor versions, the stored
-        analysis version and the schema version."""
+        settings (sizes in word pieces) and fingerprint, the extractor versions, whether scanned
+        pages are recognised (OCR), the stored analysis version and the schema version."""
         from dataclasses import asdict
 
         from desktop_rag.core.index.store import SCHEMA_VERSION
@@ -257,14 +270,19 @@ class Indexer:
             "chunker": asdict(self.chunker.config),
             "chunker_fingerprint": self.chunker.config.fingerprint(),
             "extractor_versions": dict(sorted(EXTRACTOR_VERSIONS.items())),
+            "ocr": self.ocr,
             "analysis_version": ANALYSIS_VERSION,
             "schema_version": SCHEMA_VERSION,
         }
 
     def _current(self, row: FileRow, path: Path) -> bool:
-        """Whether an unchanged file's stored chunks can stay: skipped and failed files keep
-        their reason; an indexed one needs the current :meth:`pipeline`."""
-        return row.status != "indexed" or row.pipeline == self.pipeline(path)
+        """Whether an unchanged file's stored outcome can stay: an indexed file needs the current
+        :meth:`pipeline`; a skipped or failed one keeps its reason while the extraction part of
+        the pipeline that judged it is current (a new extractor, or OCR turned on, tries it
+        again: a scanned PDF skipped for having no text is then recognised)."""
+        if row.status == "indexed":
+            return row.pipeline == self.pipeline(path)
+        return (row.pipeline or "").split("/", 1)[0] == self.pipeline(path).split("/", 1)[0]
 
     def _rechunk_only(self, row: FileRow, path: Path) -> bool:
         """Whether an unchanged, indexed file differs from the current :meth:`pipeline` in its
@@ -273,7 +291,23 @@ class Indexer:
             return False
         return row.pipeline.split("/", 1)[0] == self.pipeline(path).split("/", 1)[0]
 
-    def _prepare(self, cand: _Candidate) -> _Extracted:
+    def _ocr_progress(self, path: Path, cancel: CancelToken) -> Callable[[int, int], None]:
+        """The ``on_ocr_page`` callback for extracting ``path``: records the page for the
+        progress events and the run's totals, and stops the file when the run is cancelled."""
+        last = time.perf_counter()
+
+        def on_page(done: int, total: int) -> None:
+            nonlocal last
+            now = time.perf_counter()
+            self._ocr_pages += 1
+            self._ocr_s += now - last
+            last = now
+            self._ocr_state = (path.name, done, total)
+            cancel.raise_if_cancelled()
+
+        return on_page
+
+    def _prepare(self, cand: _Candidate, cancel: CancelToken) -> _Extracted:
         """Hash, extract and chunk one file (runs in the prefetch thread)."""
         out = _Extracted()
         kind = file_kind(cand.path)
@@ -292,13 +326,17 @@ class Indexer:
                     out.doc = self.store.stored_document(row.id)  # None: pages without headings
                     out.stored = out.doc is not None
             if out.doc is None:
-                out.doc = self.extract(cand.path)
+                out.doc = self.extract(
+                    cand.path, ocr=self.ocr, on_ocr_page=self._ocr_progress(cand.path, cancel)
+                )
             t1 = time.perf_counter()
             out.extract_s = t1 - t0
             out.chunks = self.chunker.chunk_document(out.doc)
             out.chunk_s = time.perf_counter() - t1
         except ExtractionError as exc:
             out.error = exc
+        except Cancelled:
+            raise
         except OSError as exc:
             out.error = ExtractionError(f"cannot read: {exc.strerror or exc}")
         except Exception as exc:  # never let one file stop the run
@@ -331,13 +369,27 @@ class Indexer:
         last_save = time.perf_counter()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="extract") as pool:
             pending: Future[_Extracted] | None = (
-                pool.submit(self._prepare, work[0]) if work else None
+                pool.submit(self._prepare, work[0], cancel) if work else None
             )
             for i, cand in enumerate(work):
                 cancel.checkpoint()
                 assert pending is not None
-                prepared = pending.result()
-                pending = pool.submit(self._prepare, work[i + 1]) if i + 1 < len(work) else None
+                shown = None
+                while True:  # waiting for the file's extraction: report its OCR pages
+                    try:
+                        prepared = pending.result(timeout=0.25)
+                        break
+                    except FutureTimeout:
+                        state = self._ocr_state
+                        if state is not None and state != shown:
+                            shown = state
+                            yield Progress(done, len(todo), summary.chunks_added,
+                                           time.perf_counter() - t0,
+                                           f"{state[0]}: recognising text (OCR), page {state[1]}"
+                                           f" of {state[2]}", ocr_pages=self._ocr_pages)  # fmt: skip
+                self._ocr_state = None
+                pending = (pool.submit(self._prepare, work[i + 1], cancel)
+                           if i + 1 < len(work) else None)  # fmt: skip
                 summary.extract_s += prepared.extract_s
                 summary.chunk_s += prepared.chunk_s
                 try:
@@ -366,6 +418,7 @@ class Indexer:
                     time.perf_counter() - t0,
                     cand.path.name,
                     result,
+                    ocr_pages=self._ocr_pages,
                 )
                 if time.perf_counter() - last_save > SAVE_EVERY_S:
                     t_save = time.perf_counter()
@@ -393,6 +446,7 @@ class Indexer:
                 sha256=prep.sha256 or None,
                 status=status,
                 reason=prep.error.message,
+                pipeline=self.pipeline(cand.path),
             )
             if removed:
                 self.vectors.apply(

@@ -8,9 +8,11 @@ therefore extracted by :func:`desktop_rag.core.ingest.extract.extract` in a sepa
   reused from file to file, so the import cost (about 0.5 s) is paid once, not per file;
 - its address space is capped with ``RLIMIT_AS`` (``memory_limit_bytes``; default 3 GiB) where the
   OS supports it, so a decompression bomb raises MemoryError in the worker instead of swapping;
-- the parent waits at most ``timeout_s`` (default 120 s) for each file; a worker that runs over is
-  killed, as is one that dies (a signal, an abort): the file is marked failed with the reason and
-  the next file gets a fresh worker. The app itself never goes down.
+- the parent waits at most ``timeout_s`` (default 120 s) for each file, or, while the worker
+  recognises scanned pages (OCR, seconds a page), for each page: every page done reports progress
+  and starts the wait again. A worker that runs over is killed, as is one that dies (a signal, an
+  abort): the file is marked failed with the reason and the next file gets a fresh worker. The
+  app itself never goes down. A progress callback that raises (a cancelled run) stops the worker.
 """
 
 from __future__ import annotations
@@ -20,12 +22,16 @@ import logging
 import multiprocessing
 import signal
 import threading
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from desktop_rag.core.errors import ExtractionError, UnsupportedFileError
 from desktop_rag.core.types import Document
+
+#: ``on_ocr_page(done, total)``: a page of the current file was recognised (OCR).
+OcrProgress = Callable[[int, int], None]
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +53,8 @@ def _limit_memory(limit: int) -> None:
 
 
 def _worker_main(conn: Connection, memory_limit: int, extractor: str) -> None:
-    """The worker loop: receive a path, send back ("ok", Document) or ("err", kind, message)."""
+    """The worker loop: receive (path, options), send ("ocr", done, total) after each page
+    recognised, then ("ok", Document), ("skip", reason) or ("err", reason)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the parent's to handle
     _limit_memory(memory_limit)
     import importlib
@@ -57,13 +64,18 @@ def _worker_main(conn: Connection, memory_limit: int, extractor: str) -> None:
     conn.send(("ready",))
     while True:
         try:
-            path = conn.recv()
+            request = conn.recv()
         except (EOFError, OSError):
             return
-        if path is None:
+        if request is None:
             return
+        path, options = request
+
+        def progress(done: int, total: int) -> None:
+            conn.send(("ocr", done, total))
+
         try:
-            doc = fn(Path(path))
+            doc = fn(Path(path), on_ocr_page=progress, **options)
             reply: tuple[Any, ...] = ("ok", doc)
         except UnsupportedFileError as exc:
             reply = ("skip", exc.message)
@@ -82,8 +94,9 @@ def _worker_main(conn: Connection, memory_limit: int, extractor: str) -> None:
 class ExtractionSandbox:
     """A reusable worker process that extracts one document at a time.
 
-    Thread-safe (one file at a time). ``extractor`` is ``"module:function"`` taking a Path and
-    returning a :class:`Document` (tests substitute their own).
+    Thread-safe (one file at a time). ``extractor`` is ``"module:function"`` with the signature
+    of :func:`desktop_rag.core.ingest.extract.extract` (a Path; keywords ``ocr`` and
+    ``on_ocr_page``) returning a :class:`Document` (tests substitute their own).
     """
 
     def __init__(
@@ -138,8 +151,13 @@ class ExtractionSandbox:
                 proc.kill()
             proc.join(5)
 
-    def extract(self, path: Path) -> Document:
-        """Extract ``path`` in the worker.
+    def extract(
+        self, path: Path, *, ocr: bool = True, on_ocr_page: OcrProgress | None = None
+    ) -> Document:
+        """Extract ``path`` in the worker (``ocr`` and ``on_ocr_page`` as for
+        :func:`desktop_rag.core.ingest.extract.extract`; the callback runs in this thread, and an
+        exception it raises, e.g. :class:`~desktop_rag.core.errors.Cancelled`, stops the worker
+        and is raised here).
 
         Raises:
             UnsupportedFileError: nothing to index in it (skipped).
@@ -153,34 +171,44 @@ class ExtractionSandbox:
                     self._unavailable = True
                     from desktop_rag.core.ingest.extract import extract
 
-                    return extract(path)
+                    return extract(path, ocr=ocr, on_ocr_page=on_ocr_page)
             conn = self._conn
             assert conn is not None
-            try:
-                conn.send(str(path))
-                ready = conn.poll(self.timeout_s)
-            except (BrokenPipeError, OSError):
-                ready = False
-            if not ready:
-                alive = self._proc is not None and self._proc.is_alive()
-                self._kill()
-                if alive:
+            with contextlib.suppress(BrokenPipeError, OSError):  # a dead worker: found below
+                conn.send((str(path), {"ocr": ocr}))
+            while True:
+                try:
+                    ready = conn.poll(self.timeout_s)
+                except (BrokenPipeError, OSError):
+                    ready = False
+                if not ready:
+                    alive = self._proc is not None and self._proc.is_alive()
+                    self._kill()
+                    if alive:
+                        raise ExtractionError(
+                            f"parsing took longer than {self.timeout_s:.0f} s and was stopped "
+                            "(a damaged or hostile file?)"
+                        )
                     raise ExtractionError(
-                        f"parsing took longer than {self.timeout_s:.0f} s and was stopped "
-                        "(a damaged or hostile file?)"
+                        "the parser crashed on this file (a damaged or hostile file?)"
                     )
-                raise ExtractionError(
-                    "the parser crashed on this file (a damaged or hostile file?)"
-                )
-            try:
-                reply = conn.recv()
-            except (EOFError, OSError):
-                proc = self._proc
-                if proc is not None:
-                    proc.join(5)
-                code = proc.exitcode if proc is not None else None
-                self._kill()
-                raise ExtractionError(_crash_reason(code)) from None
+                try:
+                    reply = conn.recv()
+                except (EOFError, OSError):
+                    proc = self._proc
+                    if proc is not None:
+                        proc.join(5)
+                    code = proc.exitcode if proc is not None else None
+                    self._kill()
+                    raise ExtractionError(_crash_reason(code)) from None
+                if reply[0] != "ocr":
+                    break
+                if on_ocr_page is not None:
+                    try:
+                        on_ocr_page(int(reply[1]), int(reply[2]))
+                    except BaseException:
+                        self._kill()  # the worker is mid-file: stop it, a new one serves the next
+                        raise
             if reply[0] == "ok":
                 return reply[1]  # type: ignore[no-any-return]
             if reply[0] == "skip":

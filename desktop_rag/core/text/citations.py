@@ -8,7 +8,8 @@ The prompt, the answer check, the command line and the chat window all read mark
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from desktop_rag.core.types import Hit
@@ -42,18 +43,59 @@ def clean_citations(text: str, n_sources: int) -> str:
     return CITE_RE.sub(keep, text).strip()
 
 
+#: What a 1-based page number counts in a file of this suffix (others: "page"): a deck's slides,
+#: a workbook's sheets, a book's chapters (spine order), an email's parts (the message, then each
+#: attachment).
+PAGE_UNITS: dict[str, str] = {
+    ".pptx": "slide",
+    ".xlsx": "sheet",
+    ".xlsm": "sheet",
+    ".epub": "chapter",
+    ".eml": "part",
+    ".msg": "part",
+}
+
+#: The separator of a table row's cells in extracted text (PDF, OCR, Word, PowerPoint and
+#: spreadsheet rows alike); the viewer finds a table row by it.
+CELL_SEP = " | "
+
+#: Table files whose lines are spreadsheet rows written by :func:`row_line`; their labels name the
+#: rows a passage spans.
+ROW_SUFFIXES = (".xlsx", ".xlsm", ".csv", ".tsv")
+
+#: A row line's prefix (see :func:`row_line`); group 1 is the row number as the spreadsheet shows it.
+ROW_RE = re.compile(r"^Row (\d+): ", re.MULTILINE)
+
+
+def row_line(number: int, cells: list[str]) -> str:
+    """One spreadsheet row as a text line: ``Row 12: a | b | c`` (``number`` as the spreadsheet
+    numbers it, 1-based, header row included), so a passage's label can name its rows."""
+    return f"Row {number}: " + CELL_SEP.join(cells)
+
+
 def source_label(hit: Hit) -> str:
-    """``file name, page N`` (1-based page; ``slide N`` in a deck), or the file name alone for
-    documents without pages."""
-    return label_for(hit.path, hit.page)
+    """``file name, page N`` (1-based page; ``slide N`` in a deck, see :data:`PAGE_UNITS`; rows
+    added for spreadsheets), or the file name alone for documents without pages."""
+    return label_for(hit.path, hit.page, hit.text)
 
 
-def label_for(path: str, page: int | None) -> str:
-    """:func:`source_label` of a source known by its ``path`` (or file name) and 1-based ``page``
-    (None or 0: no pages), as stored in an answer's JSON (``"file"``, ``"page"``). A slide
-    deck's pages are its slides (``deck.pptx, slide 3``)."""
+def label_of(source: Mapping[str, Any]) -> str:
+    """:func:`label_for` of a source or evidence item as an answer's JSON stores it (``"file"``,
+    ``"page"``, ``"text"``)."""
+    return label_for(str(source["file"]), source.get("page"), str(source.get("text") or ""))
+
+
+def label_for(path: str, page: int | None, text: str = "") -> str:
+    """:func:`source_label` of a source known by its ``path`` (or file name), 1-based ``page``
+    (None or 0: no pages) and the cited ``text``, as stored in an answer's JSON (``"file"``,
+    ``"page"``, ``"text"``): ``deck.pptx, slide 3``, ``book.xlsx, sheet 2, rows 14-40``,
+    ``table.csv, row 7``, ``report.pdf, page 12``."""
     name = str(path).replace("\\", "/").rsplit("/", 1)[-1]
-    if not page:
-        return name
-    unit = "slide" if name.lower().endswith(".pptx") else "page"
-    return f"{name}, {unit} {page}"
+    suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    label = f"{name}, {PAGE_UNITS.get(suffix, 'page')} {page}" if page else name
+    if suffix in ROW_SUFFIXES and text:
+        rows = [int(n) for n in ROW_RE.findall(text)]
+        if rows:
+            first, last = min(rows), max(rows)
+            label += f", row {first}" if first == last else f", rows {first}\u2013{last}"
+    return label

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from desktop_rag.core.errors import ExtractionError, UnsupportedFileError
+from desktop_rag.core.errors import Cancelled, ExtractionError, UnsupportedFileError
 from desktop_rag.core.types import Document, Heading, Page
 
 #: Characters that are invisible on screen but reach the model: zero-width spaces and joiners,
@@ -29,6 +29,19 @@ SUPPORTED_SUFFIXES: dict[str, str] = {
     ".pdf": "pdf",
     ".docx": "docx",
     ".pptx": "pptx",
+    ".xlsx": "xlsx",
+    ".xlsm": "xlsx",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".epub": "epub",
+    ".odt": "odt",
+    ".eml": "eml",
+    ".msg": "msg",
+    ".png": "image",
+    ".jpg": "image",
+    ".jpeg": "image",
+    ".tif": "image",
+    ".tiff": "image",
     ".html": "html",
     ".htm": "html",
     ".xhtml": "html",
@@ -46,52 +59,70 @@ SUPPORTED_SUFFIXES: dict[str, str] = {
 # them.
 EXTRACTOR_VERSIONS: dict[str, int] = {"pdf": 3}
 
+#: The formats whose text can come from text recognition (OCR): their pipeline names whether OCR
+#: was on, so turning it on or off extracts them again.
+OCR_KINDS = frozenset({"pdf", "image"})
+
 
 def file_kind(path: Path) -> str | None:
     """The format name for ``path`` from its suffix, or None if we do not index that type."""
     return SUPPORTED_SUFFIXES.get(path.suffix.lower())
 
 
+#: Format name -> ``module:function`` under this package (imported only when a file of that format
+#: is read, so the parsers' libraries stay out of start-up).
+_EXTRACTORS: dict[str, str] = {
+    "pdf": "pdf:extract_pdf",
+    "docx": "docx:extract_docx",
+    "pptx": "pptx:extract_pptx",
+    "xlsx": "sheets:extract_xlsx",
+    "csv": "sheets:extract_csv",
+    "epub": "epub:extract_epub",
+    "odt": "odt:extract_odt",
+    "eml": "mail:extract_eml",
+    "msg": "mail:extract_msg",
+    "image": "ocr:extract_image",
+    "html": "html:extract_html",
+    "markdown": "text:extract_markdown",
+    "text": "text:extract_text",
+}
+
+
 def _extractor(kind: str) -> Callable[[Path], Document]:
-    if kind == "pdf":
-        from desktop_rag.core.ingest.extract.pdf import extract_pdf
+    import importlib
 
-        return extract_pdf
-    if kind == "docx":
-        from desktop_rag.core.ingest.extract.docx import extract_docx
-
-        return extract_docx
-    if kind == "pptx":
-        from desktop_rag.core.ingest.extract.pptx import extract_pptx
-
-        return extract_pptx
-    if kind == "html":
-        from desktop_rag.core.ingest.extract.html import extract_html
-
-        return extract_html
-    if kind == "markdown":
-        from desktop_rag.core.ingest.extract.text import extract_markdown
-
-        return extract_markdown
-    from desktop_rag.core.ingest.extract.text import extract_text
-
-    return extract_text
+    module, _, name = _EXTRACTORS[kind].partition(":")
+    fn: Callable[[Path], Document] = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    return fn
 
 
-def extract(path: Path) -> Document:
+def extract(
+    path: Path, *, ocr: bool = True, on_ocr_page: Callable[[int, int], None] | None = None
+) -> Document:
     """Extract the text of ``path`` page by page.
 
+    ``ocr``: recognise the text of scanned PDF pages and of images (off: images are skipped and
+    scanned pages stay empty); ``on_ocr_page(done, total)`` is called after each page recognised.
+
     Raises:
-        UnsupportedFileError: the suffix is not a supported type (the file is skipped).
+        UnsupportedFileError: the suffix is not a supported type, or there is no text (skipped).
         ExtractionError: the file could not be read; the message is the human reason.
     """
     kind = file_kind(path)
     if kind is None:
         suffix = path.suffix.lower() or "(no extension)"
         raise UnsupportedFileError(f"unsupported file type {suffix}")
+    if kind == "image" and not ocr:
+        raise UnsupportedFileError(
+            "an image: its text can only be read by text recognition (OCR), which is turned off"
+        )
     try:
-        doc = _extractor(kind)(path)
-    except ExtractionError:
+        if kind in ("pdf", "image"):
+            options = {"on_ocr_page": on_ocr_page} | ({"ocr": ocr} if kind == "pdf" else {})
+            doc = _extractor(kind)(path, **options)  # type: ignore[call-arg]
+        else:
+            doc = _extractor(kind)(path)
+    except (ExtractionError, Cancelled):
         raise
     except PermissionError:
         raise ExtractionError("permission denied") from None
@@ -104,23 +135,29 @@ def extract(path: Path) -> Document:
     doc = replace(doc, title=INVISIBLE_RE.sub("", doc.title),
                   pages=tuple(strip_invisible(p) for p in doc.pages))  # fmt: skip
     if not any(p.text.strip() for p in doc.pages):
-        if kind == "pdf":
+        if kind == "pdf" and not ocr:
             raise UnsupportedFileError(
-                "no extractable text (a scanned PDF? text recognition (OCR) is not supported)"
+                "no extractable text (a scanned PDF? text recognition (OCR) is turned off)"
             )
+        if kind == "pdf":
+            raise UnsupportedFileError("no text: neither a text layer nor recognisable text")
         raise UnsupportedFileError("the document contains no text")
     return doc
 
 
 def strip_invisible(page: Page) -> Page:
-    """The page without :data:`INVISIBLE_RE` characters, heading offsets moved to match."""
+    """The page without :data:`INVISIBLE_RE` characters, heading and OCR box offsets moved to
+    match."""
     removed = [m.start() for m in INVISIBLE_RE.finditer(page.text)]
     if not removed:
         return page
+
+    def moved(offset: int) -> int:
+        return offset - bisect.bisect_left(removed, offset)
+
     text = INVISIBLE_RE.sub("", page.text)
     headings = tuple(
-        Heading(h.offset - bisect.bisect_left(removed, h.offset), h.level,
-                INVISIBLE_RE.sub("", h.text))
-        for h in page.headings
-    )  # fmt: skip
-    return Page(page.number, text, headings)
+        Heading(moved(h.offset), h.level, INVISIBLE_RE.sub("", h.text)) for h in page.headings
+    )
+    boxes = tuple(replace(b, start=moved(b.start), end=moved(b.end)) for b in page.boxes)
+    return replace(page, text=text, headings=headings, boxes=boxes)

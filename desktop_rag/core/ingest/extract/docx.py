@@ -2,42 +2,11 @@
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 from desktop_rag.core.errors import ExtractionError
+from desktop_rag.core.ingest.extract.package import check_package
 from desktop_rag.core.types import Document, Heading, Page
-
-#: Refuse a .docx whose ZIP members declare more than this many uncompressed bytes in total, or
-#: one member expanding more than MAX_RATIO times (ZIP bombs; a real document is far below both).
-MAX_UNPACKED_BYTES = 512 * 1024 * 1024
-MAX_RATIO = 200
-
-
-def check_zip_sizes(path: Path, kind: str = "Word document") -> None:
-    """Refuse a ZIP bomb by the sizes its central directory declares (nothing is decompressed).
-
-    Raises:
-        ExtractionError: the declared sizes exceed :data:`MAX_UNPACKED_BYTES` or a member's
-            compression ratio exceeds :data:`MAX_RATIO` (for members over 1 MB).
-    """
-    try:
-        with zipfile.ZipFile(path) as z:
-            infos = z.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise ExtractionError(f"corrupt {kind} ({exc})") from None
-    total = sum(i.file_size for i in infos)
-    if total > MAX_UNPACKED_BYTES:
-        raise ExtractionError(
-            f"refused: the package declares {total / 1e6:,.0f} MB of content when unpacked "
-            f"(limit {MAX_UNPACKED_BYTES / 1e6:,.0f} MB; a ZIP bomb?)"
-        )
-    for i in infos:
-        if i.file_size > 1024 * 1024 and i.file_size > MAX_RATIO * max(1, i.compress_size):
-            raise ExtractionError(
-                f"refused: {i.filename} expands {i.file_size / max(1, i.compress_size):,.0f} "
-                "times when unpacked (a ZIP bomb?)"
-            )
 
 
 def extract_docx(path: Path) -> Document:
@@ -46,11 +15,11 @@ def extract_docx(path: Path) -> Document:
     Raises:
         ExtractionError: not a Word document (e.g. an old binary .doc renamed) or corrupt.
     """
-    if not zipfile.is_zipfile(path):
-        raise ExtractionError(
-            "not a Word .docx file (it is not a ZIP package; old .doc is not supported)"
-        )
-    check_zip_sizes(path)
+    check_package(
+        path,
+        "Word document",
+        "not a Word .docx file (it is not a ZIP package; old .doc is not supported)",
+    )
     import docx
     from docx.table import Table
     from docx.text.paragraph import Paragraph

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from desktop_rag.core.errors import ExtractionError
+from desktop_rag.core.ingest.extract.ocr import OcrProgress, needs_ocr, recognise_page
+from desktop_rag.core.text.citations import CELL_SEP
 from desktop_rag.core.text.statements import statement_of_heading, statement_of_title
 from desktop_rag.core.types import Document, Heading, Page
+
+log = logging.getLogger(__name__)
 
 
 def _clean_title(raw: str | None, fallback: str) -> str:
@@ -25,13 +30,20 @@ def _clean_title(raw: str | None, fallback: str) -> str:
     return title
 
 
-def extract_pdf(path: Path) -> Document:
+def extract_pdf(
+    path: Path, *, ocr: bool = True, on_ocr_page: OcrProgress | None = None
+) -> Document:
     """Extract the text of every page of a PDF.
 
     PDFs encrypted with an empty user password (common for "no copy" permissions) open normally.
+    With ``ocr``, pages without a usable text layer (:func:`~.ocr.needs_ocr`: scans) are
+    recognised (:func:`~.ocr.recognise_page`), keeping their page number and the boxes of their
+    text; ``on_ocr_page(done, total)`` is called after each recognised page. If the OCR engine
+    cannot start, the text-layer pages are still returned (the reason is logged).
 
     Raises:
-        ExtractionError: the file is not a readable PDF or needs a password.
+        ExtractionError: the file is not a readable PDF or needs a password; or it has no text
+            layer and OCR could not start (the message says why).
     """
     import pymupdf
 
@@ -42,25 +54,45 @@ def extract_pdf(path: Path) -> Document:
     with doc:
         if doc.needs_pass and not doc.authenticate(""):
             raise ExtractionError("password required: this PDF is protected with a password")
-        pages = []
         body = body_font_size(doc)
+        # The default order is the order of the page's content stream, which is the reading
+        # order the author's tool wrote; a geometric sort interleaves columns.
+        layouts = [page_layout(doc.load_page(i), body) for i in range(doc.page_count)]
+        scans = ([i for i, (text, _) in enumerate(layouts) if needs_ocr(doc.load_page(i), text)]
+                 if ocr else [])  # fmt: skip
+        recognised: dict[int, Page] = {}
+        for done, i in enumerate(scans, start=1):
+            try:
+                recognised[i] = recognise_page(doc.load_page(i), i + 1)
+            except ExtractionError as exc:
+                if not any(text.strip() for text, _ in layouts):
+                    raise
+                log.warning("%s: pages without text not recognised: %s", path, exc.message)
+                break
+            if on_ocr_page is not None:
+                on_ocr_page(done, len(scans))
+        pages = []
         carried: list[Heading] = []  # the section a page continues from the pages before it
-        for i in range(doc.page_count):
-            page = doc.load_page(i)
-            # The default order is the order of the page's content stream, which is the reading
-            # order the author's tool wrote; a geometric sort interleaves columns.
-            text, found = page_layout(page, body)
+        for i, (text, found) in enumerate(layouts):
+            scan = recognised.get(i)
+            if scan is not None:
+                text = scan.text
+                found = [(h.offset, h.level, h.text) for h in scan.headings]
             if not _continues_table(text, found):
                 carried = [h for h in carried if statement_of_heading(h.text) is None]
             heads = [Heading(0, h.level, h.text) for h in carried]
             own = [Heading(off, level, title) for off, level, title in found]
-            pages.append(Page(number=i + 1, text=text, headings=tuple(heads + own)))
+            boxes = scan.boxes if scan is not None else ()
+            pages.append(Page(i + 1, text, tuple(heads + own), boxes))
             # A statement's title goes on to the next page once at most (a statement longer
             # than two pages repeats its title).
             carried = [h for h in _open_sections(heads + own)
                        if statement_of_heading(h.text) is None or any(h is o for o in own)]  # fmt: skip
         meta = _clean_title(doc.metadata.get("title") if doc.metadata else None, "")
-        cover = _cover_title(doc.load_page(0)) if doc.page_count else ""
+        if 0 in recognised:  # a scanned cover: its tallest line
+            cover = next((h.text for h in recognised[0].headings), "")
+        else:
+            cover = _cover_title(doc.load_page(0)) if doc.page_count else ""
         title = meta or cover or path.stem
         # The file name often says what the title does not (a period, a ticker, a version).
         if title != path.stem and sum(ch.isalpha() for ch in path.stem) >= 3:
@@ -154,7 +186,6 @@ def hidden_reason(span: dict, page: object, cache: dict[str, list]) -> str | Non
 # one table row. Filings print a statement's row label and each figure as separate text lines;
 # kept apart, a chunk boundary or the sentence splitter separates "Total net sales" from
 # "82,959". Joined with CELL_SEP, a row reads and is retrieved as one line.
-CELL_SEP = " | "
 _ATTACH_NEXT = frozenset({"$", "€", "£", "¥", "("})  # printed in their own cell before a figure
 _ATTACH_PREV = frozenset({"%", ")", "%)"})
 _BOLD = 16  # MuPDF span flag TEXT_FONT_BOLD

@@ -3,13 +3,12 @@ page number (1-based, the order of the deck), so a citation says which slide to 
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from desktop_rag.core.errors import ExtractionError
-from desktop_rag.core.ingest.extract.docx import check_zip_sizes
+from desktop_rag.core.ingest.extract.package import check_package
 from desktop_rag.core.types import Document, Heading, Page
 
 
@@ -51,11 +50,11 @@ def extract_pptx(path: Path) -> Document:
         ExtractionError: not a PowerPoint .pptx (e.g. an old binary .ppt renamed), a ZIP bomb,
             or corrupt.
     """
-    if not zipfile.is_zipfile(path):
-        raise ExtractionError(
-            "not a PowerPoint .pptx file (it is not a ZIP package; old .ppt is not supported)"
-        )
-    check_zip_sizes(path, "PowerPoint deck")
+    check_package(
+        path,
+        "PowerPoint deck",
+        "not a PowerPoint .pptx file (it is not a ZIP package; old .ppt is not supported)",
+    )
     import pptx
 
     try:
