@@ -131,7 +131,11 @@ def index(paths: tuple[Path, ...]) -> None:
                     file=sys.stderr,
                 )
             bar.update(prog.files_done - bar.n)
-            bar.set_postfix(chunks=prog.chunks_added, file=prog.current[:30], refresh=False)
+            if prog.result is None and prog.current:  # OCR of a scan: a page every few seconds
+                bar.set_postfix_str(prog.current[-60:])
+            else:
+                bar.set_postfix(chunks=prog.chunks_added, ocr_pages=prog.ocr_pages,
+                                file=prog.current[:30], refresh=False)  # fmt: skip
     except KeyboardInterrupt:
         cancel.cancel()
         with contextlib.suppress(StopIteration, KeyboardInterrupt):
@@ -152,6 +156,11 @@ def index(paths: tuple[Path, ...]) -> None:
         f"in {summary.elapsed_s:.1f} s ({rate:.1f} pages/s); {summary.unchanged} unchanged, "
         f"{summary.removed} removed."
     )
+    if summary.ocr_pages:
+        click.echo(
+            f"Text recognition (OCR): {summary.ocr_pages} scanned page(s) in "
+            f"{summary.ocr_s:.1f} s ({summary.ocr_pages / max(summary.ocr_s, 1e-9):.2f} pages/s)."
+        )
     _print_problems(summary.problems)
 
 

@@ -222,6 +222,43 @@ def make_pdf(
     return path
 
 
+def make_scan(
+    path: Path, pages: list[str], *, dpi: int = 150, text_pages: tuple[int, ...] = ()
+) -> Path:
+    """Write a real PDF whose pages are scans: each text is typeset (12 pt from (50, 50) pt),
+    rendered at ``dpi`` and placed as an image on an otherwise empty page (no text layer); the
+    1-based ``text_pages`` stay ordinary text pages. A ``.png``/``.tif`` path writes the rendered
+    pages as an image file instead (TIFF: one frame per page)."""
+    import pymupdf
+
+    src = pymupdf.open()
+    for text in pages:
+        page = src.new_page()
+        page.insert_textbox(pymupdf.Rect(50, 50, 550, 800), text, fontsize=12)
+    out = pymupdf.open()
+    frames = []
+    for number in range(len(pages)):
+        page = src.load_page(number)
+        pix = page.get_pixmap(dpi=dpi, colorspace=pymupdf.csGRAY, alpha=False)
+        frames.append(pix)
+        if number + 1 in text_pages:
+            out.insert_pdf(src, from_page=number, to_page=number)
+            continue
+        scan = out.new_page(width=page.rect.width, height=page.rect.height)
+        scan.insert_image(scan.rect, pixmap=pix)
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        frames[0].save(path)
+    elif suffix in (".tif", ".tiff"):
+        from PIL import Image
+
+        images = [Image.frombytes("L", (f.width, f.height), f.samples) for f in frames]
+        images[0].save(path, save_all=True, append_images=images[1:], dpi=(dpi, dpi))
+    else:
+        out.save(path)
+    return path
+
+
 def make_docx(path: Path, title: str, sections: list[tuple[str, str]]) -> Path:
     """Write a real .docx with a title, Heading 1 sections and a table (python-docx)."""
     import docx

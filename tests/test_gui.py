@@ -259,15 +259,18 @@ def test_settings_dialog_persists(qtbot, home: Path) -> None:  # type: ignore[no
     dialog.temperature.setValue(0.7)
     dialog.top_k.setValue(8)
     dialog.threads.setValue(1)
+    assert dialog.ocr.isChecked(), "OCR is on by default"
+    dialog.ocr.setChecked(False)
     dialog.apply()
     path = app_paths().settings_file
     settings.save(path)
     loaded = Settings.load(path)
-    assert (loaded.context_size, loaded.temperature, loaded.top_k, loaded.threads) == (
+    assert (loaded.context_size, loaded.temperature, loaded.top_k, loaded.threads, loaded.ocr) == (
         2048,
         0.7,
         8,
         1,
+        False,
     )
 
 
@@ -372,3 +375,41 @@ def test_startup_errors_show_a_message_and_exit_1(
     monkeypatch.setattr(app, "_create_window", broken)
     assert app.run() == 1
     assert shown[1] == "the index was built with another embedding model\nHint: re-index"
+
+
+@pytest.mark.slow
+def test_a_passage_on_a_scan_is_highlighted_where_ocr_read_it(
+    qtbot, fake_engine: Engine, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A scanned page has no text layer to search: the viewer highlights the boxes OCR stored
+    for the cited characters, on the cited page only; an image file opens the same way."""
+    from desktop_rag.gui.sources_panel import SourcesPanel
+    from tests.conftest import make_scan
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    lines = "The ferry timetable changes in May.\n\nThe harbour dues for 2024 are 31 euros a tonne."
+    make_scan(folder / "dues.pdf", ["Minutes of the harbour board, cover page", lines])
+    make_scan(folder / "notice.png", [lines])
+    assert fake_engine.index_all([folder]).ocr_pages == 3
+    from PySide6.QtWidgets import QMainWindow
+
+    win = QMainWindow()
+    qtbot.addWidget(win)
+    panel = SourcesPanel(fake_engine, Notifier(win.statusBar(), win))
+    qtbot.addWidget(panel)
+    for name, page in (("notice.png", 1), ("dues.pdf", 2)):
+        hit = next(h for h in fake_engine.search("harbour dues euros a tonne", 5).hits
+                   if h.file_name == name)  # fmt: skip
+        assert hit.page == page
+        at = hit.text.index("harbour")
+        source = {"file": hit.path, "page": hit.page, "text": hit.text,
+                  "start": hit.start + at, "end": hit.start + at + 20}  # fmt: skip
+        panel.open_source(source)
+        viewer = panel.viewer
+        assert viewer.page == page and viewer.highlight_rects, name
+        # only the line holding "harbour dues" (typeset below the ferry line), not the page
+        assert all(r.y0 > 60 and r.y1 - r.y0 < 30 for r in viewer.highlight_rects), name
+        assert not viewer.image.pixmap().isNull()
+    panel.viewer.go_to(1)
+    assert panel.viewer.page == 1 and not panel.viewer.highlight_rects

@@ -193,9 +193,10 @@ class LibraryPanel(QWidget):
         chunk_rate = prog.chunks_added / elapsed if elapsed > 0 else 0.0
         eta = f" · about {duration(left / rate)} left" if rate > 0 and left else ""
         paused = " · paused" if self._worker and self._worker.cancel_token.paused else ""
+        ocr = f" · {prog.ocr_pages} scanned pages read (OCR)" if prog.ocr_pages else ""
         self.progress_label.setText(
             f"{prog.files_done} / {prog.files_total} files · {prog.chunks_added} chunks · "
-            f"{chunk_rate:.1f} chunks/s{eta}{paused}"
+            f"{chunk_rate:.1f} chunks/s{ocr}{eta}{paused}"
             + (f"\n{prog.current}" if prog.current else "")
         )
         if prog.result is not None:

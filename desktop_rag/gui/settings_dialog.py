@@ -1,8 +1,10 @@
-"""The settings dialog: context size, temperature, number of sources, CPU threads, data location."""
+"""The settings dialog: context size, temperature, number of sources, CPU threads, text
+recognition (OCR) of scans while indexing, data location."""
 
 from __future__ import annotations
 
 from PySide6.QtWidgets import (
+    QCheckBox,
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
@@ -44,6 +46,13 @@ class SettingsDialog(QDialog):
         self.threads.setRange(0, max(1, default_threads()))
         self.threads.setSpecialValueText(f"all cores ({default_threads()})")
         self.threads.setValue(settings.threads)
+        self.ocr = QCheckBox("Recognise the text of scanned pages and images (OCR)")
+        self.ocr.setChecked(settings.ocr)
+        self.ocr.setToolTip(
+            "Scanned PDF pages and PNG, JPEG and TIFF images are read by text recognition while "
+            "indexing: a few seconds a page, all on this computer. Changing it reads PDFs and "
+            "images again on the next indexing run."
+        )
         self.data_dir = QLineEdit(settings.data_dir or "")
         self.data_dir.setPlaceholderText("default user data folder")
         browse = QPushButton("Browse…")
@@ -55,6 +64,7 @@ class SettingsDialog(QDialog):
         form.addRow("Temperature", self.temperature)
         form.addRow("Number of sources", self.top_k)
         form.addRow("CPU threads", self.threads)
+        form.addRow("Indexing", self.ocr)
         form.addRow("Data location", row)
         form.addRow(QLabel("<small>A new data location takes effect at the next start.</small>"))
         buttons = QDialogButtonBox(
@@ -76,4 +86,5 @@ class SettingsDialog(QDialog):
         s.temperature = round(self.temperature.value(), 2)
         s.top_k = self.top_k.value()
         s.threads = self.threads.value()
+        s.ocr = self.ocr.isChecked()
         s.data_dir = self.data_dir.text().strip() or None

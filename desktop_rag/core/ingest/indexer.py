@@ -299,8 +299,9 @@ class Indexer:
         def on_page(done: int, total: int) -> None:
             nonlocal last
             now = time.perf_counter()
-            self._ocr_pages += 1
-            self._ocr_s += now - last
+            if done:  # 0: recognition is starting
+                self._ocr_pages += 1
+                self._ocr_s += now - last
             last = now
             self._ocr_state = (path.name, done, total)
             cancel.raise_if_cancelled()
@@ -378,15 +379,17 @@ class Indexer:
                 while True:  # waiting for the file's extraction: report its OCR pages
                     try:
                         prepared = pending.result(timeout=0.25)
-                        break
                     except FutureTimeout:
-                        state = self._ocr_state
-                        if state is not None and state != shown:
-                            shown = state
-                            yield Progress(done, len(todo), summary.chunks_added,
-                                           time.perf_counter() - t0,
-                                           f"{state[0]}: recognising text (OCR), page {state[1]}"
-                                           f" of {state[2]}", ocr_pages=self._ocr_pages)  # fmt: skip
+                        prepared = None
+                    state = self._ocr_state
+                    if state is not None and state != shown:
+                        shown = state
+                        yield Progress(done, len(todo), summary.chunks_added,
+                                       time.perf_counter() - t0,
+                                       f"{state[0]}: recognising text (OCR), {state[1]} of "
+                                       f"{state[2]} pages done", ocr_pages=self._ocr_pages)  # fmt: skip
+                    if prepared is not None:
+                        break
                 self._ocr_state = None
                 pending = (pool.submit(self._prepare, work[i + 1], cancel)
                            if i + 1 < len(work) else None)  # fmt: skip

@@ -102,7 +102,8 @@ def extract(
     """Extract the text of ``path`` page by page.
 
     ``ocr``: recognise the text of scanned PDF pages and of images (off: images are skipped and
-    scanned pages stay empty); ``on_ocr_page(done, total)`` is called after each page recognised.
+    scanned pages stay empty); ``on_ocr_page(done, total)`` is called before the first page (0
+    done) and after each page recognised.
 
     Raises:
         UnsupportedFileError: the suffix is not a supported type, or there is no text (skipped).

@@ -48,7 +48,8 @@ MIN_IMAGE_COVER = 0.3
 #: Refuse images of more pixels than this (a decompression bomb; a 600 dpi A3 scan is 70 MP).
 MAX_IMAGE_PIXELS = 150_000_000
 
-#: Called after each recognised page with (pages done, pages to recognise) of this document.
+#: Called with (pages done, pages to recognise) of this document before the first page (0 done)
+#: and after each recognised page.
 OcrProgress = Callable[[int, int], None]
 
 _ENGINE: Any = None
@@ -89,7 +90,9 @@ def ocr_engine() -> Any:
     global _ENGINE
     if _ENGINE is None:
         files = model_files()
-        params: dict[str, Any] = {"Global.log_level": "warning"}
+        # "error": its warnings ("the text detection result is empty" for a blank page) are
+        # not problems of the user's.
+        params: dict[str, Any] = {"Global.log_level": "error"}
         for task, path in files.items():
             params[f"{task}.model_path"] = str(path)
             params[f"{task}.model_dir"] = str(path.parent)
@@ -100,7 +103,6 @@ def ocr_engine() -> Any:
             _ENGINE = RapidOCR(params=params)
         except Exception as exc:
             raise ExtractionError(f"text recognition (OCR) could not start: {exc}") from None
-        logging.getLogger("RapidOCR").setLevel(logging.WARNING)
     return _ENGINE
 
 
@@ -233,6 +235,8 @@ def extract_image(path: Path, *, on_ocr_page: OcrProgress | None = None) -> Docu
         if doc.is_pdf or doc.page_count == 0:
             raise ExtractionError("not a readable image (its content is not a picture)")
         pages: list[Page] = []
+        if on_ocr_page is not None:
+            on_ocr_page(0, doc.page_count)
         for i in range(doc.page_count):
             try:
                 page = doc.load_page(i)

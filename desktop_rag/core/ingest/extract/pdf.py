@@ -38,7 +38,8 @@ def extract_pdf(
     PDFs encrypted with an empty user password (common for "no copy" permissions) open normally.
     With ``ocr``, pages without a usable text layer (:func:`~.ocr.needs_ocr`: scans) are
     recognised (:func:`~.ocr.recognise_page`), keeping their page number and the boxes of their
-    text; ``on_ocr_page(done, total)`` is called after each recognised page. If the OCR engine
+    text; ``on_ocr_page(done, total)`` is called before the first (``done`` 0) and after each
+    recognised page. If the OCR engine
     cannot start, the text-layer pages are still returned (the reason is logged).
 
     Raises:
@@ -61,6 +62,8 @@ def extract_pdf(
         scans = ([i for i, (text, _) in enumerate(layouts) if needs_ocr(doc.load_page(i), text)]
                  if ocr else [])  # fmt: skip
         recognised: dict[int, Page] = {}
+        if scans and on_ocr_page is not None:
+            on_ocr_page(0, len(scans))
         for done, i in enumerate(scans, start=1):
             try:
                 recognised[i] = recognise_page(doc.load_page(i), i + 1)
