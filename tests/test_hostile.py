@@ -54,6 +54,35 @@ def build_hostile(root: Path, outside: Path) -> None:
     (root / "vanish.txt").write_text("Gone before it is read.", encoding="utf-8")
     (root / "grow.md").write_text("# Log\n\nThe ferry left at nine.", encoding="utf-8")
     (root / "image.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 100)
+    # The formats of issue 18, each in a way a real folder holds it broken.
+    with zipfile.ZipFile(root / "bomb.xlsx", "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("xl/worksheets/sheet1.xml", b"\0" * (64 * 1024 * 1024))
+    (root / "old-binary.xlsx").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600)
+    (root / "binary.csv").write_bytes(bytes(range(256)) * 8)
+    with zipfile.ZipFile(root / "no-container.epub", "w") as z:
+        z.writestr("mimetype", "application/epub+zip")
+    with zipfile.ZipFile(root / "spreadsheet.odt", "w") as z:
+        z.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+        z.writestr("content.xml", "<x/>")
+    (root / "random.eml").write_bytes(bytes(range(256)) * 4)
+    (root / "not-ole.msg").write_bytes(b"Subject: hi\r\n\r\nan .msg that is no Outlook file")
+    (root / "bomb.png").write_bytes(_png_header(60_000, 60_000))  # 3.6 gigapixels declared
+    (root / "truncated.tiff").write_bytes(b"II*\x00\x08\x00\x00\x00\x01\x00" + b"\0" * 20)
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG declaring ``width`` x ``height`` grey pixels with almost no data (a pixel bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))  # fmt: skip
 
 
 def test_hostile_corpus_is_contained(fake_embedder: FakeEmbedder, tmp_path: Path) -> None:
@@ -83,6 +112,15 @@ def test_hostile_corpus_is_contained(fake_embedder: FakeEmbedder, tmp_path: Path
             b"pipe.txt": "not a regular file",
             b"vanish.txt": "disappeared",
             b"image.jpg": "not a readable image",
+            b"bomb.xlsx": "ZIP bomb",
+            b"old-binary.xlsx": "old .xls is not supported",
+            b"binary.csv": "binary file",
+            b"no-container.epub": "no META-INF/container.xml",
+            b"spreadsheet.odt": "it is a spreadsheet",
+            b"random.eml": "not an email message",
+            b"not-ole.msg": "not an Outlook .msg file",
+            b"bomb.png": "decompression bomb",
+            b"truncated.tiff": "not a readable image",
             # A name that is not UTF-8 cannot be stored or shown faithfully: skipped, with why.
             "caf\ufffd-latin1-name.txt".encode(): "name is not valid UTF-8",
         }
