@@ -96,6 +96,14 @@ def test_a_scan_is_indexed_searched_and_its_passage_located(
     boxes = fake_engine.passage_boxes(hit.path, hit.page, hit.start, hit.end)
     assert boxes and all(b.end > hit.start and b.start < hit.end for b in boxes)
     assert fake_engine.passage_boxes(hit.path, 1, 0, 10) == (), "a text layer needs no boxes"
+    # A passage starting and ending inside a recognised line is cut out of the line's box.
+    page_text = fake_engine.page_text(hit.path, 2) or ""
+    at = page_text.index("dues")
+    line = fake_engine.passage_boxes(hit.path, 2, 0, len(page_text))[0]  # "The harbour dues ..."
+    (word,) = fake_engine.passage_boxes(hit.path, 2, at, at + 4)
+    assert (word.start, word.end) == (at, at + 4) and word.y0 == line.y0
+    assert line.x0 + 40 < word.x0 and word.x1 < line.x1 - 100, (line, word)
+    assert 10 < word.x1 - word.x0 < 60, word
     # A run with the same settings recognises nothing again.
     assert fake_engine.index_all([folder]).ocr_pages == 0
 

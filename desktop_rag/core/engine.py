@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Generator, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -210,13 +211,23 @@ class Engine:
         self, path: str, page: int | None, start: int, end: int
     ) -> tuple[TextBox, ...]:
         """Where characters ``start:end`` of a recognised (OCR) page's text lie on the page, for
-        the viewer to highlight (``page`` 1-based); empty for pages with a text layer (the viewer
-        finds those itself) and files no longer indexed."""
+        the viewer to highlight (``page`` 1-based): the recognised lines' boxes it overlaps,
+        a box cut where the passage starts or ends inside it (in proportion to the characters:
+        OCR boxes hold lines, not letters). Empty for pages with a text layer (the viewer finds
+        those itself) and files no longer indexed."""
         row = self.store.file_by_path(str(path))
         if row is None:
             return ()
-        boxes = self.store.page_boxes(row.id, page)
-        return tuple(b for b in boxes if b.end > start and b.start < end)
+        out = []
+        for b in self.store.page_boxes(row.id, page):
+            if b.end <= start or b.start >= end:
+                continue
+            width = (b.x1 - b.x0) / max(1, b.end - b.start)
+            # half a character of slack each side: letters are not all one width
+            x0 = max(b.x0, b.x0 + width * (max(0, start - b.start) - 0.5))
+            x1 = min(b.x1, b.x1 - width * (max(0, b.end - end) - 0.5))
+            out.append(replace(b, start=max(b.start, start), end=min(b.end, end), x0=x0, x1=x1))
+        return tuple(out)
 
     def chunker(self) -> Chunker:
         """A chunker using the embedding model's tokenizer and input limit."""
