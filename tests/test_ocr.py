@@ -185,3 +185,20 @@ print("TEXT", doc.pages[0].text)
                          timeout=300, env=env)  # fmt: skip
     assert res.returncode == 0, res.stderr[-3000:]
     assert "harbour" in res.stdout.lower() and "tonne" in res.stdout.lower()
+
+
+def test_a_scanned_email_attachment_follows_the_ocr_setting(tmp_path: Path) -> None:
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "port@example.org", "board@example.org", "Dues"
+    msg.set_content("The signed notice is attached.")
+    scan = make_scan(tmp_path / "notice.pdf", [DUES])
+    msg.add_attachment(scan.read_bytes(), maintype="application", subtype="pdf",
+                       filename="notice.pdf")  # fmt: skip
+    eml = tmp_path / "dues.eml"
+    eml.write_bytes(msg.as_bytes())
+    read = extract(eml)
+    assert len(read.pages) == 2 and {"harbour", "euros"} <= _words(read.pages[1].text)
+    unread = extract(eml, ocr=False)
+    assert "harbour" not in " ".join(p.text for p in unread.pages).lower()

@@ -61,7 +61,7 @@ EXTRACTOR_VERSIONS: dict[str, int] = {"pdf": 3}
 
 #: The formats whose text can come from text recognition (OCR): their pipeline names whether OCR
 #: was on, so turning it on or off extracts them again.
-OCR_KINDS = frozenset({"pdf", "image"})
+OCR_KINDS = frozenset({"pdf", "image", "eml", "msg"})
 
 
 def file_kind(path: Path) -> str | None:
@@ -118,9 +118,12 @@ def extract(
             "an image: its text can only be read by text recognition (OCR), which is turned off"
         )
     try:
-        if kind in ("pdf", "image"):
-            options = {"on_ocr_page": on_ocr_page} | ({"ocr": ocr} if kind == "pdf" else {})
-            doc = _extractor(kind)(path, **options)  # type: ignore[call-arg]
+        if kind == "pdf":
+            doc = _extractor(kind)(path, ocr=ocr, on_ocr_page=on_ocr_page)  # type: ignore[call-arg]
+        elif kind == "image":
+            doc = _extractor(kind)(path, on_ocr_page=on_ocr_page)  # type: ignore[call-arg]
+        elif kind in ("eml", "msg"):  # attachments: scans recognised or not, as the setting says
+            doc = _extractor(kind)(path, ocr=ocr)  # type: ignore[call-arg]
         else:
             doc = _extractor(kind)(path)
     except (ExtractionError, Cancelled):

@@ -82,6 +82,7 @@ class _Budget:
 
     attachments: int = 0
     bytes: int = 0
+    ocr: bool = True  # scanned PDF attachments and images are recognised (Settings.ocr)
 
 
 @dataclass
@@ -195,18 +196,19 @@ def _read_attachment(att: _Attachment, depth: int, budget: _Budget, number: int)
         elif kind == "msg":
             doc = _msg_from_bytes(data, att.name, depth + 1, budget)
         else:
-            doc = _extract_bytes(data, Path(att.name).suffix)
+            doc = _extract_bytes(data, Path(att.name).suffix, budget.ocr)
     return _one_page(f"Attachment: {att.name}", doc, number)
 
 
-def _extract_bytes(data: bytes, suffix: str) -> Document:
-    """Extract a file's bytes with the extractor of ``suffix``: written under a fixed safe name
-    in a private temporary folder, removed afterwards."""
+def _extract_bytes(data: bytes, suffix: str, ocr: bool) -> Document:
+    """Extract a file's bytes with the extractor of ``suffix`` (``ocr`` as for
+    :func:`~desktop_rag.core.ingest.extract.extract`): written under a fixed safe name in a
+    private temporary folder, removed afterwards."""
     suffix = suffix if _SAFE_SUFFIX.fullmatch(suffix) else ""
     with tempfile.TemporaryDirectory(prefix="desktop-rag-mail-", ignore_cleanup_errors=True) as d:
         path = Path(d) / f"attachment{suffix}"
         path.write_bytes(data)
-        return extract(path)
+        return extract(path, ocr=ocr)
 
 
 def _one_page(title: str, doc: Document, number: int) -> Page:
@@ -316,7 +318,7 @@ def _address(name: str, addr: str) -> str:
 # --- .eml ----------------------------------------------------------------------------------------
 
 
-def extract_eml(path: Path) -> Document:
+def extract_eml(path: Path, *, ocr: bool = True) -> Document:
     """A MIME email message (``.eml``, RFC 5322) as parts: the message, then its attachments (see
     the module docstring for the layout). The body is text/plain when there is one, else the
     visible text of text/html; bodies are decoded with their declared charset, detected when it
@@ -333,7 +335,7 @@ def extract_eml(path: Path) -> Document:
     _check_size(path, "an email message")
     with path.open("rb") as f:
         msg = email.message_from_binary_file(f, _class=EmailMessage, policy=email.policy.default)
-    return _eml_document(msg, path.stem, 0, _Budget())
+    return _eml_document(msg, path.stem, 0, _Budget(ocr=ocr))
 
 
 def _check_size(path: Path, what: str) -> None:
@@ -516,7 +518,7 @@ _PT_SYSTIME = 0x0040
 _PROPS = "__properties_version1.0"
 
 
-def extract_msg(path: Path) -> Document:
+def extract_msg(path: Path, *, ocr: bool = True) -> Document:
     """An Outlook message (``.msg``, MS-OXMSG: an OLE compound file of MAPI properties) as parts:
     the message, then its attachments (see the module docstring for the layout).
 
@@ -540,7 +542,7 @@ def extract_msg(path: Path) -> Document:
     except Exception as exc:
         raise ExtractionError(f"not an Outlook .msg file (corrupt compound file: {exc})") from None
     with ole:
-        return msg_document(ole, path.stem)
+        return msg_document(ole, path.stem, ocr=ocr)
 
 
 def _msg_from_bytes(data: bytes, fallback: str, depth: int, budget: _Budget) -> Document:
@@ -557,7 +559,7 @@ def _msg_from_bytes(data: bytes, fallback: str, depth: int, budget: _Budget) -> 
         return _msg_document(_MsgReader(ole), (), fallback, depth, budget, 32)
 
 
-def msg_document(ole: Any, fallback_title: str) -> Document:
+def msg_document(ole: Any, fallback_title: str, *, ocr: bool = True) -> Document:
     """The document of an opened Outlook message (an :class:`olefile.OleFileIO`, or an object with
     its ``listdir``, ``openstream``, ``get_size`` and ``exists``); ``fallback_title`` is the title
     when the message has no subject. The seam :func:`extract_msg` reads files through.
@@ -565,7 +567,7 @@ def msg_document(ole: Any, fallback_title: str) -> Document:
     Raises:
         ExtractionError: the OLE file holds no message properties.
     """
-    return _msg_document(_MsgReader(ole), (), fallback_title, 0, _Budget(), 32)
+    return _msg_document(_MsgReader(ole), (), fallback_title, 0, _Budget(ocr=ocr), 32)
 
 
 class _MsgReader:
