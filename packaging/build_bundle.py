@@ -11,9 +11,11 @@ Steps (each prints what it runs; a failure says which step and why, without a tr
 2. the bundled embedding model exported to an ONNX graph (with torch, at build time) and checked
    to load without torch (``packaging/export_onnx.py``);
 3. PyInstaller, one-folder mode (``packaging/desktop-rag.spec``): ``dist/desktop-rag/``, without
-   torch, transformers, sentence-transformers, CUDA, unused Qt modules or test data;
+   torch, transformers, sentence-transformers, CUDA, unused Qt modules or test data; then the
+   shared libraries' debugging information removed (``strip --strip-debug``, not ``--no-strip``);
 4. the launcher (``desktop-rag.desktop``), the icon and ``install.sh`` added to the folder;
-5. checks: no torch or CUDA library inside, every shared library's dependencies found;
+5. checks: no torch or CUDA library inside, no OCR engine but ONNX Runtime's, the OCR models
+   inside, every shared library's dependencies found;
 6. ``dist/desktop-rag-<version>-linux-x86_64.tar.gz``, and the sizes.
 
 ``--keep-torch`` builds the large variant instead (torch and sentence-transformers inside, the
@@ -64,6 +66,17 @@ DESKTOP_STACK = re.compile(
 # Libraries that must not be in the lean bundle (torch, CUDA, the Hugging Face stack).
 FORBIDDEN = ("libtorch", "libcuda", "libcudart", "libcublas", "libcudnn", "libnccl", "nvidia",
              "/torch/", "/transformers/", "/sentence_transformers/", "/triton/")  # fmt: skip
+# Python packages that must not be in any bundle: rapidocr's other inference engines and what they
+# pull in (the app runs OCR on ONNX Runtime); torch and the Hugging Face stack in the lean bundle.
+FORBIDDEN_MODULES = ("paddle", "openvino", "tensorrt", "MNN", "torch_npu",
+                     "rapidocr.inference_engine.pytorch", "rapidocr.inference_engine.paddle",
+                     "rapidocr.inference_engine.openvino", "rapidocr.inference_engine.tensorrt",
+                     "rapidocr.inference_engine.mnn")  # fmt: skip
+FORBIDDEN_MODULES_LEAN = ("torch", "transformers", "sentence_transformers", "triton")
+# The OCR files the app opens by path (desktop_rag.core.ingest.extract.ocr) or rapidocr reads.
+OCR_FILES = ("rapidocr/config.yaml", "rapidocr/default_models.yaml",
+             "rapidocr/models/PP-OCRv6_det_small.onnx", "rapidocr/models/PP-OCRv6_rec_small.onnx",
+             "rapidocr/models/ch_ppocr_mobile_v2.0_cls_mobile.onnx")  # fmt: skip
 
 
 def version() -> str:
@@ -161,6 +174,31 @@ def pyinstaller(vpy: Path, dist: Path, work: Path, onnx: Path, keep_torch: bool,
     return bundle
 
 
+def strip_debug(bundle: Path, nice: int) -> None:
+    """Remove the debugging information (``.debug_*`` sections) some shared libraries carry:
+    the Python library built on this machine, extensions built from source (hnswlib) and a few
+    wheels'. Only those sections go (``strip --strip-debug``): the symbol tables, which dynamic
+    linking and ctypes use, stay; the smoke test exercises every library this touches."""
+    if not shutil.which("strip") or not shutil.which("readelf"):
+        say("  no strip/readelf here: debugging information left in")
+        return
+    before = 0
+    targets = []
+    for p in elf_files(bundle):
+        sections = subprocess.run(["readelf", "-S", "-W", str(p)], capture_output=True,
+                                  text=True, check=False).stdout  # fmt: skip
+        if ".debug_" in sections:
+            targets.append(p)
+            before += p.stat().st_size
+    if not targets:
+        return
+    run(["strip", "--strip-debug", *targets], nice=nice, capture=True,
+        what="removing debugging information")  # fmt: skip
+    after = sum(p.stat().st_size for p in targets)
+    say(f"  debugging information removed from {len(targets)} libraries: {mb(before - after)} "
+        "less")  # fmt: skip
+
+
 def add_launcher(bundle: Path) -> None:
     """The freedesktop launcher, the icon, install.sh and a README in the bundle folder."""
     say("[4/6] launcher, icon and install.sh")
@@ -192,10 +230,40 @@ def elf_files(bundle: Path) -> list[Path]:
     return out
 
 
-def check_bundle(bundle: Path, keep_torch: bool) -> None:
-    """No torch/CUDA inside (lean bundle) and no unresolved shared library dependency."""
+def bundled_modules(work: Path) -> set[str]:
+    """The Python modules PyInstaller put into the bundle's archive (its PYZ table of contents)."""
+    toc = work / NAME / "PYZ-00.toc"
+    if not toc.is_file():
+        raise Failure(f"{toc} not found: cannot list the bundled modules")
+    return set(re.findall(r"\(\s*'([A-Za-z0-9_.]+)',", toc.read_text(encoding="utf-8")))
+
+
+def check_bundle(bundle: Path, keep_torch: bool, work: Path) -> None:
+    """No torch/CUDA inside (lean bundle), no other OCR engine, the OCR models and their
+    configuration inside, and no unresolved shared library dependency."""
     say("[5/6] checks")
     internal = bundle / "_internal"
+    modules = bundled_modules(work)
+    banned = FORBIDDEN_MODULES + (() if keep_torch else FORBIDDEN_MODULES_LEAN)
+    found = sorted(m for m in modules if any(m == b or m.startswith(b + ".") for b in banned))
+    if found:
+        raise Failure(f"modules that must stay out got into the bundle: {found[:10]}")
+    say(f"  {len(modules)} Python modules; none of {', '.join(banned)}: ok")
+    needed = ["rapidocr.main", "rapidocr.inference_engine.onnxruntime", "cv2", "PIL.Image",
+              "shapely", "pyclipper", "omegaconf", "openpyxl", "olefile", "pptx", "docx", "lxml",
+              "desktop_rag.core.ingest.extract.ocr", "desktop_rag.core.ingest.extract.mail"]  # fmt: skip
+    # a module is in the archive, or a package collected as files (cv2: its hook), or an
+    # extension module (a shared library) beside it
+    absent = [m for m in needed if m not in modules
+              and not (internal / m.replace(".", "/") / "__init__.py").is_file()
+              and not any(internal.glob(m.replace(".", "/") + ".*.so"))]  # fmt: skip
+    if absent:
+        raise Failure(f"modules the document formats and OCR need are missing: {absent}")
+    missing_ocr = [f for f in OCR_FILES if not (internal / f).is_file()]
+    if missing_ocr:
+        raise Failure(f"OCR files missing from the bundle: {missing_ocr}")
+    ocr_size = sum((internal / f).stat().st_size for f in OCR_FILES)
+    say(f"  OCR models and configuration inside ({mb(ocr_size)}): ok")
     if not keep_torch:
         found = [str(p.relative_to(bundle)) for p in bundle.rglob("*")
                  if any(f in "/" + str(p.relative_to(bundle)) + "/" for f in FORBIDDEN)]  # fmt: skip
@@ -282,6 +350,8 @@ def main() -> int:
     parser.add_argument("--keep-torch", action="store_true",
                         help="the large bundle: torch and sentence-transformers inside")  # fmt: skip
     parser.add_argument("--no-tarball", action="store_true")
+    parser.add_argument("--no-strip", action="store_true",
+                        help="keep the debugging information of the shared libraries")  # fmt: skip
     parser.add_argument("--compresslevel", type=int, default=6, help="gzip level (1-9)")
     parser.add_argument("--nice", type=int, default=10, help="niceness of the heavy steps")
     args = parser.parse_args()
@@ -310,8 +380,10 @@ def main() -> int:
     else:
         export_graph(vpy, onnx, args.nice)
     bundle = pyinstaller(vpy, args.dist, build / "pyinstaller", onnx, args.keep_torch, args.nice)
+    if not args.no_strip:
+        strip_debug(bundle, args.nice)
     add_launcher(bundle)
-    check_bundle(bundle, args.keep_torch)
+    check_bundle(bundle, args.keep_torch, build / "pyinstaller")
     size, files = tree_size(bundle)
     tarball = None if args.no_tarball else make_tarball(bundle, args.dist, args.compresslevel)
 

