@@ -91,6 +91,8 @@ def test_a_scan_is_indexed_searched_and_its_passage_located(
     assert any("minutes.pdf: recognising text (OCR), 0 of 1 pages done" in e.current
                for e in events)  # fmt: skip
     assert events[-1].ocr_pages == 1
+    fractions = [e.file_fraction for e in events if "OCR" in e.current]
+    assert fractions and all(0 <= f <= 1 for f in fractions) and events[-1].file_fraction == 0
     hit = fake_engine.search("harbour dues per tonne of cargo", 1).hits[0]
     assert (hit.file_name, hit.page) == ("minutes.pdf", 2)
     boxes = fake_engine.passage_boxes(hit.path, hit.page, hit.start, hit.end)

@@ -302,7 +302,8 @@ class Progress:
     ``result`` is the outcome of the file just finished (None for the first event and for
     events during a file). While scanned pages are recognised (OCR, seconds a page) an event
     comes after each page: ``current`` says which file and page, ``ocr_pages`` counts the pages
-    recognised so far in this run.
+    recognised so far in this run and ``file_fraction`` is the share (0..1) of the file being
+    read that is done (0 between files), so a progress bar moves during one long scan.
     """
 
     files_done: int
@@ -312,6 +313,7 @@ class Progress:
     current: str = ""
     result: FileResult | None = None
     ocr_pages: int = 0
+    file_fraction: float = 0.0
 
 
 @dataclass

@@ -184,8 +184,9 @@ class LibraryPanel(QWidget):
         if self._initial_done < 0:
             self._initial_done = prog.files_done
             self.refresh()
-        self.progress.setRange(0, max(1, prog.files_total))
-        self.progress.setValue(prog.files_done)
+        # in thousandths of a file, so one long scan moves the bar page by page
+        self.progress.setRange(0, 1000 * max(1, prog.files_total))
+        self.progress.setValue(round(1000 * (prog.files_done + prog.file_fraction)))
         done = prog.files_done - self._initial_done
         left = prog.files_total - prog.files_done
         elapsed = time.perf_counter() - self._started

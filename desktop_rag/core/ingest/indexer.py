@@ -387,7 +387,8 @@ class Indexer:
                         yield Progress(done, len(todo), summary.chunks_added,
                                        time.perf_counter() - t0,
                                        f"{state[0]}: recognising text (OCR), {state[1]} of "
-                                       f"{state[2]} pages done", ocr_pages=self._ocr_pages)  # fmt: skip
+                                       f"{state[2]} pages done", ocr_pages=self._ocr_pages,
+                                       file_fraction=state[1] / max(1, state[2]))  # fmt: skip
                     if prepared is not None:
                         break
                 self._ocr_state = None
