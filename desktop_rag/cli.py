@@ -192,7 +192,7 @@ def ask(
 ) -> None:
     """Answer a QUESTION from the indexed documents, with numbered sources."""
     from desktop_rag.core.search.grounding import check_summary
-    from desktop_rag.core.text.citations import source_label
+    from desktop_rag.core.text.citations import label_for, source_label
     from desktop_rag.core.types import CancelToken, EvidenceFound
 
     text = " ".join(question).strip()
@@ -213,7 +213,9 @@ def ask(
                     click.echo("From your documents:")
                     for e in item.evidence:
                         quote = " ".join(e.text.split())
-                        click.echo(f"  “{quote}” [{e.n}] ({source_label(e.hit)})")
+                        click.echo(
+                            f"  “{quote}” [{e.n}] ({label_for(e.hit.path, e.hit.page, e.text)})"
+                        )
                     click.echo("")
             elif not as_json:
                 click.echo(item, nl=False)

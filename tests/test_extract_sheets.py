@@ -47,11 +47,11 @@ def test_workbook_sheets_are_pages_with_headings_and_row_lines(tmp_path: Path) -
         "Revenue",
         "Date | Region | Amount | Check",
         # The formula was written by openpyxl, never calculated: no cached value, an empty cell
-        # (never the formula text); trailing empty cells are dropped, inner ones kept.
-        "Row 2: 2024-01-31 | North | 1200",
-        "Row 3: 2024-02-29 14:30 | South East | 0.3",
-        "Row 4: 2024-03-31 |  | 87.5 | TRUE",
-        "Row 5:  |  | 15.3%",
+        # (never the formula text); each value is named by its column, empty cells left out.
+        "Row 2 | Date = 2024-01-31 | Region = North | Amount = 1200",
+        "Row 3 | Date = 2024-02-29 14:30 | Region = South East | Amount = 0.3",
+        "Row 4 | Date = 2024-03-31 | Amount = 87.5 | Check = TRUE",
+        "Row 5 | Amount = 15.3%",
     ]
     assert "C2*2" not in sheet.text
     assert [(h.level, h.text) for h in sheet.headings] == [
@@ -61,7 +61,7 @@ def test_workbook_sheets_are_pages_with_headings_and_row_lines(tmp_path: Path) -
     for h in sheet.headings:
         assert sheet.text[h.offset : h.offset + len(h.text)] == h.text
     notes = doc.pages[1]
-    assert notes.text == "Notes\n\nRemarks\n\nRow 3: Harbour dues were raised in March."
+    assert notes.text == "Notes\n\nRemarks\n\nRow 3 | Remarks = Harbour dues were raised in March."
     assert label_for("revenue.xlsx", 1, sheet.text[sheet.text.index("Row 3") :]) == (
         "revenue.xlsx, sheet 1, rows 3\u20135"
     )
@@ -96,10 +96,13 @@ def test_sheet_numbers_follow_the_tabs_and_hidden_sheets_are_marked(tmp_path: Pa
     assert [p.number for p in doc.pages] == [1, 2, 3, 4]
     assert (
         doc.pages[0].text
-        == "Data\n\n | Item | Count\n\nRow 4:  | Buoys | 14\n\nRow 9:  | Chains | 3"
+        == "Data\n\n | Item | Count\n\nRow 4 | Item = Buoys | Count = 14\n\nRow 9 | Item = Chains | Count = 3"
     )
     assert doc.pages[1].text == "" and doc.pages[2].text == ""  # the chart sheet, the empty sheet
-    assert doc.pages[3].text == "Salaries (hidden)\n\nName | Salary\n\nRow 2: Ada | 5100"
+    assert (
+        doc.pages[3].text
+        == "Salaries (hidden)\n\nName | Salary\n\nRow 2 | Name = Ada | Salary = 5100"
+    )
 
 
 def _chunker() -> Chunker:
@@ -127,7 +130,7 @@ def test_every_chunk_of_a_long_sheet_carries_its_header_and_names_its_rows(tmp_p
     # Where each data row's line lies in the page text, found without the chunks.
     spans: dict[int, tuple[int, int]] = {}
     for row in range(2, 302):
-        start = page.text.index(f"Row {row}: ")
+        start = page.text.index(f"Row {row} | ")
         spans[row] = (start, page.text.index("\n", start) if row < 301 else len(page.text))
 
     covered: set[int] = set()
@@ -169,12 +172,14 @@ def test_a_row_fact_is_found_and_cited_with_its_sheet_and_row(fake_engine, tmp_p
     assert result.indexed == 2 and not result.problems
     hit = fake_engine.search("Which port did the Kittiwake unload at?", 1).hits[0]
     assert (hit.file_name, hit.page) == ("ledger.xlsx", 2)
-    assert "Row 3: Kittiwake | Rotterdam | 4200" in hit.text
+    assert "Row 3 | Vessel = Kittiwake | Port = Rotterdam | Tonnes = 4200" in hit.text
     assert "Vessel | Port | Tonnes" in hit.context
     assert source_label(hit) == "ledger.xlsx, sheet 2, rows 2\u20134"
     hit = fake_engine.search("What is Tomas Wrenfield's rank?", 1).hits[0]
     assert (hit.file_name, hit.page) == ("crew.csv", None)
-    assert "Row 3: Tomas Wrenfield | Chief mate | STCW II/2" in hit.text
+    assert (
+        "Row 3 | Name = Tomas Wrenfield | Rank = Chief mate | Certificate = STCW II/2" in hit.text
+    )
     assert source_label(hit) == "crew.csv, rows 2\u20133"
 
 
@@ -189,7 +194,8 @@ def test_csv_semicolons_with_a_bom_and_decimal_commas(tmp_path: Path) -> None:
     # The blank line is row 3: skipped, but the rows after it keep a spreadsheet's numbers.
     assert (
         page.text
-        == "Article | Prix | Stock\n\nRow 2: Écrou M8 | 0,45 | 1200\n\nRow 4: Rondelle | 0,05 | 8000"
+        == "Article | Prix | Stock\n\nRow 2 | Article = Écrou M8 | Prix = 0,45 | Stock = 1200\n\n"
+        "Row 4 | Article = Rondelle | Prix = 0,05 | Stock = 8000"
     )
     assert [(h.offset, h.level, h.text) for h in page.headings] == [
         (0, 1, "Article | Prix | Stock")
@@ -206,15 +212,17 @@ def test_csv_in_windows_1252(tmp_path: Path) -> None:
         csv.writer(fh).writerows(rows)
     page = extract(path).pages[0]
     assert page.headings[0].text == "Plat | Prix | Remarque"
-    assert "Row 2: Crème brûlée no 0 | 4,50 | servie très fraîche, été comme hiver" in page.text
-    assert "Row 13: Crème brûlée no 11 | 15,50 |" in page.text
+    assert ("Row 2 | Plat = Crème brûlée no 0 | Prix = 4,50 | Remarque = servie très fraîche, "
+            "été comme hiver") in page.text  # fmt: skip
+    assert "Row 13 | Plat = Crème brûlée no 11 | Prix = 15,50 |" in page.text
 
 
 def test_tsv_keeps_commas_in_cells(tmp_path: Path) -> None:
     path = tmp_path / "tides.tsv"
     path.write_text("Port\tHigh water\nBrest\t06:12, 18:40\nCherbourg\t07:01, 19:22\n", "utf-8")
     assert extract(path).pages[0].text == (
-        "Port | High water\n\nRow 2: Brest | 06:12, 18:40\n\nRow 3: Cherbourg | 07:01, 19:22"
+        "Port | High water\n\nRow 2 | Port = Brest | High water = 06:12, 18:40\n\n"
+        "Row 3 | Port = Cherbourg | High water = 07:01, 19:22"
     )
 
 
@@ -229,10 +237,20 @@ def test_quoted_fields_with_newlines_and_commas_are_one_record(tmp_path: Path) -
         writer.writerow(["Brown, Ann", '"The Lookout", Cliff Lane', ""])
     assert extract(path).pages[0].text.split("\n\n") == [
         "Name | Address | Phone",
-        "Row 2: Smith, John | 12 Quay Street Plymouth PL1 2AB | 01752 000111",
-        "Row 3: Jones, Mary | 3 Dock Road | 01752 000222",
-        'Row 5: Brown, Ann | "The Lookout", Cliff Lane',
+        "Row 2 | Name = Smith, John | Address = 12 Quay Street Plymouth PL1 2AB | "
+        "Phone = 01752 000111",
+        "Row 3 | Name = Jones, Mary | Address = 3 Dock Road | Phone = 01752 000222",
+        'Row 5 | Name = Brown, Ann | Address = "The Lookout", Cliff Lane',
     ]
+
+
+def test_a_first_row_of_numbers_is_data_not_a_header(tmp_path: Path) -> None:
+    path = tmp_path / "readings.csv"
+    path.write_text("2024-01-01,12.5,7\n2024-01-02,13.0,\n", encoding="utf-8")
+    page = extract(path).pages[0]
+    assert page.headings == ()
+    assert page.text == "Row 1 | 2024-01-01 | 12.5 | 7\n\nRow 2 | 2024-01-02 | 13.0"
+    assert label_for("readings.csv", None, page.text) == "readings.csv, rows 1\u20132"
 
 
 def _reason(path: Path, kind: type[ExtractionError] = ExtractionError) -> str:

@@ -8,7 +8,7 @@ The prompt, the answer check, the command line and the chat window all read mark
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -64,13 +64,25 @@ CELL_SEP = " | "
 ROW_SUFFIXES = (".xlsx", ".xlsm", ".csv", ".tsv")
 
 #: A row line's prefix (see :func:`row_line`); group 1 is the row number as the spreadsheet shows it.
-ROW_RE = re.compile(r"^Row (\d+): ", re.MULTILINE)
+ROW_RE = re.compile(r"^Row (\d+) \| ", re.MULTILINE)
 
 
-def row_line(number: int, cells: list[str]) -> str:
-    """One spreadsheet row as a text line: ``Row 12: a | b | c`` (``number`` as the spreadsheet
-    numbers it, 1-based, header row included), so a passage's label can name its rows."""
-    return f"Row {number}: " + CELL_SEP.join(cells)
+def row_line(number: int, cells: Sequence[str], header: Sequence[str] = ()) -> str:
+    """One spreadsheet row as a text line, ``number`` as the spreadsheet numbers it (1-based,
+    header row included), so a passage's label can name its rows.
+
+    With the table's ``header``, each value is named by its column:
+    ``Row 12 | Date = 2024-01-31 | Cargo = grain | Tonnes = 1200`` (empty cells left out; a value
+    under an empty header cell stands alone). A row then says what its numbers are wherever it is
+    quoted (evidence, a small model's prompt) and matches questions that name the column. Without
+    a header: ``Row 12 | a | b | c`` (empty cells kept, so columns stay aligned). No ``:`` after
+    the row number: the chunker takes a colon for a sentence end and could start a chunk there.
+    """
+    if header:
+        named = [f"{header[i]} = {v}" if i < len(header) and header[i] else v
+                 for i, v in enumerate(cells) if v]  # fmt: skip
+        return f"Row {number}{CELL_SEP}" + CELL_SEP.join(named)
+    return f"Row {number}{CELL_SEP}" + CELL_SEP.join(cells)
 
 
 def source_label(hit: Hit) -> str:

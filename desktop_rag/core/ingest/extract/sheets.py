@@ -1,12 +1,14 @@
 """Spreadsheets: Excel workbooks (.xlsx/.xlsm, with openpyxl) and CSV/TSV tables (csv module).
 
 Every data row becomes one line written by :func:`~desktop_rag.core.text.citations.row_line`
-(``Row 12: a | b | c``, the row number as the spreadsheet shows it), so a cited passage's label
-names its rows ("book.xlsx, sheet 2, rows 14–40"). The header row is a heading, so the chunker puts
-it in the context line of every chunk of the table: a passage of numbers always travels with the
-names of its columns. Rows are separated by blank lines: the chunker starts and ends chunks at
-paragraph boundaries first, so a chunk (and its overlap with the previous one) begins at a row's
-start and its label covers every row it shows.
+(``Row 12 | Date = 2024-01-31 | Tonnes = 1200``: the row number as the spreadsheet shows it, each
+value named by its column), so a cited passage's label names its rows ("book.xlsx, sheet 2, rows
+14–40") and a quoted row says what its numbers are. The header row is also a heading, so the
+chunker puts it in the context line of every chunk of the table. A first row holding a number or
+a date is data, not a header (:func:`looks_like_header`): rows are then written by position.
+Rows are separated by blank lines: the chunker starts and ends chunks at paragraph boundaries
+first, so a chunk (and its overlap with the previous one) begins at a row's start and its label
+covers every row it shows.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 from desktop_rag.core.errors import ExtractionError
 from desktop_rag.core.ingest.extract.package import check_zip_sizes
 from desktop_rag.core.ingest.extract.text import read_text_file
-from desktop_rag.core.text.citations import row_line
+from desktop_rag.core.text.citations import CELL_SEP, row_line
 from desktop_rag.core.types import Document, Heading, Page
 
 #: Refuse a workbook with more filled cells than this (about 100 MB of text for typical cells):
@@ -40,6 +42,15 @@ _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")
 _CANDIDATE_DELIMITERS = ",;\t|"
 _PERCENT_DECIMALS = re.compile(r"\.(0+)\s*%")
+# A number as cells show them (1200, -3.5, 1,200.00, (42), $12, 15%, 0,45) or an ISO date/time.
+_DATA_CELL = re.compile(r"^[-+(]?[$€£¥]?\s?\d[\d,.\s]*%?\)?$|^\d{4}-\d{2}-\d{2}|^\d{1,2}:\d{2}")
+
+
+def looks_like_header(cells: Sequence[str]) -> bool:
+    """Whether a table's first non-empty row names its columns: it has at least one filled cell
+    and none of them is a number or a date (which would make it the first data row)."""
+    filled = [c for c in cells if c]
+    return bool(filled) and not any(_DATA_CELL.match(c) for c in filled)
 
 
 class _Lines:
@@ -156,9 +167,11 @@ def extract_xlsx(path: Path) -> Document:
 
     A sheet's text: its name (level-1 heading at offset 0), then the header row's cells joined with
     `` | `` (a level-2 heading, so it is in the context line of every chunk of the sheet), then one
-    line per non-empty data row, ``Row 12: a | b | c`` with the row number Excel shows (1-based).
-    The header row is the first non-empty row of the sheet (a title above the table becomes the
-    "header"). Cells are formatted by :func:`cell_text`; trailing empty cells are dropped, inner
+    line per non-empty data row, ``Row 12 | Date = 2024-01-31 | Tonnes = 1200`` with the row
+    number Excel shows (1-based; :func:`~desktop_rag.core.text.citations.row_line`). The header
+    row is the first non-empty row of the sheet when :func:`looks_like_header` (a title above the
+    table becomes the "header"); otherwise there is none and rows are written by position
+    (``Row 3 | a | b``). Cells are formatted by :func:`cell_text`; trailing empty cells are dropped, inner
     ones kept as empty strings. Document title: the workbook's Title property, else the file stem.
 
     Raises:
@@ -196,6 +209,7 @@ def extract_xlsx(path: Path) -> Document:
         for number, name in enumerate(wb.sheetnames, start=1):
             sheet = wb[name]
             lines = _Lines(total_chars)
+            header: list[str] = []
             if not isinstance(sheet, Chartsheet):
                 sheet.reset_dimensions()  # the declared size may be wrong: read every row
                 for row_number, row in enumerate(sheet.iter_rows(), start=1):
@@ -216,9 +230,12 @@ def extract_xlsx(path: Path) -> Document:
                     if not lines.parts:
                         hidden = getattr(sheet, "sheet_state", "visible") != "visible"
                         lines.add(f"{name} (hidden)" if hidden else name, heading_level=1)
-                        lines.add(" | ".join(cells), heading_level=2)
-                    else:
-                        lines.add(row_line(row_number, cells))
+                        if looks_like_header(cells):
+                            header = cells
+                            lines.add(CELL_SEP.join(cells), heading_level=2)
+                            continue
+                        header = []
+                    lines.add(row_line(row_number, cells, header))
             pages.append(lines.page(number))
         title = (wb.properties.title or "").strip() if wb.properties is not None else ""
     except (ExtractionError, MemoryError):
@@ -277,9 +294,10 @@ def extract_csv(path: Path) -> Document:
 
     The file is decoded as text files are (BOMs, UTF-8, else the detected code page such as
     Windows-1252); the dialect is sniffed (see :func:`_dialect`; .tsv files are tab-separated).
-    Text: the header row (the first non-empty record) with its cells joined by `` | `` as a
-    level-1 heading (in the context line of every chunk), then one line per non-empty record,
-    ``Row 7: a | b | c``, numbered as a spreadsheet opening the file would number it (1-based
+    Text: the header row (the first non-empty record, when :func:`looks_like_header`) with its
+    cells joined by `` | `` as a level-1 heading (in the context line of every chunk), then one
+    line per non-empty record, ``Row 7 | Port = Brest | High water = 06:12`` (by position,
+    ``Row 7 | a | b``, without a header), numbered as a spreadsheet opening the file would number it (1-based
     records, header included, so the first data row under a header on line 1 is row 2; a quoted
     field spanning several lines is one record; blank records are skipped but counted). Cells are
     stripped and put on one line; trailing empty cells are dropped.
@@ -295,15 +313,17 @@ def extract_csv(path: Path) -> Document:
     reader = csv.reader(io.StringIO(text, newline=""), strict=True,
                         **_dialect(text, path.suffix.lower()))  # fmt: skip
     lines = _Lines([0])
+    header: list[str] = []
     try:
         for number, record in enumerate(reader, start=1):
             cells = _trimmed([_clean_text(f) for f in record])
             if not cells:
                 continue
-            if not lines.parts:
-                lines.add(" | ".join(cells), heading_level=1)
-            else:
-                lines.add(row_line(number, cells))
+            if not lines.parts and looks_like_header(cells):
+                header = cells
+                lines.add(CELL_SEP.join(cells), heading_level=1)
+                continue
+            lines.add(row_line(number, cells, header))
     except csv.Error as exc:
         limit = csv.field_size_limit()
         line = reader.line_num
