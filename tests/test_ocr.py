@@ -204,3 +204,19 @@ def test_a_scanned_email_attachment_follows_the_ocr_setting(tmp_path: Path) -> N
     assert len(read.pages) == 2 and {"harbour", "euros"} <= _words(read.pages[1].text)
     unread = extract(eml, ocr=False)
     assert "harbour" not in " ".join(p.text for p in unread.pages).lower()
+
+
+def test_a_photograph_is_skipped_before_recognition(tmp_path: Path) -> None:
+    """A folder of holiday photos must not cost seconds of OCR each: a picture without a plain
+    background is skipped with its reason; a scan or a screenshot is read."""
+    from PIL import Image
+
+    from desktop_rag.core.ingest.extract.ocr import plain_background
+
+    datasets = pytest.importorskip("sklearn.datasets")  # a real photograph ships with it
+    photo = Image.fromarray(datasets.load_sample_image("china.jpg"))
+    photo.save(tmp_path / "photo-of-a-palace.jpg", quality=85)
+    assert plain_background(tmp_path / "photo-of-a-palace.jpg") < 0.5
+    with pytest.raises(UnsupportedFileError, match="a photograph"):
+        extract(tmp_path / "photo-of-a-palace.jpg")
+    assert plain_background(make_scan(tmp_path / "notice.png", [DUES])) > 0.8

@@ -12,7 +12,8 @@ separator PDF tables use) and a :class:`~desktop_rag.core.types.TextBox` giving 
 place on the page, so the viewer can highlight a cited passage on the scan.
 
 Runs in the extraction sandbox (:mod:`desktop_rag.core.ingest.sandbox`): one engine per worker
-process, started on the first page that needs it (about 2 s), reused for every later page.
+process, started on the first page that needs it (0.7-1.4 s measured), reused for every later
+page.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from desktop_rag.core.errors import ExtractionError
+from desktop_rag.core.errors import ExtractionError, UnsupportedFileError
 from desktop_rag.core.text.citations import CELL_SEP
 from desktop_rag.core.types import Document, Heading, Page, TextBox
 
@@ -47,6 +48,11 @@ MIN_IMAGE_COVER = 0.3
 
 #: Refuse images of more pixels than this (a decompression bomb; a 600 dpi A3 scan is 70 MP).
 MAX_IMAGE_PIXELS = 150_000_000
+
+#: An image is read by OCR only if at least this share of it is plain background (within 24 grey
+#: levels of its commonest shade): pages, scans and screenshots measured 0.80-0.94 (light or dark
+#: background alike), photographs 0.35-0.43, so a folder of photos does not cost seconds each.
+MIN_PLAIN_BACKGROUND = 0.5
 
 #: Called with (pages done, pages to recognise) of this document before the first page (0 done)
 #: and after each recognised page.
@@ -277,16 +283,52 @@ def _check_pixels(path: Path) -> None:
         )
 
 
+def plain_background(path: Path) -> float:
+    """The share (0..1) of an image's first frame within 24 grey levels of its commonest shade
+    (16-level bins), on a 512 px thumbnail: high for a page or a screenshot, low for a photograph.
+
+    Raises:
+        ExtractionError: not an image Pillow can read.
+    """
+    import numpy as np
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.draft("L", (512, 512))  # JPEG: decode at a reduced size, fast
+            grey = im.convert("L")
+            grey.thumbnail((512, 512))
+            a = np.asarray(grey, dtype=np.int16)
+    except Exception as exc:
+        raise ExtractionError(f"not a readable image ({exc})") from None
+    if a.size == 0:
+        return 0.0
+    mode = int(np.bincount((a // 16).ravel(), minlength=16).argmax())
+    shade = float(np.median(a[(a // 16) == mode]))
+    return float(np.mean(np.abs(a - shade) <= 24))
+
+
 def extract_image(path: Path, *, on_ocr_page: OcrProgress | None = None) -> Document:
     """Recognise the text of an image file (PNG, JPEG, TIFF; each frame of a multi-page TIFF is a
-    page, 1-based) at its own resolution (capped at :data:`OCR_DPI`-like 2,000 px sides).
+    page, 1-based) at its own resolution, its long side at most 2,000 px (RapidOCR's
+    ``max_side_len``: larger is scaled down there anyway).
+
+    A picture without a plain background (:data:`MIN_PLAIN_BACKGROUND`: a photograph) is skipped
+    with that reason before any recognition.
 
     Raises:
         ExtractionError: not a readable image, too many pixels, or OCR unavailable.
+        UnsupportedFileError: a photograph, or no text was recognised (skipped, not failed).
     """
     import pymupdf
 
     _check_pixels(path)
+    plain = plain_background(path)
+    if plain < MIN_PLAIN_BACKGROUND:
+        raise UnsupportedFileError(
+            f"a photograph, not a page or a screenshot ({plain:.0%} plain background): "
+            "not read by text recognition"
+        )
     try:
         doc = pymupdf.open(path)
     except Exception as exc:
@@ -315,7 +357,5 @@ def extract_image(path: Path, *, on_ocr_page: OcrProgress | None = None) -> Docu
             if on_ocr_page is not None:
                 on_ocr_page(i + 1, doc.page_count)
     if not any(p.text for p in pages):
-        from desktop_rag.core.errors import UnsupportedFileError
-
         raise UnsupportedFileError("no text was recognised in this image")
     return Document(title=path.stem, pages=tuple(pages), kind="image")
