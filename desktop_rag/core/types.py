@@ -98,7 +98,7 @@ class Document:
 
     title: str
     pages: tuple[Page, ...]
-    kind: str  # a format name of extract.SUPPORTED_SUFFIXES: "pdf", "docx", "xlsx", "image", ...
+    kind: str  # a format name of formats.SUPPORTED_SUFFIXES: "pdf", "docx", "xlsx", "image", ...
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QListView, QSplitter, QVBoxLayout, QWidget
 
 from desktop_rag.core.engine import Engine
+from desktop_rag.core.formats import RENDERED_KINDS, file_kind
 from desktop_rag.gui.models import SourcesModel
 from desktop_rag.gui.tasks import Notifier
-from desktop_rag.gui.viewer import PAGE_IMAGE_SUFFIXES, PageViewer
+from desktop_rag.gui.viewer import PageViewer
 from desktop_rag.gui.widgets import section
 
 
@@ -56,7 +57,7 @@ class SourcesPanel(QSplitter):
         if not path.exists():
             self.notifier.info(f"{path} no longer exists.", 8000)
             return
-        if path.suffix.lower() in PAGE_IMAGE_SUFFIXES and source.get("page"):
+        if file_kind(path) in RENDERED_KINDS and source.get("page"):
             page, start, end = (
                 int(source["page"]),
                 int(source.get("start", 0)),

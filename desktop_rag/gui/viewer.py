@@ -37,10 +37,6 @@ log = logging.getLogger(__name__)
 
 HIGHLIGHT = QColor(255, 214, 0, 110)
 
-#: Files the viewer renders as pages (PyMuPDF opens images as one-page documents, TIFF frames as
-#: pages).
-PAGE_IMAGE_SUFFIXES = (".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
-
 
 def passage_rects(page: Any, passage: str) -> list[Any]:
     """PDF rectangles (PyMuPDF ``Rect``) covering ``passage`` on ``page``, searched line by line."""

@@ -32,10 +32,11 @@ from pathlib import Path
 from desktop_rag.core.embed.embedding import Embedder
 from desktop_rag.core.errors import Cancelled, ExtractionError, IndexBusyError, UnsupportedFileError
 from desktop_rag.core.files import sha256_file, try_lock, unlock
+from desktop_rag.core.formats import file_kind
 from desktop_rag.core.index.store import FileRow, Store
 from desktop_rag.core.index.vectors import VectorIndex
 from desktop_rag.core.ingest.chunking import Chunker, embedding_text
-from desktop_rag.core.ingest.extract import EXTRACTOR_VERSIONS, OCR_KINDS, extract, file_kind
+from desktop_rag.core.ingest.extract import EXTRACTOR_VERSIONS, OCR_KINDS, extract
 from desktop_rag.core.types import CancelToken, Chunk, Document, FileResult, IndexSummary, Progress
 
 log = logging.getLogger(__name__)
@@ -282,14 +283,17 @@ class Indexer:
         again: a scanned PDF skipped for having no text is then recognised)."""
         if row.status == "indexed":
             return row.pipeline == self.pipeline(path)
+        return self._same_extraction(row, path)
+
+    def _same_extraction(self, row: FileRow, path: Path) -> bool:
+        """Whether ``row`` was judged by the current extraction part of :meth:`pipeline` (its
+        extractor's version and OCR on or off; the chunker's part may differ)."""
         return (row.pipeline or "").split("/", 1)[0] == self.pipeline(path).split("/", 1)[0]
 
     def _rechunk_only(self, row: FileRow, path: Path) -> bool:
         """Whether an unchanged, indexed file differs from the current :meth:`pipeline` in its
         chunker settings only, so its stored pages can be cut again without extracting it."""
-        if row.status != "indexed" or not row.pipeline:
-            return False
-        return row.pipeline.split("/", 1)[0] == self.pipeline(path).split("/", 1)[0]
+        return row.status == "indexed" and bool(row.pipeline) and self._same_extraction(row, path)
 
     def _ocr_progress(self, path: Path, cancel: CancelToken) -> Callable[[int, int], None]:
         """The ``on_ocr_page`` callback for extracting ``path``: records the page for the

@@ -11,6 +11,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from desktop_rag.core.formats import PAGE_UNITS, ROW_KINDS, file_kind
+
 if TYPE_CHECKING:
     from desktop_rag.core.types import Hit
 
@@ -43,25 +45,9 @@ def clean_citations(text: str, n_sources: int) -> str:
     return CITE_RE.sub(keep, text).strip()
 
 
-#: What a 1-based page number counts in a file of this suffix (others: "page"): a deck's slides,
-#: a workbook's sheets, a book's chapters (spine order), an email's parts (the message, then each
-#: attachment).
-PAGE_UNITS: dict[str, str] = {
-    ".pptx": "slide",
-    ".xlsx": "sheet",
-    ".xlsm": "sheet",
-    ".epub": "chapter",
-    ".eml": "part",
-    ".msg": "part",
-}
-
 #: The separator of a table row's cells in extracted text (PDF, OCR, Word, PowerPoint and
 #: spreadsheet rows alike); the viewer finds a table row by it.
 CELL_SEP = " | "
-
-#: Table files whose lines are spreadsheet rows written by :func:`row_line`; their labels name the
-#: rows a passage spans.
-ROW_SUFFIXES = (".xlsx", ".xlsm", ".csv", ".tsv")
 
 #: A row line's prefix (see :func:`row_line`); group 1 is the row number as the spreadsheet shows it.
 ROW_RE = re.compile(r"^Row (\d+) \| ", re.MULTILINE)
@@ -86,7 +72,7 @@ def row_line(number: int, cells: Sequence[str], header: Sequence[str] = ()) -> s
 
 
 def source_label(hit: Hit) -> str:
-    """``file name, page N`` (1-based page; ``slide N`` in a deck, see :data:`PAGE_UNITS`; rows
+    """``file name, page N`` (1-based page; ``slide N`` in a deck, see :data:`~desktop_rag.core.formats.PAGE_UNITS`; rows
     added for spreadsheets), or the file name alone for documents without pages."""
     return label_for(hit.path, hit.page, hit.text)
 
@@ -103,9 +89,9 @@ def label_for(path: str, page: int | None, text: str = "") -> str:
     ``"page"``, ``"text"``): ``deck.pptx, slide 3``, ``book.xlsx, sheet 2, rows 14-40``,
     ``table.csv, row 7``, ``report.pdf, page 12``."""
     name = str(path).replace("\\", "/").rsplit("/", 1)[-1]
-    suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    label = f"{name}, {PAGE_UNITS.get(suffix, 'page')} {page}" if page else name
-    if suffix in ROW_SUFFIXES and text:
+    kind = file_kind(name)
+    label = f"{name}, {PAGE_UNITS.get(kind or '', 'page')} {page}" if page else name
+    if kind in ROW_KINDS and text:
         rows = [int(n) for n in ROW_RE.findall(text)]
         if rows:
             first, last = min(rows), max(rows)

@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from desktop_rag.core.errors import Cancelled, ExtractionError, UnsupportedFileError
+from desktop_rag.core.formats import file_kind
 from desktop_rag.core.types import Document, Heading, Page
 
 #: Characters that are invisible on screen but reach the model: zero-width spaces and joiners,
@@ -23,34 +24,6 @@ from desktop_rag.core.types import Document, Heading, Page
 INVISIBLE_RE = re.compile(
     "[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u180e\u061c\U000e0000-\U000e007f]"
 )
-
-#: Suffix (lower case) -> format name.
-SUPPORTED_SUFFIXES: dict[str, str] = {
-    ".pdf": "pdf",
-    ".docx": "docx",
-    ".pptx": "pptx",
-    ".xlsx": "xlsx",
-    ".xlsm": "xlsx",
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".epub": "epub",
-    ".odt": "odt",
-    ".eml": "eml",
-    ".msg": "msg",
-    ".png": "image",
-    ".jpg": "image",
-    ".jpeg": "image",
-    ".tif": "image",
-    ".tiff": "image",
-    ".html": "html",
-    ".htm": "html",
-    ".xhtml": "html",
-    ".md": "markdown",
-    ".markdown": "markdown",
-    ".txt": "text",
-    ".text": "text",
-    ".rst": "text",
-}
 
 # Bump a format's version when its extractor's output changes: files indexed with another
 # version are extracted again on the next run (see Indexer.pipeline). pdf 2: table rows on one
@@ -62,11 +35,6 @@ EXTRACTOR_VERSIONS: dict[str, int] = {"pdf": 3}
 #: The formats whose text can come from text recognition (OCR): their pipeline names whether OCR
 #: was on, so turning it on or off extracts them again.
 OCR_KINDS = frozenset({"pdf", "image", "eml", "msg"})
-
-
-def file_kind(path: Path) -> str | None:
-    """The format name for ``path`` from its suffix, or None if we do not index that type."""
-    return SUPPORTED_SUFFIXES.get(path.suffix.lower())
 
 
 #: Format name -> ``module:function`` under this package (imported only when a file of that format

@@ -42,7 +42,8 @@ from pathlib import Path
 from typing import Any
 
 from desktop_rag.core.errors import ExtractionError
-from desktop_rag.core.ingest.extract import extract, file_kind
+from desktop_rag.core.formats import file_kind
+from desktop_rag.core.ingest.extract import extract
 from desktop_rag.core.ingest.extract.text import decode_bytes
 from desktop_rag.core.types import Document, Heading, Page
 

@@ -125,10 +125,6 @@ class _Segment:
     box: tuple[float, float, float, float]
 
     @property
-    def height(self) -> float:
-        return self.y1 - self.y0
-
-    @property
     def middle(self) -> float:
         return (self.y0 + self.y1) / 2
 
@@ -227,80 +223,66 @@ def layout_page(segments: Sequence[_Segment], number: int) -> Page:
     parts: list[str] = []
     boxes: list[TextBox] = []
     headings: list[Heading] = []
-    length = 0
-    previous_bottom: float | None = None
+    length = 0  # of the text in parts
+    previous_bottom = 0.0
     for line, height in zip(lines, heights, strict=True):
         line.sort(key=lambda s: s.x0)
-        top = min(s.y0 for s in line)
         if parts:
-            gap = "\n\n" if previous_bottom is not None and top - previous_bottom > median else "\n"
-            parts.append(gap)
-            length += len(gap)
+            parts.append("\n\n" if min(s.y0 for s in line) - previous_bottom > median else "\n")
+            length += len(parts[-1])
         line_start = length
         for i, seg in enumerate(line):
             if i:
                 char_w = (seg.x1 - seg.x0) / max(1, len(seg.text))
-                sep = CELL_SEP if seg.x0 - line[i - 1].x1 > 3 * char_w else " "
-                parts.append(sep)
-                length += len(sep)
+                parts.append(CELL_SEP if seg.x0 - line[i - 1].x1 > 3 * char_w else " ")
+                length += len(parts[-1])
             boxes.append(TextBox(length, length + len(seg.text), *map(float, seg.box)))
             parts.append(seg.text)
             length += len(seg.text)
-        line_text = "".join(parts[-(2 * len(line) - 1) :])
-        if height >= 1.4 * median and len(line_text) <= 80 and not line_text.endswith("."):
+        line_text = "".join(parts)[line_start:] if height >= 1.4 * median else ""
+        if line_text and len(line_text) <= 80 and not line_text.endswith("."):
             headings.append(Heading(line_start, 2, line_text))
         previous_bottom = max(s.y1 for s in line)
     return Page(number, "".join(parts), tuple(headings), tuple(boxes))
 
 
-def _check_pixels(path: Path) -> None:
-    """Refuse an image whose header declares more than :data:`MAX_IMAGE_PIXELS` pixels in a
-    frame, before anything decodes it (Pillow reads headers only here).
+def plain_background(path: Path) -> float:
+    """The share (0..1) of an image's first frame within 24 grey levels of its commonest shade
+    (16-level bins), on a 512 px thumbnail: high for a page or a screenshot, low for a photograph.
+    Every frame's header is checked first, before anything is decoded.
 
     Raises:
-        ExtractionError: too many pixels, or not an image Pillow can identify.
+        ExtractionError: a frame of more than :data:`MAX_IMAGE_PIXELS` pixels, or not an image
+            Pillow can read.
     """
     import warnings
 
+    import numpy as np
     from PIL import Image
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                sizes = []
+                pixels = 0
                 for frame in range(getattr(im, "n_frames", 1)):
                     im.seek(frame)
-                    sizes.append(im.size[0] * im.size[1])
+                    pixels = max(pixels, im.size[0] * im.size[1])
+                if pixels <= MAX_IMAGE_PIXELS:
+                    im.seek(0)
+                    im.draft("L", (512, 512))  # JPEG: decode at a reduced size, fast
+                    grey = im.convert("L")
+                    grey.thumbnail((512, 512))
+                    a = np.asarray(grey, dtype=np.int16)
     except Image.DecompressionBombError:
-        sizes = [MAX_IMAGE_PIXELS + 1]
+        pixels = MAX_IMAGE_PIXELS + 1
     except Exception as exc:
         raise ExtractionError(f"not a readable image ({exc})") from None
-    if max(sizes) > MAX_IMAGE_PIXELS:
+    if pixels > MAX_IMAGE_PIXELS:
         raise ExtractionError(
-            f"refused: the image has {max(sizes) / 1e6:,.0f} million pixels "
+            f"refused: the image has {pixels / 1e6:,.0f} million pixels "
             f"(limit {MAX_IMAGE_PIXELS / 1e6:,.0f}; a decompression bomb?)"
         )
-
-
-def plain_background(path: Path) -> float:
-    """The share (0..1) of an image's first frame within 24 grey levels of its commonest shade
-    (16-level bins), on a 512 px thumbnail: high for a page or a screenshot, low for a photograph.
-
-    Raises:
-        ExtractionError: not an image Pillow can read.
-    """
-    import numpy as np
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            im.draft("L", (512, 512))  # JPEG: decode at a reduced size, fast
-            grey = im.convert("L")
-            grey.thumbnail((512, 512))
-            a = np.asarray(grey, dtype=np.int16)
-    except Exception as exc:
-        raise ExtractionError(f"not a readable image ({exc})") from None
     if a.size == 0:
         return 0.0
     mode = int(np.bincount((a // 16).ravel(), minlength=16).argmax())
@@ -322,7 +304,6 @@ def extract_image(path: Path, *, on_ocr_page: OcrProgress | None = None) -> Docu
     """
     import pymupdf
 
-    _check_pixels(path)
     plain = plain_background(path)
     if plain < MIN_PLAIN_BACKGROUND:
         raise UnsupportedFileError(

@@ -58,9 +58,13 @@ def extract_pdf(
         body = body_font_size(doc)
         # The default order is the order of the page's content stream, which is the reading
         # order the author's tool wrote; a geometric sort interleaves columns.
-        layouts = [page_layout(doc.load_page(i), body) for i in range(doc.page_count)]
-        scans = ([i for i, (text, _) in enumerate(layouts) if needs_ocr(doc.load_page(i), text)]
-                 if ocr else [])  # fmt: skip
+        layouts = []
+        scans: list[int] = []  # pages to recognise (0-based)
+        for i in range(doc.page_count):
+            page = doc.load_page(i)
+            layouts.append(page_layout(page, body))
+            if ocr and needs_ocr(page, layouts[-1][0]):
+                scans.append(i)
         recognised: dict[int, Page] = {}
         if scans and on_ocr_page is not None:
             on_ocr_page(0, len(scans))
