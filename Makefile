@@ -49,6 +49,7 @@ test: install
 lint: install
 	$(BIN)/ruff check desktop_rag tests bench
 	$(BIN)/ruff format --check desktop_rag tests bench
+	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 bench: install

@@ -260,7 +260,7 @@ def unmarked_unsupported_figures(answer: Any) -> tuple[int, list[str]]:
 
 
 def _graded(q: Question) -> bool:
-    return bool(q.answer) and len(q.answer.split()) <= MAX_GRADED_ANSWER_WORDS
+    return bool(q.answer) and len((q.answer or "").split()) <= MAX_GRADED_ANSWER_WORDS
 
 
 @dataclass

@@ -347,6 +347,7 @@ def _quiet_gguf_loader() -> Iterator[None]:
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    loader: Any
     try:
         from transformers import modeling_gguf_pytorch_utils as loader
     except ImportError:  # another transformers layout: its bar stays
@@ -473,14 +474,14 @@ def train_adapter(
 
     config = LoraConfig(
         r=rank,
-        lora_alpha=alpha,
+        lora_alpha=alpha,  # type: ignore[arg-type]  # peft annotates int, uses it as a float
         lora_dropout=0.05,
         target_modules=list(TARGET_MODULES),
         bias="none",
         task_type="CAUSAL_LM",
     )
     peft_model = get_peft_model(model, config)
-    inner = peft_model.get_base_model()  # LlamaForCausalLM with the LoRA layers in place
+    inner: Any = peft_model.get_base_model()  # LlamaForCausalLM with the LoRA layers in place
     params = [p for p in peft_model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(seed)

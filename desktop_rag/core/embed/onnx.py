@@ -232,7 +232,7 @@ def load_tokenizer(model_dir: Path, max_seq: int) -> Any:
     tok.enable_truncation(max_seq)
     cfg_path = model_dir / "tokenizer_config.json"
     cfg = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
-    pad_token = cfg.get("pad_token") if isinstance(cfg.get("pad_token"), str) else "[PAD]"
+    pad_token = str(cfg["pad_token"]) if isinstance(cfg.get("pad_token"), str) else "[PAD]"
     pad_id = tok.token_to_id(pad_token)
     tok.enable_padding(pad_id=pad_id if pad_id is not None else 0, pad_token=pad_token)
     return tok

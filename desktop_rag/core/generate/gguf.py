@@ -10,6 +10,7 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from desktop_rag.core.errors import ModelLoadError
 from desktop_rag.core.files import place_file, same_content
@@ -93,7 +94,7 @@ def read_gguf_info(path: Path) -> GGUFInfo:
             return None if f is None else f.contents()
 
         arch = str(field("general.architecture") or "unknown")
-        ftype = field("general.file_type")
+        ftype: Any = field("general.file_type")
         try:
             quant = (
                 gguf.LlamaFileType(int(ftype)).name.removeprefix("MOSTLY_")
@@ -102,7 +103,7 @@ def read_gguf_info(path: Path) -> GGUFInfo:
             )
         except ValueError:
             quant = f"type {ftype}"
-        ctx = field(f"{arch}.context_length")
+        ctx: Any = field(f"{arch}.context_length")
         params = sum(int(t.n_elements) for t in reader.tensors)
         name = str(field("general.name") or path.stem)
         kind = str(field("general.type") or "model")

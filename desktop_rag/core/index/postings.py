@@ -189,11 +189,12 @@ class Postings:
             return []
         norm = self._norm
         if norm is None:  # (n,) float64: the length part of the denominator
-            norm = self._norm = K1 * (1.0 - B + B * self.length / self.avg_tokens)
+            norm = (K1 * (1.0 - B + B * self.length / self.avg_tokens)).astype(np.float64)
+            self._norm = norm
         acc = np.zeros(n, dtype=np.float64)
         f = np.zeros(n, dtype=np.float64)
         w = float(context_weight)
-        touched: list[NDArray[np.int32]] = []
+        touched: list[NDArray[np.integer]] = []
         for term in terms:
             df = self.df(term)
             if not df:
@@ -203,7 +204,8 @@ class Postings:
                 lists = seg.lists(term)
                 if lists is None:
                     continue
-                pos, tf, cpos, ctf = lists
+                text_pos, tf, cpos, ctf = lists
+                pos: NDArray[np.integer] = text_pos
                 f[pos] = tf
                 if len(cpos):
                     f[cpos] += w * ctf  # positions are unique within one list
@@ -368,8 +370,8 @@ def _batch(
         bad = np.isin(slot // 2, wrong)
         extra = []
         for c in wrong.tolist():
-            for col, terms in enumerate(chunk_tokens(con, rows[c][1], rows[c][2])):
-                extra += [(vocab.setdefault(t, len(vocab)), 2 * c + col) for t in terms]
+            for col, tokens in enumerate(chunk_tokens(con, rows[c][1], rows[c][2])):
+                extra += [(vocab.setdefault(t, len(vocab)), 2 * c + col) for t in tokens]
         term, slot = _extend(term[~bad], slot[~bad], extra)
     m = max(n, 1)
     keys = term * m + slot // 2
@@ -695,9 +697,9 @@ class LexicalIndex:
                 for k in range(int(manifest["segments"])):
                     words = z[f"s{k}_vocab"].tobytes().decode()
                     vocab = {t: r for r, t in enumerate(words.split("\n"))} if words else {}
-                    seg = Segment(vocab, *(z[f"s{k}_{name}"] for name in (
-                        "offsets", "pos", "tf", "ctx_offsets", "ctx_pos", "ctx_tf", "df")),
-                        int(z[f"s{k}_size"][0]))  # fmt: skip
+                    names = ("offsets", "pos", "tf", "ctx_offsets", "ctx_pos", "ctx_tf", "df")
+                    arrays = {name: z[f"s{k}_{name}"] for name in names}
+                    seg = Segment(vocab, **arrays, size=int(z[f"s{k}_size"][0]))
                     if len(seg.offsets) != len(vocab) + 1 or len(seg.df) != len(vocab):
                         return None
                     segments.append(seg)

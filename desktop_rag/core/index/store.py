@@ -961,7 +961,8 @@ class Store:
         """FTS5's BM25 top-``limit`` for a MATCH expression (an unparsable one gives none),
         among the chunks of ``collections`` only (None: all)."""
         w = float(context_weight)
-        only, args = "", [match]
+        only = ""
+        args: list[object] = [match]  # the MATCH text, then collection ids
         if collections is not None:
             marks = ",".join("?" * len(collections)) or "NULL"
             only = (

@@ -271,10 +271,10 @@ def extract_epub(path: Path) -> Document:
         _check_drm(pkg, {m[0] for m in members if m})
         toc_titles = _toc_titles(pkg, manifest, spine.get("toc", "") if spine is not None else "")
         pages: list[Page] = []
-        for number, entry in enumerate(members, start=1):
+        for number, item in enumerate(members, start=1):
             page = Page(number, "")
-            if entry is not None:
-                member, media_type = entry
+            if item is not None:
+                member, media_type = item
                 is_html = media_type in _HTML_TYPES or (
                     not media_type and member.lower().endswith(_HTML_SUFFIXES)
                 )

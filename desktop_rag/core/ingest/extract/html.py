@@ -79,7 +79,7 @@ def html_to_document(markup: str, fallback_title: str) -> Document:
             emit("\n")
 
     def hidden(tag: Tag) -> bool:
-        style = (tag.get("style") or "").replace(" ", "").lower()
+        style = str(tag.get("style") or "").replace(" ", "").lower()
         return (
             tag.has_attr("hidden")
             or tag.get("aria-hidden") == "true"

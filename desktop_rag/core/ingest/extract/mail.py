@@ -37,7 +37,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from pathlib import Path
 from typing import Any
 
@@ -381,7 +381,7 @@ def _eml_document(msg: EmailMessage, fallback: str, depth: int, budget: _Budget)
     return _render(out, "eml", fallback, depth, budget)
 
 
-def _is_inline_text(part: EmailMessage) -> bool:
+def _is_inline_text(part: MIMEPart) -> bool:
     """A text/plain or text/html part shown inline, without a file name: more of the body."""
     return (
         part.get_content_subtype() in ("plain", "html")
@@ -390,7 +390,7 @@ def _is_inline_text(part: EmailMessage) -> bool:
     )
 
 
-def _eml_parts(container: EmailMessage, body: EmailMessage | None) -> Iterator[EmailMessage]:
+def _eml_parts(container: MIMEPart, body: MIMEPart | None) -> Iterator[MIMEPart]:
     """The parts after the body, in message order: attachments and further text parts; nested
     multiparts opened (their own body first), pictures of a multipart/related body left out."""
     stack = [(container, _attachments(container, body))]
@@ -414,13 +414,13 @@ def _eml_parts(container: EmailMessage, body: EmailMessage | None) -> Iterator[E
         yield part
 
 
-def _attachments(part: EmailMessage, *skip: EmailMessage | None) -> Iterator[EmailMessage]:
+def _attachments(part: MIMEPart, *skip: MIMEPart | None) -> Iterator[MIMEPart]:
     for sub in part.iter_attachments():
-        if isinstance(sub, EmailMessage) and not any(sub is k for k in skip):
+        if isinstance(sub, MIMEPart) and not any(sub is k for k in skip):
             yield sub
 
 
-def _eml_attachment(part: EmailMessage, index: int) -> _Attachment:
+def _eml_attachment(part: MIMEPart, index: int) -> _Attachment:
     ctype = part.get_content_type()
     raw_name = part.get_filename()
     if part.get_content_maintype() == "message" and ctype in ("message/rfc822", "message/global"):
@@ -454,7 +454,7 @@ def _eml_attachment(part: EmailMessage, index: int) -> _Attachment:
     return _Attachment(name, load=load)
 
 
-def _text_of(part: EmailMessage) -> tuple[str, tuple[Heading, ...]]:
+def _text_of(part: MIMEPart) -> tuple[str, tuple[Heading, ...]]:
     """A text part's text (HTML as its visible text, with its headings)."""
     data = part.get_payload(decode=True)
     if not isinstance(data, bytes):
@@ -463,8 +463,8 @@ def _text_of(part: EmailMessage) -> tuple[str, tuple[Heading, ...]]:
     if part.get_content_subtype() == "html":
         return _html_text(text)
     text = _normalise(text)
-    if (part.get_param("format") or "").lower() == "flowed":
-        text = _unflow(text, (part.get_param("delsp") or "").lower() == "yes")
+    if str(part.get_param("format") or "").lower() == "flowed":
+        text = _unflow(text, str(part.get_param("delsp") or "").lower() == "yes")
     return text, ()
 
 

@@ -195,8 +195,10 @@ def deskewed(found: Sequence[tuple[str, Any]]) -> list[_Segment]:
     segments = []
     for text, q in found:
         upright = q @ turn
-        segments.append(_Segment(text, *upright.min(axis=0), *upright.max(axis=0),
-                                 box=(*q.min(axis=0), *q.max(axis=0))))  # fmt: skip
+        (x0, y0), (x1, y1) = upright.min(axis=0), upright.max(axis=0)
+        (bx0, by0), (bx1, by1) = q.min(axis=0), q.max(axis=0)
+        box = (float(bx0), float(by0), float(bx1), float(by1))
+        segments.append(_Segment(text, float(x0), float(y0), float(x1), float(y1), box=box))
     return segments
 
 
