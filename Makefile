@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 TORCH_INDEX ?=
 QUESTION ?= How do I add my own GGUF model, and does the app ever use the network?
 
-.PHONY: install run demo test lint bench desktop-entry clean
+.PHONY: install run demo test lint bench screenshots desktop-entry clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -47,14 +47,18 @@ test: install
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check desktop_rag tests bench
-	$(BIN)/ruff format --check desktop_rag tests bench
+	$(BIN)/ruff check desktop_rag tests bench docs
+	$(BIN)/ruff format --check desktop_rag tests bench docs
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/python bench/bench_index.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/gui_responsiveness.py
+
+# The README's pictures, taken from the real window over the sample documents (docs/screenshots).
+screenshots: install
+	QT_QPA_PLATFORM=offscreen $(BIN)/python docs/make_screenshots.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
