@@ -1,9 +1,15 @@
 """The library: indexed folders, the indexing queue and its progress, files not indexed, and
-the folder watcher that re-indexes a folder when its files change."""
+the folder watcher that re-indexes a folder when its files change.
+
+The GUI thread never reads or writes the index here: the list is read (:meth:`LibraryPanel.refresh`)
+and a collection removed (:meth:`LibraryPanel.remove_collection`) on the task runner's small-jobs
+pool, and the results are shown when they arrive.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -19,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_rag.core.engine import Engine
-from desktop_rag.core.errors import UserError
+from desktop_rag.core.index.store import CollectionRow
 from desktop_rag.core.resources import resources_dir
 from desktop_rag.core.types import FileResult, IndexSummary, Progress
 from desktop_rag.gui.models import CollectionsModel, IdRole, PathRole, ProblemsModel
@@ -46,13 +52,15 @@ class LibraryPanel(QWidget):
     One indexing run at a time; paths asked for meanwhile are queued for the next run.
     ``indexing_finished(summary)`` (None: failed or stopped) ends every run, ``activity_changed``
     says a run started, ended, paused or resumed (for sharing the CPU), ``folders_added`` that
-    the user added folders, ``collections_changed(has_any)`` that the list was reloaded.
+    the user added folders, ``collections_changed(has_any)`` that the list was reloaded,
+    ``removed(collection_id)`` that a removal ended (the list already shows it).
     """
 
     indexing_finished = Signal(object)
     activity_changed = Signal()
     folders_added = Signal()
     collections_changed = Signal(bool)
+    removed = Signal(int)
 
     def __init__(self, engine: Engine, runner: TaskRunner, *, watch: bool = True,
                  parent: QWidget | None = None) -> None:  # fmt: skip
@@ -64,7 +72,11 @@ class LibraryPanel(QWidget):
         self._started = 0.0
         self._initial_done = 0
         self._closing = False
-        self.watcher = FolderWatcher(self) if watch else None
+        self._refreshing = False  # a read of the list runs
+        self._refresh_waiters: list[Callable[[], object]] = []  # to call after the next read
+        self._refresh_again = False
+        self._removing: int | None = None  # the collection being removed
+        self.watcher = FolderWatcher(runner, self) if watch else None
         if self.watcher is not None:
             self.watcher.changed.connect(lambda root: self.start_index([root]))
 
@@ -113,17 +125,55 @@ class LibraryPanel(QWidget):
         """The indexing run in progress, if any."""
         return self._worker
 
-    def refresh(self) -> None:
-        """Reload the collections (and the problem files) from the store."""
-        self.collections_model.set_items(self.engine.store.collections())
-        self.problems_model.set_items([
-            FileResult(f.path, f.status, f.reason)  # type: ignore[arg-type]
-            for f in self.engine.store.files() if f.status in ("failed", "skipped")
-        ])  # fmt: skip
+    @property
+    def busy(self) -> bool:
+        """Whether an indexing run or a removal is in progress."""
+        return self._worker is not None or self._removing is not None
+
+    def refresh(self, then: Callable[[], object] | None = None) -> None:
+        """Reload the collections (and the problem files) from the store, off the GUI thread;
+        ``then()`` runs once the list shown is at least as new as the store was now. Requests
+        made while a read runs are served together by one more read."""
+        if then is not None:
+            self._refresh_waiters.append(then)
+        if self.runner.closed:
+            return
+        if self._refreshing:
+            self._refresh_again = True
+            return
+        self._refreshing, self._refresh_again = True, False
+        waiters, self._refresh_waiters = self._refresh_waiters, []
+        store = self.engine.store
+
+        def read(cancel: object) -> tuple[list[CollectionRow], list[FileResult]]:
+            problems = [FileResult(f.path, f.status, f.reason)  # type: ignore[arg-type]
+                        for f in store.files() if f.status in ("failed", "skipped")]  # fmt: skip
+            return store.collections(), problems
+
+        self.runner.submit(
+            read, "Reading the library", Pool.MISC,
+            on_return=lambda rows: self._refreshed(rows, waiters),
+            on_error=lambda e: self._refreshed(None, waiters),
+        )  # fmt: skip
+
+    def _refreshed(self, rows: tuple[list[CollectionRow], list[FileResult]] | None,
+                   waiters: list[Callable[[], object]]) -> None:  # fmt: skip
+        self._refreshing = False
+        if rows is not None:
+            collections, problems = rows
+            self.collections_model.set_items(collections)
+            self.problems_model.set_items(problems)
+            self._show_buttons()
+            self.collections_changed.emit(bool(collections))
+        for then in waiters:
+            then()
+        if self._refresh_again or self._refresh_waiters:
+            self.refresh()
+
+    def _show_buttons(self) -> None:
         has = bool(self.collections_model.items)
-        self.reindex_btn.setEnabled(has)
-        self.remove_btn.setEnabled(has and self._worker is None)
-        self.collections_changed.emit(has)
+        self.reindex_btn.setEnabled(has and self._removing is None)
+        self.remove_btn.setEnabled(has and not self.busy)
 
     def roots(self) -> list[str]:
         """The folders (and files) in the library."""
@@ -160,8 +210,8 @@ class LibraryPanel(QWidget):
         self.start_index(paths)
 
     def start_index(self, paths: list[str]) -> None:
-        """Index ``paths`` now, or after the run in progress."""
-        if self._worker is not None:
+        """Index ``paths`` now, or after the run (or the removal) in progress."""
+        if self.busy:
             self._queue.extend(p for p in paths if p not in self._queue)
             return
         self._started = time.perf_counter()
@@ -184,6 +234,8 @@ class LibraryPanel(QWidget):
         if self._initial_done < 0:
             self._initial_done = prog.files_done
             self.refresh()
+        elif prog.result is not None and prog.result.status == "indexed":
+            self.refresh()  # the counts of the folder (one read at a time: bursts coalesce)
         # in thousandths of a file, so one long scan moves the bar page by page
         self.progress.setRange(0, 1000 * max(1, prog.files_total))
         self.progress.setValue(round(1000 * (prog.files_done + prog.file_fraction)))
@@ -202,8 +254,6 @@ class LibraryPanel(QWidget):
         )
         if prog.result is not None:
             self.problems_model.upsert(prog.result)
-            if prog.result.status == "indexed":
-                self.collections_model.set_items(self.engine.store.collections())
 
     def _on_done(self, summary: IndexSummary | None) -> None:
         self._worker = None
@@ -218,10 +268,16 @@ class LibraryPanel(QWidget):
             )
         else:
             self.progress_label.setText("Indexing stopped; what was indexed is kept.")
-        self.refresh()
+        # indexing_finished once the list shows the run's result
+        self.refresh(then=lambda: self._finished(summary))
+
+    def _finished(self, summary: IndexSummary | None) -> None:
         self._watch_all()
         self.indexing_finished.emit(summary)
-        if self._queue and not self._closing:
+        self._start_queued()
+
+    def _start_queued(self) -> None:
+        if self._queue and not self._closing and not self.busy:
             queued, self._queue = self._queue, []
             self.start_index(queued)
 
@@ -257,7 +313,7 @@ class LibraryPanel(QWidget):
     def remove_selected(self) -> None:
         """Forget the selected collection (after confirmation); the folder is untouched."""
         sel = self._selected()
-        if sel is None or self._worker is not None:
+        if sel is None or self.busy:
             return
         answer = QMessageBox.question(self, "Remove folder",
                                       f"Remove {sel[1]} from the library?\nYour files are not touched.")  # fmt: skip
@@ -265,18 +321,47 @@ class LibraryPanel(QWidget):
             self.remove_collection(sel[0])
 
     def remove_collection(self, collection_id: int) -> None:
-        """Remove a collection from the index and stop watching it."""
+        """Remove a collection from the index and stop watching it, off the GUI thread (seconds
+        for a large one): the folder shows "removing…" meanwhile, indexing asked for waits, and
+        ``removed(collection_id)`` follows once the list no longer shows it. An error is shown
+        in the status bar. Ignored while indexing or another removal runs."""
+        if self.busy or self.runner.closed:
+            return
         root = next((c.root for c in self.collections_model.items if c.id == collection_id), None)
-        try:
-            self.engine.remove_collection(collection_id)
-        except UserError as exc:
-            self.runner.notifier.error(exc, "Removing the folder")
+        self._removing = collection_id
         if root and self.watcher is not None:
             self.watcher.unwatch(root)
-        self.refresh()
+        self.collections_model.status[collection_id] = "removing…"
+        self.collections_model.set_items(self.collections_model.items)
+        self.progress.setVisible(True)
+        self.progress.setRange(0, 0)
+        self.progress_label.setText(f"Removing {root or 'the folder'} from the library…")
+        self._show_buttons()
+        engine = self.engine
+        self.runner.submit(
+            lambda cancel: engine.remove_collection(collection_id), "Removing the folder",
+            Pool.MISC, on_return=lambda _: self._removed(collection_id, True),
+            on_error=lambda e: self._removed(collection_id, False),
+        )  # fmt: skip
+
+    def _removed(self, collection_id: int, ok: bool) -> None:
+        self.collections_model.status.pop(collection_id, None)
+        self.progress.setVisible(False)
+        self.progress_label.setText("Removed from the library." if ok else "")
+
+        def done() -> None:
+            self._removing = None
+            self._show_buttons()
+            if not ok:
+                self._watch_all()  # still in the library: watch it again
+            self.removed.emit(collection_id)
+            self._start_queued()
+
+        self.refresh(then=done)
 
     def shutdown(self) -> None:
-        """Start nothing queued any more and stop the folder watcher (joins its thread)."""
+        """Start nothing queued any more and stop the folder watcher (joins its thread; call
+        after the task runner was shut down)."""
         self._closing = True
         self._queue.clear()
         if self.watcher is not None:

@@ -1,10 +1,14 @@
 """The model chooser (toolbar), model import, the settings dialog, and loading the models.
 
-Everything that loads the LLM runs on the LLM pool, so one thread at a time uses the ``Llama``.
+Everything that loads the LLM runs on the LLM pool (the model's own work runs on its owner
+thread). Listing the models folder, reading model files and writing the settings file run on the
+small-jobs pool: the GUI thread only shows their results.
 """
 
 from __future__ import annotations
 
+import copy
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +17,8 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QMessageBox, QWidget
 
 from desktop_rag.core.engine import Engine
-from desktop_rag.core.models import list_models
+from desktop_rag.core.models import ModelInfo, list_models
+from desktop_rag.core.settings import Settings
 from desktop_rag.gui.tasks import Pool, TaskRunner
 from desktop_rag.gui.widgets import ask_gguf_file
 
@@ -21,15 +26,18 @@ from desktop_rag.gui.widgets import ask_gguf_file
 class ModelsPanel(QWidget):
     """The "Model:" chooser with its actions (:attr:`import_action`, :attr:`settings_action`)
     and the model status (:attr:`status_label`, for the status bar). ``ready`` is emitted once
-    :meth:`load` has loaded the models."""
+    :meth:`load` has loaded the models, ``filled`` each time the chooser was (re)filled."""
 
     ready = Signal()
+    filled = Signal()
 
     def __init__(self, engine: Engine, runner: TaskRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.engine = engine
         self.runner = runner
         self.notifier = runner.notifier
+        self._save_lock = threading.Lock()  # one settings write at a time, the newest last
+        self._to_save: Settings | None = None
         self.combo = QComboBox()
         self.combo.setMinimumWidth(260)
         self.fill()
@@ -46,11 +54,18 @@ class ModelsPanel(QWidget):
         self.status_label = QLabel("Starting…")
 
     def fill(self) -> None:
-        """List the LLMs (bundled and imported), the one in use selected (no reload)."""
+        """List the LLMs (bundled and imported) in the background, the one in use selected (no
+        reload); ``filled`` follows."""
+        if self.runner.closed:
+            return
+        self.runner.submit(lambda cancel: list_models(), "Listing the models", Pool.MISC,
+                           on_return=self._fill)  # fmt: skip
+
+    def _fill(self, models: list[ModelInfo]) -> None:
         self.combo.blockSignals(True)
         self.combo.clear()
         current = self.engine.settings.llm_model
-        for m in list_models():
+        for m in models:
             if m.kind != "llm":
                 continue
             label = f"{m.name} ({m.bytes / 1e6:.0f} MB{', bundled' if m.bundled else ''})"
@@ -58,22 +73,25 @@ class ModelsPanel(QWidget):
             if (current is None and m.bundled) or current == m.name:
                 self.combo.setCurrentIndex(self.combo.count() - 1)
         self.combo.blockSignals(False)
+        self.filled.emit()
 
     def load(self) -> None:
         """Load the models in the background; ``ready`` follows."""
         self.status_label.setText("Loading models…")
         engine = self.engine
 
-        def load(cancel: Any) -> None:
+        def load(cancel: Any) -> tuple[str, str]:
             engine.warm_up()
+            # (both read model files: here, not on the GUI thread)
+            return engine.llm_model.name, engine.thresholds().warning
 
         self.runner.submit(load, "Loading the models", Pool.LLM, on_return=self._on_loaded,
                            on_error=lambda e: self.status_label.setText("Model error"))  # fmt: skip
 
-    def _on_loaded(self, _: object) -> None:
-        self.status_label.setText(f"Ready · {self.engine.llm_model.name}")
+    def _on_loaded(self, loaded: tuple[str, str]) -> None:
+        name, warning = loaded
+        self.status_label.setText(f"Ready · {name}")
         self.status_label.setToolTip("")
-        warning = self.engine.thresholds().warning  # (the embedder was loaded by load())
         if warning:  # an embedding model without calibrated abstention thresholds
             self.status_label.setText(self.status_label.text() + " · ⚠ uncalibrated thresholds")
             self.status_label.setToolTip(warning[0].upper() + warning[1:] + ".")
@@ -85,12 +103,14 @@ class ModelsPanel(QWidget):
         self.status_label.setText("Loading model…")
         engine = self.engine
 
-        def switch(cancel: Any) -> None:
+        def switch(cancel: Any) -> str:
             engine.switch_llm(name)
+            self._to_save = copy.deepcopy(engine.settings)
+            self._write_settings()  # the new choice is saved before "Ready" shows
+            return engine.llm_model.name
 
-        def switched(_: object) -> None:
-            self.status_label.setText(f"Ready · {engine.llm_model.name}")
-            self.save_settings()
+        def switched(model_name: str) -> None:
+            self.status_label.setText(f"Ready · {model_name}")
 
         self.runner.submit(switch, "Loading the model", Pool.LLM, on_return=switched,
                            on_error=lambda e: self.status_label.setText("Model error"))  # fmt: skip
@@ -104,11 +124,16 @@ class ModelsPanel(QWidget):
 
         source = Path(path)
         self.notifier.info(f"Importing {source.name}…")
-        self.runner.submit(lambda cancel: import_model(source), "Importing the model", Pool.MISC,
-                           dialog="Import GGUF model", on_return=self._on_imported)  # fmt: skip
 
-    def _on_imported(self, info: Any) -> None:
-        self.fill()
+        def job(cancel: Any) -> tuple[Any, list[ModelInfo]]:
+            return import_model(source), list_models()
+
+        self.runner.submit(job, "Importing the model", Pool.MISC, dialog="Import GGUF model",
+                           on_return=self._on_imported)  # fmt: skip
+
+    def _on_imported(self, imported: tuple[Any, list[ModelInfo]]) -> None:
+        info, models = imported
+        self._fill(models)
         ctx = f"{info.context_length:,} tokens" if info.context_length else "unknown"
         self.notifier.info(f"Imported {info.path.name}", 8000)
         QMessageBox.information(
@@ -131,8 +156,18 @@ class ModelsPanel(QWidget):
                 self._on_chosen(self.combo.currentIndex())
 
     def save_settings(self) -> None:
-        """Write the settings file (an error is shown, not raised)."""
-        try:
-            self.engine.settings.save(self.engine.paths.settings_file)
-        except OSError as exc:
-            self.notifier.error(exc, "Saving the settings")
+        """Write the settings file in the background (an error is shown, not raised); writes
+        asked for in a row end with the newest values."""
+        if self.runner.closed:
+            return
+        self._to_save = copy.deepcopy(self.engine.settings)  # the GUI thread changes them
+        self.runner.submit(lambda cancel: self._write_settings(), "Saving the settings",
+                           Pool.MISC)  # fmt: skip
+
+    def _write_settings(self) -> None:
+        """Write the newest snapshot not written yet (on a worker thread; raises OSError)."""
+        with self._save_lock:
+            newest, self._to_save = self._to_save, None
+            if newest is None:
+                return  # an earlier job already wrote the newest values
+            newest.save(self.engine.paths.settings_file)

@@ -2,15 +2,22 @@
 
 Events arrive on watchdog's thread and are forwarded as a Qt signal (queued to the GUI thread);
 a per-folder timer debounces bursts (an editor's save is several events) into one incremental run.
+Starting and ending a watch runs off the GUI thread (inotify walks every sub-folder of a
+recursive watch: seconds on a large tree), through the task runner, in the order asked.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
+
+if TYPE_CHECKING:
+    from desktop_rag.gui.tasks import TaskRunner
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +31,35 @@ class FolderWatcher(QObject):
     changed = Signal(str)
     _raw = Signal(str)
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, runner: TaskRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        self.runner = runner
         self._observer: Any = None
-        self._watches: dict[str, Any] = {}
+        self._watches: dict[str, Any] = {}  # touched under _lock only, off the GUI thread
+        self._lock = threading.Lock()
+        self._ops: deque[tuple[bool, str]] = deque()  # (watch?, root), in the order asked
         self._timers: dict[str, QTimer] = {}
         self._raw.connect(self._debounce)
+
+    def _ask(self, watch: bool, root: str) -> None:
+        """Queue a watch (or unwatch) of ``root`` and start a job that applies the queue."""
+        if self.runner.closed:
+            return
+        from desktop_rag.gui.tasks import Pool
+
+        self._ops.append((watch, root))
+        self.runner.submit(lambda cancel: self._apply_ops(), "Watching the folder", Pool.MISC)
+
+    def _apply_ops(self) -> None:
+        """Apply the queued watches in order (on a worker thread; a job may find the queue
+        already emptied by the one before it)."""
+        with self._lock:
+            while self._ops:
+                watch, root = self._ops.popleft()
+                if watch:
+                    self._watch_here(root)
+                else:
+                    self._unwatch_here(root)
 
     def _ensure_observer(self) -> Any:
         if self._observer is None:
@@ -41,7 +71,20 @@ class FolderWatcher(QObject):
         return self._observer
 
     def watch(self, root: str) -> None:
-        """Start watching ``root`` recursively (idempotent; a missing folder is logged, not raised)."""
+        """Start watching ``root`` recursively, soon (idempotent; a missing folder is ignored,
+        one that cannot be watched is logged)."""
+        self._ask(True, root)
+
+    def unwatch(self, root: str) -> None:
+        """Stop watching ``root``, soon."""
+        self._ask(False, root)
+
+    def watched(self) -> list[str]:
+        """The folders watched now (a request still queued is not counted)."""
+        with self._lock:
+            return list(self._watches)
+
+    def _watch_here(self, root: str) -> None:
         if root in self._watches or not Path(root).is_dir():
             return
         from watchdog.events import FileSystemEventHandler
@@ -67,8 +110,7 @@ class FolderWatcher(QObject):
         except OSError as exc:
             log.warning("cannot watch %s: %s", root, exc)
 
-    def unwatch(self, root: str) -> None:
-        """Stop watching ``root``."""
+    def _unwatch_here(self, root: str) -> None:
         watch = self._watches.pop(root, None)
         if watch is not None and self._observer is not None:
             self._observer.unschedule(watch)
@@ -83,11 +125,14 @@ class FolderWatcher(QObject):
         timer.start(DEBOUNCE_MS)
 
     def stop(self) -> None:
-        """Stop the observer thread (and wait for it)."""
+        """Stop the observer thread (and wait for it, up to 5 s); queued requests are dropped.
+        Call after the task runner was shut down."""
         for t in self._timers.values():
             t.stop()
-        if self._observer is not None:
-            self._observer.stop()
-            self._observer.join(timeout=5)
-            self._observer = None
-        self._watches.clear()
+        with self._lock:
+            self._ops.clear()
+            if self._observer is not None:
+                self._observer.stop()
+                self._observer.join(timeout=5)
+                self._observer = None
+            self._watches.clear()
