@@ -5,6 +5,13 @@ built, ...) shows a dialog saying what went wrong and returns exit status 1, nev
 a :class:`UserError` shows its message and hint, anything else one line naming the log file (the
 traceback is logged). Settings that cannot be read are not a failure: the engine falls back to
 the defaults (logged), and a broken model is reported in the window when it loads.
+
+With ``debug`` (``desktop-rag --debug``, or ``DESKTOP_RAG_DEBUG=1``) the stall detector
+(:mod:`desktop_rag.gui.stall`) logs every GUI-thread stall over 100 ms with the line it was on.
+
+Closing the window stops the work within a bound (see :meth:`MainWindow.closeEvent`) and the
+exit status is 0; if a worker thread still runs after it (a bug: work that ignores its cancel
+token), that is logged and the process ends without waiting for it.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ log = logging.getLogger(__name__)
 STARTUP_PROBE_ENV = (
     "DESKTOP_RAG_STARTUP_PROBE"  # "1": print when the window is shown; "quit": and exit
 )
+DEBUG_ENV = "DESKTOP_RAG_DEBUG"  # "1": as --debug (the stall detector on)
 TITLE = "desktop_rag could not start"
 
 
@@ -42,9 +50,15 @@ def startup_error_text(exc: BaseException, log_file: Path | None) -> str:
     return f"Unexpected error ({error_summary(exc)}); {where_logged(log_file)}."
 
 
-def run() -> int:
-    """Open the main window and run the Qt event loop; returns the exit code (1 when the app
-    could not start)."""
+def debug_requested() -> bool:
+    """Whether ``DESKTOP_RAG_DEBUG`` asks for the debugging aids (set and not "0")."""
+    return os.environ.get(DEBUG_ENV, "0") not in ("", "0")
+
+
+def run(debug: bool | None = None) -> int:
+    """Open the main window and run the Qt event loop; returns the exit code (0 after a
+    close, 1 when the app could not start). ``debug`` (None: :func:`debug_requested`) starts
+    the stall detector."""
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -78,6 +92,14 @@ def run() -> int:
 
     previous_hook = sys.excepthook
     sys.excepthook = excepthook
+    detector = None
+    if debug_requested() if debug is None else debug:
+        from desktop_rag.gui.stall import StallDetector
+
+        detector = StallDetector(parent=window)
+        detector.start()
+        log.info("debug: the stall detector logs GUI-thread stalls over %.0f ms",
+                 detector.threshold_ms)  # fmt: skip
     window.show()
     if os.environ.get(STARTUP_PROBE_ENV):
         # bench/startup.py: report once the event loop has shown the window, then quit.
@@ -89,11 +111,25 @@ def run() -> int:
                 app.quit()
 
         QTimer.singleShot(0, report)
+    from desktop_rag.gui.main_window import CLOSE_WAIT_MS
+
     try:
         code = app.exec()
     finally:
-        window.shutdown()
+        if detector is not None:
+            detector.stop()
+        # Closed from the window: already shut down; quit some other way: stop within the bound.
+        joined = window.shutdown(
+            timeout_ms=0 if window.closed_cleanly is not None else CLOSE_WAIT_MS
+        )
         sys.excepthook = previous_hook
+    if not joined:
+        # A worker that ignores its cancel token: Qt would wait for it at exit, without bound.
+        log.error("a worker thread still runs after the window closed: exiting without it")
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(int(code))
     return int(code)
 
 

@@ -359,10 +359,14 @@ class LibraryPanel(QWidget):
 
         self.refresh(then=done)
 
+    def stop_queue(self) -> None:
+        """Start nothing queued any more (the window is closing)."""
+        self._closing = True
+        self._queue.clear()
+
     def shutdown(self) -> None:
         """Start nothing queued any more and stop the folder watcher (joins its thread; call
         after the task runner was shut down)."""
-        self._closing = True
-        self._queue.clear()
+        self.stop_queue()
         if self.watcher is not None:
             self.watcher.stop()

@@ -5,11 +5,17 @@ Each panel is a widget with its own controller: :class:`LibraryPanel` (folders, 
 :class:`SourcesPanel` (sources and the page viewer) and :class:`ModelsPanel` (model chooser,
 settings, model loading). All long work runs through one :class:`TaskRunner`, and every message
 to the user goes through one :class:`Notifier`; the window never blocks on the work.
+
+Closing: the first close cancels all work and says what it waits for ("Stopping indexing…") in
+the status bar; a timer polls the task runner (the event loop keeps running) for up to
+:data:`CLOSE_WAIT_MS`; then the window shuts down (the engine closed, the model's owner thread
+joined, the folder watcher stopped) and closes for real.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 from PySide6.QtCore import QTimer, QUrl, Signal
 from PySide6.QtGui import (
@@ -42,20 +48,32 @@ from desktop_rag.gui.widgets import EmptyState
 
 log = logging.getLogger(__name__)
 
+#: How long a close waits for indexing and generation to stop (ms) before giving up on them.
+CLOSE_WAIT_MS = 3000
+#: How often the close path looks whether they stopped (ms).
+CLOSE_POLL_MS = 20
+
 
 class MainWindow(QMainWindow):
     """The desktop_rag window. Its signals let tests, benchmarks (and the window itself) follow
     the long work: ``ready`` once the models are loaded, ``indexing_finished(summary)`` (None:
-    failed or stopped) and ``answer_finished(answer)`` (None: failed)."""
+    failed or stopped), ``answer_finished(answer)`` (None: failed) and ``closing`` when a close
+    begins (the window then waits for the work to stop: see :meth:`closeEvent`)."""
 
     ready = Signal()
     indexing_finished = Signal(object)
     answer_finished = Signal(object)
+    closing = Signal()
 
     def __init__(self, engine: Engine | None = None, *, watch: bool = True) -> None:
         super().__init__()
         self.engine = engine or Engine()
-        self._closing = False
+        self._closing = False  # shutdown() ran
+        self._close_timer: QTimer | None = None  # polls while a close waits for the work
+        self._close_started = 0.0
+        self._may_close = False  # the close path is done: the next close event is accepted
+        #: After a close: whether every worker thread ended and the engine was closed.
+        self.closed_cleanly: bool | None = None
         self.setWindowTitle("desktop_rag")
         self.resize(1360, 820)
         self.setAcceptDrops(True)
@@ -64,7 +82,7 @@ class MainWindow(QMainWindow):
 
         self.library = LibraryPanel(self.engine, self.runner, watch=watch)
         self.conversations = ConversationsPanel(
-            self.engine.paths.data / "conversations.sqlite3", self.notifier
+            self.engine.paths.data / "conversations.sqlite3", self.runner
         )
         self.style_bar = StyleBar(self.engine.paths, self.runner)
         self.chat = ChatPanel(self.engine, self.runner, self.conversations, self.style_bar,
@@ -218,5 +236,47 @@ class MainWindow(QMainWindow):
         return True
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        self.shutdown()
-        super().closeEvent(event)
+        """The first close cancels all work and waits for it (up to :data:`CLOSE_WAIT_MS`, on
+        a timer: the event loop keeps running), then shuts down and closes the window; closes
+        asked for meanwhile are ignored."""
+        if self._may_close or self._closing:
+            super().closeEvent(event)
+            return
+        event.ignore()
+        if self._close_timer is None:
+            self._begin_close()
+
+    def _begin_close(self) -> None:
+        self._close_started = time.monotonic()
+        self.closing.emit()
+        if self.library.worker is not None:
+            what = "Stopping indexing…"
+        elif self.chat.busy:
+            what = "Stopping the answer…"
+        else:
+            what = "Closing…"
+        self.notifier.info(what)
+        self.chat.shutdown()
+        self.library.stop_queue()
+        self.runner.begin_shutdown()
+        self._close_timer = QTimer(self)
+        self._close_timer.setInterval(CLOSE_POLL_MS)
+        self._close_timer.timeout.connect(self._poll_close)
+        self._close_timer.start()
+        self._poll_close()
+
+    def _poll_close(self) -> None:
+        waited_ms = (time.monotonic() - self._close_started) * 1000
+        if not self.runner.idle(0) and waited_ms < CLOSE_WAIT_MS:
+            return
+        if self._close_timer is not None:
+            self._close_timer.stop()
+        if waited_ms >= CLOSE_WAIT_MS:
+            log.warning("closing: work still running after %.0f ms: %s", waited_ms,
+                        [w.name for w in self.runner.running])  # fmt: skip
+        self.hide()
+        self.closed_cleanly = self.shutdown(timeout_ms=0)
+        log.info("closed after %.0f ms (%s)", (time.monotonic() - self._close_started) * 1000,
+                 "all threads ended" if self.closed_cleanly else "a worker still runs")  # fmt: skip
+        self._may_close = True
+        self.close()

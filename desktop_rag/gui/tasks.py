@@ -4,7 +4,9 @@
 one: :attr:`Pool.LLM` (one thread: one ``Llama`` is used by one thread at a time), :attr:`Pool.INDEX`
 (one indexing run at a time) and :attr:`Pool.MISC` (small jobs: imports). It keeps the workers it
 started until they finish, cancels and joins them all on :meth:`TaskRunner.shutdown`, and
-:meth:`TaskRunner.idle` says for real whether any of its threads still runs.
+:meth:`TaskRunner.idle` says for real whether any of its threads still runs. The window's close
+path calls :meth:`TaskRunner.begin_shutdown` first (cancel everything, start nothing new of
+one's own) and waits for :meth:`TaskRunner.idle` on a timer, without blocking the event loop.
 
 :class:`Notifier` is where every worker error goes (the runner routes them there): a
 :class:`UserError` shows its message and hint; anything else is a bug: a one-line message naming
@@ -113,12 +115,20 @@ class TaskRunner(QObject):
             pool.setMaxThreadCount(POOL_THREADS[kind])
             self.pools[kind] = pool
         self._workers: set[GeneratorWorker] = set()
+        self._closing = False
         self._closed = False
 
     @property
     def closed(self) -> bool:
-        """Whether :meth:`shutdown` ran."""
-        return self._closed
+        """Whether :meth:`begin_shutdown` or :meth:`shutdown` ran: callers start no new work
+        of their own any more."""
+        return self._closed or self._closing
+
+    def begin_shutdown(self) -> None:
+        """Cancel every worker; from now on :attr:`closed` is True and a worker started anyway
+        is cancelled before it runs. Callbacks still run (until :meth:`shutdown`)."""
+        self._closing = True
+        self.cancel_all()
 
     @property
     def running(self) -> list[GeneratorWorker]:
@@ -160,6 +170,8 @@ class TaskRunner(QObject):
         """Start a worker whose signals the caller connected on ``pool``, and track it."""
         if self._closed:
             raise RuntimeError("the task runner was shut down")
+        if self._closing:
+            worker.quit()  # generators see it at their first check
         self._workers.add(worker)
         worker.signals.finished.connect(lambda w=worker: self._workers.discard(w))
         self.pools[pool].start(worker)
