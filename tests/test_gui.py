@@ -154,11 +154,14 @@ def test_stop_generation_midway(qtbot, window: MainWindow, corpus: Path) -> None
             if len(tokens) == 2:
                 qtbot.keyClick(w.chat.input, Qt.Key.Key_Escape)
 
+    def on_busy() -> None:  # the answer's worker started (send checks the index first)
+        if w.chat.worker is not None:
+            w.chat.worker.signals.yielded.connect(on_item)
+
+    w.chat.busy_changed.connect(on_busy)
     w.chat.input.setPlainText("Describe the orchard, the harvest and the market in detail.")
     with qtbot.waitSignal(w.answer_finished, timeout=120_000):
         w.chat.send()
-        assert w.chat.worker is not None
-        w.chat.worker.signals.yielded.connect(on_item)
     assert w.chat.messages[-1].text.endswith("[stopped]")
     assert len(tokens) <= 4
     assert w.chat.send_btn.isEnabled() and not w.chat.stop_btn.isEnabled()
@@ -175,14 +178,17 @@ def test_conversation_survives_restart_and_exports(qtbot, embedder: Embedder, co
     w.close()
 
     w2 = _window(qtbot, embedder)
+    qtbot.waitUntil(lambda: not w2.conversations.pending, timeout=10_000)  # the list is read
     convs = w2.conversations.model.items
     assert len(convs) == 1 and convs[0].title == QUESTION
-    w2.conversations.open_requested.emit(convs[0].id)  # a click on it in the list
+    with qtbot.waitSignal(w2.chat.conversation_shown, timeout=10_000):  # loaded off-thread
+        w2.conversations.open_requested.emit(convs[0].id)  # a click on it in the list
     assert [m.role for m in w2.chat.messages] == ["user", "assistant"]
     assert w2.chat.messages[1].text == answer.text
     assert w2.sources.model.items[0]["file"].endswith("orchard.pdf")
     out = tmp_path / "chat.md"
-    w2.conversations.export(str(out))
+    with qtbot.waitSignal(w2.conversations.exported, timeout=10_000):
+        w2.conversations.export(str(out))
     md = out.read_text()
     assert f"**You:** {QUESTION}" in md and "orchard.pdf, page 2" in md
     _assert_no_threads_left(w2)
@@ -245,7 +251,8 @@ def test_style_adapter_per_conversation(qtbot, window: MainWindow, corpus: Path,
     answer = _ask(qtbot, w, QUESTION)
     assert answer is not None and answer.adapter is None
     # ...and reopening the first chat brings its style back.
-    w.chat.open_conversation(styled_chat)
+    with qtbot.waitSignal(w.chat.conversation_shown, timeout=10_000):
+        w.chat.open_conversation(styled_chat)
     assert bar.current_style() == ("house-style", 0.8)
 
 

@@ -1,26 +1,33 @@
 """The chat: the transcript with the answer streaming into it, the question box, Send, Stop and
-Copy answer. Questions run on the LLM pool; the transcript is re-rendered at most every 40 ms."""
+Copy answer. Questions run on the LLM pool. The transcript is incremental
+(:class:`~desktop_rag.gui.chat.TranscriptView`): a finished message is rendered once, the pieces
+of the answer being written are appended at most every 40 ms, and opening a long conversation
+loads it off the GUI thread and renders it a batch at a time."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from PySide6.QtCore import QTimer, QUrl, Signal
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QHBoxLayout, QPushButton, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
-from desktop_rag.core.conversations import Message
+from desktop_rag.core.conversations import Message, answer_as_text
 from desktop_rag.core.engine import Engine
-from desktop_rag.core.types import Answer, EvidenceFound
-from desktop_rag.gui.chat import ChatInput, render_conversation
+from desktop_rag.core.types import Answer, CancelToken, EvidenceFound
+from desktop_rag.gui.chat import ChatInput, TranscriptView
 from desktop_rag.gui.conversations_panel import ConversationsPanel
 from desktop_rag.gui.style_bar import StyleBar
 from desktop_rag.gui.tasks import Pool, TaskRunner
 from desktop_rag.gui.workers import GeneratorWorker
 
+#: The streamed text is added to the transcript at most this often (ms).
 RENDER_MS = 40
+#: Messages rendered per event-loop turn when a conversation is shown (a 60-message
+#: conversation: about 20 ms a batch of 20).
+BATCH = 20
+_OPENING = "<p style='margin:10px 8px; color:#666'><i>Opening the conversation…</i></p>"
 
 
 class ChatPanel(QWidget):
@@ -29,7 +36,8 @@ class ChatPanel(QWidget):
 
     Signals: ``answer_finished(answer)`` (None: failed), ``busy_changed`` (an answer started or
     ended), ``activated`` (the chat should be shown), ``sources_changed(list)`` (the sources of
-    the answer shown), ``citation_clicked(sources, n)`` and ``evidence_clicked(source)``.
+    the answer shown), ``citation_clicked(sources, n)``, ``evidence_clicked(source)`` and
+    ``conversation_shown(id)`` (an opened conversation is fully rendered).
     """
 
     answer_finished = Signal(object)
@@ -38,6 +46,7 @@ class ChatPanel(QWidget):
     sources_changed = Signal(object)
     citation_clicked = Signal(object, int)
     evidence_clicked = Signal(object)
+    conversation_shown = Signal(int)
 
     def __init__(self, engine: Engine, runner: TaskRunner, conversations: ConversationsPanel,
                  style_bar: StyleBar, searched: Callable[[], list[int] | None],
@@ -51,14 +60,18 @@ class ChatPanel(QWidget):
         self.style_bar = style_bar
         self._searched = searched
         self._worker: GeneratorWorker | None = None
+        self._checking = False  # a question waits for the "anything indexed?" check
+        self._opening: int | None = None  # the conversation being loaded or rendered
+        self._show_seq = 0  # the latest full render asked for; older batches stop
         self._streaming: str | None = None
         self._streaming_evidence: list[dict[str, Any]] = []
+        self._unshown = ""  # streamed text not in the transcript yet
+        self._evidence_unshown = False
         self._last_answer: Answer | None = None
-        self._render_pending = False
         style_bar.changed.connect(self._on_style_changed)
+        conversations.loaded.connect(self._on_loaded)
 
-        self.transcript = QTextBrowser()
-        self.transcript.setOpenLinks(False)
+        self.transcript = TranscriptView()
         self.transcript.anchorClicked.connect(self._on_anchor)
         self.input = ChatInput()
         self.input.setPlaceholderText(
@@ -105,36 +118,76 @@ class ChatPanel(QWidget):
         """The worker writing the answer, if any."""
         return self._worker
 
+    @property
+    def opening(self) -> bool:
+        """Whether a conversation is being loaded or rendered (no question is sent meanwhile)."""
+        return self._opening is not None
+
     # -- asking ------------------------------------------------------------------------------
     def send(self) -> None:
-        """Ask the question in the input box."""
+        """Ask the question in the input box: first, off the GUI thread, whether anything is
+        indexed (an SQLite count), then the question itself on the LLM pool."""
         text = self.input.toPlainText().strip()
-        if not text or self._worker is not None:
+        if not text or self._worker is not None or self._checking or self._opening is not None:
             return
-        if self.engine.store.chunk_count() == 0:
-            self.notifier.info("Nothing is indexed yet: add a folder first.", 8000)
+        self._checking = True
+        self.send_btn.setEnabled(False)
+        store = self.engine.store
+
+        def checked(count: int) -> None:
+            self._checking = False
+            self.send_btn.setEnabled(self._worker is None)
+            if count == 0:
+                self.notifier.info("Nothing is indexed yet: add a folder first.", 8000)
+            else:
+                self._ask(text)
+
+        def failed(_: BaseException) -> None:
+            self._checking = False
+            self.send_btn.setEnabled(self._worker is None)
+
+        self.runner.submit(lambda cancel: store.chunk_count(), "Checking the index", Pool.MISC,
+                           on_return=checked, on_error=failed)  # fmt: skip
+
+    def _ask(self, text: str) -> None:
+        if self._worker is not None or self._opening is not None:
             return
-        self.input.clear()
+        if self.input.toPlainText().strip() == text:
+            self.input.clear()
         adapter, scale = self.style_bar.current_style()
-        self.conversations.add_question(text, adapter, scale)
+        collections = self._searched()
+        engine = self.engine
+        self.start_answer(
+            text,
+            lambda cancel: engine.ask(text, collections=collections, cancel=cancel,
+                                      adapter=adapter, adapter_scale=scale),
+            adapter, scale,
+        )  # fmt: skip
+
+    def start_answer(self, question: str, work: Callable[[CancelToken], Iterator[object]],
+                     adapter: str | None = None, scale: float = 1.0) -> None:  # fmt: skip
+        """Add ``question`` to the conversation (saved with its style ``adapter``/``scale``)
+        and stream the answer ``work(cancel)`` yields, as ``Engine.ask`` does: an
+        :class:`EvidenceFound`, the answer's text in pieces (``str``), then the
+        :class:`Answer`. Runs on the LLM pool; nothing happens while an answer is written."""
+        if self._worker is not None:
+            return
+        self.conversations.add_question(question, adapter, scale)
+        self._sync()
         self._streaming = ""
         self._streaming_evidence = []
+        self._unshown, self._evidence_unshown = "", False
         self._last_answer = None
+        self.transcript.start_stream()
         self.activated.emit()
         self.send_btn.setEnabled(False)
         self.stop_btn.setEnabled(True)
-        collections = self._searched()
-        engine = self.engine
         self._worker = self.runner.submit(
-            lambda cancel: engine.ask(text, collections=collections, cancel=cancel,
-                                      adapter=adapter, adapter_scale=scale),
-            "Answering", Pool.LLM, on_yield=self._on_item,
+            work, "Answering", Pool.LLM, on_yield=self._on_item,
             on_return=lambda _: self._on_done(stopped=False),
             on_cancel=lambda: self._on_done(stopped=True), on_error=self._on_error,
         )  # fmt: skip
         self.busy_changed.emit()
-        self._request_render()
-        self.conversations.refresh()
 
     def _on_item(self, item: object) -> None:
         if isinstance(item, Answer):
@@ -142,24 +195,17 @@ class ChatPanel(QWidget):
             self.sources_changed.emit(item.to_json()["citations"])
         elif isinstance(item, EvidenceFound):
             self._streaming_evidence = [e.to_json() for e in item.evidence]
-            self._request_render()
+            self._evidence_unshown = True
         elif self._streaming is not None:
             self._streaming += str(item)
-            self._request_render()
+            self._unshown += str(item)
 
     def _on_done(self, stopped: bool) -> None:
         answer = self._last_answer
-        text = answer.text if answer is not None else (self._streaming or "")
-        if stopped:
-            text = (text + " [stopped]").strip()
-        data = answer.to_json() if answer is not None else {}
-        sources = data.get("citations", [])
-        checked = {key: data[key] for key in ("evidence", "checks", "grounded") if key in data}
-        if answer is None and self._streaming_evidence:
-            checked = {"evidence": self._streaming_evidence}
-        msg = Message("assistant", text, sources, checked=checked)  # type: ignore[arg-type]
+        msg = Message.from_answer(answer, stopped=stopped, streamed=self._streaming or "",
+                                  streamed_evidence=self._streaming_evidence)  # fmt: skip
         self.conversations.add_answer(msg)
-        self._finish()
+        self._finish(msg)
         if answer is not None:
             t = answer.timings
             style = (
@@ -174,18 +220,21 @@ class ChatPanel(QWidget):
         self.answer_finished.emit(answer)
 
     def _on_error(self, exc: BaseException) -> None:
-        self._finish()
+        self._finish(None)
         self.answer_finished.emit(None)
 
-    def _finish(self) -> None:
+    def _finish(self, message: Message | None) -> None:
+        """The answer ended: ``message`` (None: failed, nothing to keep) replaces the answer
+        being written in the transcript, rendered once with its links and marks."""
         self._worker = None
         self.busy_changed.emit()
         self._streaming = None
         self._streaming_evidence = []
+        self._unshown, self._evidence_unshown = "", False
         self.send_btn.setEnabled(True)
         self.stop_btn.setEnabled(False)
-        self.render_now()
-        self.conversations.refresh()
+        self.transcript.finish_stream(None)
+        self._sync()  # the answer (in the conversation now), rendered once
 
     def stop(self) -> None:
         """Stop the answer being written (Esc)."""
@@ -197,47 +246,89 @@ class ChatPanel(QWidget):
         """Start a new conversation (not while an answer is being written)."""
         if self._worker is not None:
             return
+        self._opening = None
         self.conversations.start_new()
         self.sources_changed.emit([])
         self.render_now()
         self.input.setFocus()
 
     def open_conversation(self, conversation_id: int) -> None:
-        """Show a saved conversation, in its style (not while an answer is being written)."""
+        """Show a saved conversation, in its style (not while an answer is being written): a
+        placeholder at once, the messages once loaded off the GUI thread
+        (``conversation_shown`` when they are all rendered)."""
         if self._worker is not None:
             return
-        self.style_bar.set_style(*self.conversations.load(conversation_id))
+        self._opening = conversation_id
+        self._show_seq += 1
+        self.transcript.clear_messages(_OPENING)
+        self.activated.emit()
+        self.conversations.open(conversation_id)
+
+    def _on_loaded(self, conversation_id: int, adapter: str | None, scale: float) -> None:
+        if self._opening != conversation_id:
+            return
+        self.style_bar.set_style(adapter, scale)
         last = next((m for m in reversed(self.messages) if m.role == "assistant"), None)
         self.sources_changed.emit(last.sources if last else [])
-        self.activated.emit()
-        self.render_now()
+        self._show_seq += 1
+        seq = self._show_seq
+        self.transcript.clear_messages()
+        self._render_batch(seq, conversation_id)
+
+    def _render_batch(self, seq: int, conversation_id: int) -> None:
+        """Append the next :data:`BATCH` messages, then yield to the event loop."""
+        if seq != self._show_seq:
+            return  # another conversation (or a new chat) was asked for
+        start = self.transcript.message_count
+        self.transcript.append_messages(self.messages[start : start + BATCH], start)
+        if self.transcript.message_count < len(self.messages):
+            QTimer.singleShot(0, lambda: self._render_batch(seq, conversation_id))
+            return
+        self.transcript.scroll_to_end()
+        self._opening = None
+        self.conversation_shown.emit(conversation_id)
 
     def _on_style_changed(self, adapter: str | None, scale: float) -> None:
         if self._worker is None:
             self.conversations.save_style(adapter, scale)
 
     # -- the transcript ----------------------------------------------------------------------
-    def _request_render(self) -> None:
-        self._render_pending = True
+    def _sync(self) -> None:
+        """Append the messages the transcript does not show yet."""
+        start = self.transcript.message_count
+        self.transcript.append_messages(self.messages[start:], start)
 
     def _flush_render(self) -> None:
-        if self._render_pending:
-            self.render_now()
+        """Show what was streamed since the last tick: new evidence (the answer being written
+        re-rendered alone), else the new text appended."""
+        if not self.transcript.streaming:
+            return
+        if self._evidence_unshown:
+            self._evidence_unshown = False
+            self.transcript.set_stream_evidence(self._streaming_evidence)
+        if self._unshown:
+            piece, self._unshown = self._unshown, ""
+            self.transcript.append_stream_text(piece)
 
     def render_now(self) -> None:
-        """Render the transcript (and scroll to its end)."""
-        self._render_pending = False
-        self.transcript.setHtml(
-            render_conversation(self.messages, self._streaming, self._streaming_evidence)
-        )
-        bar = self.transcript.verticalScrollBar()
-        bar.setValue(bar.maximum())
+        """Render the whole transcript again (a full render; scrolls to its end)."""
+        self._show_seq += 1
+        self.transcript.show_messages(self.messages)
+        if self._streaming is not None:
+            self.transcript.start_stream()
+            if self._streaming_evidence:
+                self.transcript.set_stream_evidence(self._streaming_evidence)
+            self.transcript.append_stream_text(self._streaming)
+            self._unshown, self._evidence_unshown = "", False
 
     def _on_anchor(self, url: QUrl) -> None:
         parts = url.toString().split(":")
         if len(parts) != 3 or parts[0] not in ("cite", "evidence"):
             return
-        msg_index, n = int(parts[1]), int(parts[2])
+        try:
+            msg_index, n = int(parts[1]), int(parts[2])
+        except ValueError:
+            return
         if parts[0] == "evidence":
             self._open_evidence(msg_index, n)
         elif 0 <= msg_index < len(self.messages):
@@ -256,23 +347,15 @@ class ChatPanel(QWidget):
             self.evidence_clicked.emit(evidence[j])
 
     def copy_answer(self) -> None:
-        """Copy the last answer (with its source list) to the clipboard."""
+        """Copy the last answer to the clipboard as the window shows it: its evidence, its
+        marks and its sources (:func:`~desktop_rag.core.conversations.answer_as_text`)."""
         answer = next((m for m in reversed(self.messages) if m.role == "assistant"), None)
         if answer is None:
             return
-        lines = []
-        for e in answer.checked.get("evidence") or []:
-            where = f", page {e['page']}" if e.get("page") else ""
-            lines.append(
-                f"“{' '.join(str(e['text']).split())}” [{e['n']}] ({Path(e['file']).name}{where})"
-            )
-        lines += [answer.text, ""]
-        for s in answer.sources:
-            where = f", page {s['page']}" if s.get("page") else ""
-            lines.append(f"[{s['n']}] {Path(s['file']).name}{where}")
-        QGuiApplication.clipboard().setText("\n".join(lines).strip())
+        QGuiApplication.clipboard().setText(answer_as_text(answer))
         self.notifier.info("Answer copied.", 3000)
 
     def shutdown(self) -> None:
         """Stop re-rendering (the window is closing)."""
         self._render_timer.stop()
+        self._show_seq += 1
