@@ -8,6 +8,7 @@ yield what ``Engine.ask`` yields (evidence, text pieces, the :class:`Answer`), s
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -256,3 +257,26 @@ def test_send_with_nothing_indexed_says_so(qtbot, chat: ChatPanel) -> None:  # t
     assert shown.args[0].startswith("Nothing is indexed yet")
     assert chat.worker is None and chat.messages == [] and chat.send_btn.isEnabled()
     assert chat.input.toPlainText() == "Anything?"
+
+
+def test_a_conversation_that_cannot_be_read_says_so_and_the_chat_goes_on(
+    qtbot, chat: ChatPanel, home: Path
+) -> None:  # type: ignore[no-untyped-def]
+    path = home / "conversations.sqlite3"
+    good, bad = _conversation(qtbot, path, 2), _conversation(qtbot, path, 4)
+    _open(qtbot, chat, good)
+
+    def damage() -> None:
+        con = sqlite3.connect(path)
+        con.execute("UPDATE messages SET sources='[{broken' WHERE conversation_id=?", (bad,))
+        con.commit()
+        con.close()
+
+    thread = threading.Thread(target=damage)
+    thread.start()
+    qtbot.waitUntil(lambda: not thread.is_alive(), timeout=10_000)
+    with qtbot.waitSignal(chat.notifier.shown, timeout=10_000) as shown:
+        chat.open_conversation(bad)
+    assert shown.args[0].startswith("Opening the conversation failed")
+    assert not chat.opening and chat.conversations.conversation_id == good
+    assert chat.transcript.message_count == 2 and "Question 0" in chat.transcript.toPlainText()

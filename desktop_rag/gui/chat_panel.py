@@ -70,6 +70,7 @@ class ChatPanel(QWidget):
         self._last_answer: Answer | None = None
         style_bar.changed.connect(self._on_style_changed)
         conversations.loaded.connect(self._on_loaded)
+        conversations.open_failed.connect(self._on_open_failed)
 
         self.transcript = TranscriptView()
         self.transcript.anchorClicked.connect(self._on_anchor)
@@ -274,6 +275,11 @@ class ChatPanel(QWidget):
         seq = self._show_seq
         self.transcript.clear_messages()
         self._render_batch(seq, conversation_id)
+
+    def _on_open_failed(self, conversation_id: int) -> None:
+        if self._opening == conversation_id:  # the error is shown; the chat shown stays
+            self._opening = None
+            self.render_now()
 
     def _render_batch(self, seq: int, conversation_id: int) -> None:
         """Append the next :data:`BATCH` messages, then yield to the event loop."""

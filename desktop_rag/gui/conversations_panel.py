@@ -40,12 +40,14 @@ class _Target:
 
 @dataclass
 class _Job:
-    """A store job: ``run(store)`` on the worker, then ``done(result)`` on the GUI thread;
-    ``what`` names it in an error message ("Saving the conversation")."""
+    """A store job: ``run(store)`` on the worker, then ``done(result)`` on the GUI thread
+    (or, when it raised, the error shown and ``failed(error)``); ``what`` names it in an error
+    message ("Saving the conversation")."""
 
     run: Callable[[ConversationStore], Any]
     done: Callable[[Any], object] | None
     what: str
+    failed: Callable[[BaseException], object] | None = None
 
 
 class ConversationsPanel(QWidget):
@@ -54,12 +56,15 @@ class ConversationsPanel(QWidget):
 
     Signals: ``open_requested(id)`` and ``new_requested`` (a click), ``loaded(id, adapter,
     scale)`` (a conversation asked for with :meth:`open` is current now, its messages in
-    :attr:`messages`), ``exported(path)`` and ``saved`` (every job asked for has run).
+    :attr:`messages`), ``open_failed(id)`` (it could not be read: the error was shown, the
+    current conversation did not change), ``exported(path)`` and ``saved`` (every job asked
+    for has run).
     """
 
     open_requested = Signal(int)
     new_requested = Signal()
     loaded = Signal(int, object, float)
+    open_failed = Signal(int)
     exported = Signal(str)
     saved = Signal()
 
@@ -107,10 +112,11 @@ class ConversationsPanel(QWidget):
 
     def _submit(self, run: Callable[[ConversationStore], Any],
                 done: Callable[[Any], object] | None = None,
-                what: str = "Saving the conversation") -> None:  # fmt: skip
+                what: str = "Saving the conversation",
+                failed: Callable[[BaseException], object] | None = None) -> None:  # fmt: skip
         """Queue ``run(store)``; start the worker that drains the queue unless it runs."""
         with self._lock:
-            self._queue.append(_Job(run, done, what))
+            self._queue.append(_Job(run, done, what, failed))
             start = not self._draining
             self._draining = True
         if not start:
@@ -146,6 +152,8 @@ class ConversationsPanel(QWidget):
         job, result, error = item
         if error is not None:
             self.notifier.error(error, job.what)
+            if job.failed is not None:
+                job.failed(error)
         elif job.done is not None:
             job.done(result)
 
@@ -184,7 +192,11 @@ class ConversationsPanel(QWidget):
             self._target = _Target(conversation_id)
             self.loaded.emit(conversation_id, adapter, scale)
 
-        self._submit(run, done, "Opening the conversation")
+        def failed(_: BaseException) -> None:
+            if seq == self._open_seq:
+                self.open_failed.emit(conversation_id)
+
+        self._submit(run, done, "Opening the conversation", failed)
 
     def add_question(self, text: str, adapter: str | None, scale: float) -> None:
         """Add a question, saved (starting a conversation titled after it if none is current)
