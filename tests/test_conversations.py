@@ -38,8 +38,9 @@ def test_an_answer_is_saved_with_its_sources_and_evidence(tmp_path: Path) -> Non
     saved = store.messages(cid)[1]
     assert (saved.text, saved.sources, saved.checked) == (msg.text, msg.sources, msg.checked)
     md = store.to_markdown(cid)
-    assert '> "Net sales were $81.8 billion." [1] (report.pdf, page 4)' in md
+    assert "> “Net sales were $81.8 billion.” [1] (report.pdf, page 4)" in md
     assert "1. report.pdf, page 4 (cited)" in md and "2. notes.txt: " in md
+    assert "**Assistant:**\n\nFrom your documents:" in md
     store.close()
 
 
@@ -53,9 +54,12 @@ def test_a_stopped_answer_keeps_what_was_shown() -> None:
 
 def test_copied_answer_lists_evidence_answer_and_sources() -> None:
     assert answer_as_text(Message.from_answer(_answer())).splitlines() == [
+        "From your documents:",
         "“Net sales were $81.8 billion.” [1] (report.pdf, page 4)",
+        "",
         "Net sales were $81.8 billion [1].",
         "",
-        "[1] report.pdf, page 4",
+        "Sources:",
+        "[1] report.pdf, page 4 (cited)",
         "[2] notes.txt",
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import threading
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from desktop_rag.core.text.citations import label_of
+from desktop_rag.core.answer_text import message_text
 
 if TYPE_CHECKING:
     from desktop_rag.core.types import Answer
@@ -53,8 +54,10 @@ class Message:
         text = answer.text if answer is not None else streamed
         if stopped:
             text = (text + " [stopped]").strip()
-        data = answer.to_json() if answer is not None else {}
-        checked = {key: data[key] for key in ("evidence", "checks", "grounded") if key in data}
+        data: dict[str, Any] = answer.to_json() if answer is not None else {}
+        checked: dict[str, Any] = {
+            key: data[key] for key in ("evidence", "checks", "grounded") if key in data
+        }
         if answer is None and streamed_evidence:
             checked = {"evidence": list(streamed_evidence)}
         return cls("assistant", text, list(data.get("citations", [])), checked=checked)
@@ -142,7 +145,7 @@ class ConversationStore:
             ).fetchall()
         return [ConversationInfo(*r) for r in rows]
 
-    def messages(self, conversation_id: int) -> list[Message]:
+    def messages(self, conversation_id: int) -> builtins.list[Message]:
         """The messages of a conversation in order."""
         with self._lock:
             rows = self._con.execute(
@@ -158,38 +161,16 @@ class ConversationStore:
             self._con.execute("DELETE FROM conversations WHERE id=?", (conversation_id,))
 
     def to_markdown(self, conversation_id: int) -> str:
-        """The conversation as Markdown: questions, answers, and each answer's numbered sources."""
+        """The conversation as Markdown: each question, then each answer as
+        :func:`~desktop_rag.core.answer_text.answer_text` renders it (its evidence, its marks
+        and its numbered sources)."""
         title = next((c.title for c in self.list() if c.id == conversation_id), "Conversation")
         out = [f"# {title}", ""]
         for m in self.messages(conversation_id):
             if m.role == "user":
                 out += [f"**You:** {m.text}", ""]
-                continue
-            evidence = m.checked.get("evidence") or []
-            if evidence:
-                out.append("From your documents:")
-                for e in evidence:
-                    out.append(f'> "{" ".join(str(e["text"]).split())}" [{e["n"]}] '
-                               f"({label_of(e)})")  # fmt: skip
-                out.append("")
-            out += [f"**Assistant:** {m.text}", ""]
-            bad = [c for c in m.checked.get("checks") or [] if not c.get("supported")]
-            if bad:
-                claims = "; ".join(
-                    f"{c['claim']!r} ({c['kind']})" for c in bad if c["kind"] != "sentence"
-                )
-                n_sent = sum(c["kind"] == "sentence" for c in bad)
-                out.append(
-                    f"Not found in the sources: {claims or 'none'}; unsupported sentences: {n_sent}"
-                )
-                out.append("")
-            if m.sources:
-                out.append("Sources:")
-                for s in m.sources:
-                    mark = " (cited)" if s.get("cited") else ""
-                    snippet = " ".join(str(s.get("text", "")).split())[:200]
-                    out.append(f'{s["n"]}. {label_of(s)}{mark}: "{snippet}"')
-                out.append("")
+            else:
+                out += ["**Assistant:**", "", message_text(m, markdown=True), ""]
         return "\n".join(out).rstrip() + "\n"
 
     def close(self) -> None:
@@ -198,13 +179,7 @@ class ConversationStore:
             self._con.close()
 
 
-def answer_as_text(message: Message) -> str:
-    """An assistant message as plain text to paste elsewhere: its quoted evidence, the answer,
-    then its numbered sources (``[n] file, page N``)."""
-    lines = [
-        f"“{' '.join(str(e['text']).split())}” [{e['n']}] ({label_of(e)})"
-        for e in message.checked.get("evidence") or []
-    ]
-    lines += [message.text, ""]
-    lines += [f"[{s['n']}] {label_of(s)}" for s in message.sources]
-    return "\n".join(lines).strip()
+def answer_as_text(message: Message, *, markdown: bool = False) -> str:
+    """An assistant message as text to paste elsewhere, marks included (*Copy answer*): see
+    :func:`~desktop_rag.core.answer_text.message_text`."""
+    return message_text(message, markdown=markdown)
