@@ -139,8 +139,9 @@ def _assistant_html(evidence_html: str, body: str) -> str:
     one table. Every message is one top-level table so that it can be appended with
     ``QTextCursor.insertHtml`` and replaced alone: inserted HTML that begins with a paragraph
     merges it into the block at the cursor and loses its margins, a table keeps them."""
-    return ("<table width='100%' cellpadding='0' cellspacing='0'><tr><td>"
-            "<p style='margin:10px 8px 2px 8px'><b>Assistant</b></p>"
+    # The 10 px above "Assistant" is the table's: a cell's first paragraph loses its top margin.
+    return ("<table width='100%' cellpadding='0' cellspacing='0' style='margin-top:10px'><tr><td>"
+            "<p style='margin:0 8px 2px 8px'><b>Assistant</b></p>"
             f"{evidence_html}<p style='margin:2px 8px 10px 8px'>{body}</p></td></tr></table>")  # fmt: skip
 
 
