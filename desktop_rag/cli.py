@@ -96,14 +96,56 @@ def _print_problems(problems: list[FileResult]) -> None:
             click.echo(f"  {n:6}  {reason}")
 
 
+def _index_json(summary: IndexSummary, exit_code: int) -> dict[str, Any]:
+    """The ``index --json`` object: the run's counts (files by outcome, pages, chunks, OCR),
+    its seconds, each file not indexed with its reason, and the exit status."""
+    by_status = Counter(p.status for p in summary.problems)
+    return {
+        "indexed": summary.indexed,
+        "unchanged": summary.unchanged,
+        "removed": summary.removed,
+        "skipped": by_status.get("skipped", 0),
+        "failed": by_status.get("failed", 0),
+        "files_total": summary.files_total,
+        "pages": summary.pages,
+        "chunks_added": summary.chunks_added,
+        "ocr_pages": summary.ocr_pages,
+        "elapsed_s": round(summary.elapsed_s, 3),
+        "problems": [
+            {"path": p.path, "status": p.status, "reason": p.reason} for p in summary.problems
+        ],
+        "exit_code": exit_code,
+    }
+
+
+def _index_exit_code(summary: IndexSummary) -> int:
+    """0 when the run did what it could (files indexed or already up to date, deletions
+    applied, an empty folder, also when some files failed beside them); 1 when it could use
+    none of its inputs: every file it was given failed or was skipped."""
+    usable = summary.indexed or summary.unchanged or summary.removed
+    return 1 if summary.problems and not usable else 0
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-def index(paths: tuple[Path, ...]) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the counts.")
+def index(paths: tuple[Path, ...], as_json: bool) -> None:
     """Index folders (and files) so their documents can be searched.
 
     Running it again only processes new and changed files, removes deleted ones, and resumes an
-    interrupted run.
+    interrupted run. Exits 0 when it indexed (or found up to date) what it was given, also when
+    some files failed beside others (the last line says how many); 1 when none of the files could
+    be indexed; 2 when none of the paths exists (before anything loads).
     """
+    missing = [p for p in paths if not p.expanduser().exists()]
+    if len(missing) == len(paths):
+        for p in missing:
+            click.echo(f"failed   {p}: no such file or folder", err=True)
+        if as_json:
+            problems = [FileResult(str(p), "failed", "no such file or folder") for p in missing]
+            click.echo(json.dumps(_index_json(IndexSummary(problems=problems), 2)))
+        sys.exit(2)
+
     from tqdm import tqdm
 
     from desktop_rag.core.types import CancelToken
@@ -150,18 +192,33 @@ def index(paths: tuple[Path, ...]) -> None:
             bar.close()
         engine.close()
     assert summary is not None
-    rate = summary.pages / summary.elapsed_s if summary.elapsed_s else 0.0
-    click.echo(
-        f"Indexed {summary.indexed} file(s) ({summary.pages} pages, {summary.chunks_added} chunks) "
-        f"in {summary.elapsed_s:.1f} s ({rate:.1f} pages/s); {summary.unchanged} unchanged, "
-        f"{summary.removed} removed."
-    )
+    code = _index_exit_code(summary)
+    if as_json:
+        click.echo(json.dumps(_index_json(summary, code)))
+        if code:
+            sys.exit(code)
+        return
+    _print_problems(summary.problems)
     if summary.ocr_pages:
         click.echo(
             f"Text recognition (OCR): {summary.ocr_pages} scanned page(s) in "
             f"{summary.ocr_s:.1f} s ({summary.ocr_pages / max(summary.ocr_s, 1e-9):.2f} pages/s)."
         )
-    _print_problems(summary.problems)
+    rate = summary.pages / summary.elapsed_s if summary.elapsed_s else 0.0
+    line = (
+        f"Indexed {summary.indexed} file(s) ({summary.pages} pages, {summary.chunks_added} chunks) "
+        f"in {summary.elapsed_s:.1f} s ({rate:.1f} pages/s); {summary.unchanged} unchanged, "
+        f"{summary.removed} removed"
+    )
+    if summary.problems:
+        by_status = Counter(p.status for p in summary.problems)
+        line += (f"; {len(summary.problems)} not indexed ({by_status.get('skipped', 0)} skipped, "
+                 f"{by_status.get('failed', 0)} failed: listed above)")  # fmt: skip
+    if code:
+        line += "; nothing could be indexed"
+    click.echo(line + ".")
+    if code:
+        sys.exit(code)
 
 
 @cli.command()
@@ -190,9 +247,14 @@ def ask(
     adapter: str | None,
     adapter_scale: float,
 ) -> None:
-    """Answer a QUESTION from the indexed documents, with numbered sources."""
-    from desktop_rag.core.search.grounding import check_summary
-    from desktop_rag.core.text.citations import label_for, source_label
+    """Answer a QUESTION from the indexed documents, with numbered sources.
+
+    Prints the answer as Copy answer in the window gives it (the evidence quoted as soon as it
+    is found, then the checked answer with unsupported figures, names and sentences marked, and
+    the sources by page, slide or row), then the timings. The model's unchecked text is not
+    printed while it is written: a terminal shows a count on stderr instead.
+    """
+    from desktop_rag.core.answer_text import evidence_text
     from desktop_rag.core.types import CancelToken, EvidenceFound
 
     text = " ".join(question).strip()
@@ -201,6 +263,10 @@ def ask(
     cancel = CancelToken()
     engine = _engine()
     final: Answer | None = None
+    shown_evidence = ""
+    err = sys.stderr
+    live = not as_json and err.isatty()
+    written = 0  # pieces of text the model has written (the terminal's count)
     try:
         engine.require_indexed()
         for item in engine.ask(
@@ -209,42 +275,50 @@ def ask(
             if isinstance(item, Answer):
                 final = item
             elif isinstance(item, EvidenceFound):
-                if item.evidence and not as_json:
-                    click.echo("From your documents:")
-                    for e in item.evidence:
-                        quote = " ".join(e.text.split())
-                        click.echo(
-                            f"  “{quote}” [{e.n}] ({label_for(e.hit.path, e.hit.page, e.text)})"
-                        )
-                    click.echo("")
-            elif not as_json:
-                click.echo(item, nl=False)
+                if not as_json:
+                    shown_evidence = evidence_text([e.to_json() for e in item.evidence])
+                    if shown_evidence:
+                        click.echo(shown_evidence + "\n")
+            elif live:
+                written += 1
+                err.write(f"\rWriting the answer… {written} pieces")
+                err.flush()
     except KeyboardInterrupt:
         cancel.cancel()
         click.echo("\n[stopped]", err=True)
         sys.exit(130)
     finally:
+        if live and written:
+            err.write("\r\033[K")
+            err.flush()
         engine.close()
     assert final is not None
     if as_json:
         click.echo(json.dumps(final.to_json(), ensure_ascii=False))
         return
     for w in final.warnings:
-        click.echo(f"\nWarning: {w}", err=True)
-    summary = check_summary(final)
-    if summary:
-        click.echo(f"\n\n{summary}")
-    click.echo("\n\nSources:")
-    for c in final.citations:
-        mark = "*" if c.cited else " "
-        snippet = " ".join(c.hit.text.split())[:110]
-        click.echo(f" {mark}[{c.n}] {source_label(c.hit)} (score {c.hit.score:.2f})  {snippet}...")
+        click.echo(f"Warning: {w}", err=True)
+    _print_answer(final, shown_evidence)
     t = final.timings
     style = f", style {final.adapter} x{final.adapter_scale:g}" if final.adapter else ""
     click.echo(
         f"\n(retrieval {t.retrieval_ms:.0f} ms, first token {t.ttft_s:.2f} s, "
-        f"{t.tokens_per_s:.0f} tokens/s{style}; * = cited in the answer)"
+        f"{t.tokens_per_s:.0f} tokens/s{style})"
     )
+
+
+def _print_answer(answer: Answer, printed_evidence: str = "") -> None:
+    """Print ``answer`` as :func:`~desktop_rag.core.answer_text.answer_text` renders it (plain
+    text, 110 characters of each source), leaving out its evidence block when it is
+    ``printed_evidence`` (printed already, as soon as it was found)."""
+    from desktop_rag.core.answer_text import answer_json_text
+
+    shown = answer_json_text(answer, snippet_chars=110)
+    if shown.evidence and shown.evidence != printed_evidence:
+        click.echo(shown.evidence + "\n")
+    click.echo(shown.body)
+    if shown.sources:
+        click.echo("\n" + shown.sources)
 
 
 @cli.command("eval")

@@ -13,8 +13,10 @@ from click.testing import CliRunner
 
 from desktop_rag import cli as cli_module
 from desktop_rag.cli import cli
+from desktop_rag.core.answer_text import answer_text
 from desktop_rag.core.ingest.indexer import writer_lock
 from desktop_rag.core.paths import app_paths
+from desktop_rag.core.text.citations import label_of
 from tests.conftest import DOCUGAMI, requires_docugami
 
 
@@ -25,6 +27,19 @@ def test_cli_index_status_ask_json(corpus: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "Indexed 6 file(s)" in res.output
     assert "broken.pdf" in res.output and "unsupported file type .xyz" in res.output
+    # Some files failed beside the others: the last line says so, and the run still succeeded.
+    last = res.stdout.strip().splitlines()[-1]
+    assert last.startswith("Indexed 6 file(s)") and "2 not indexed (1 skipped, 1 failed" in last
+    res = runner.invoke(cli, ["index", "--json", str(corpus)])
+    assert res.exit_code == 0, res.output
+    counts = json.loads(res.stdout)
+    assert (counts["indexed"], counts["unchanged"], counts["exit_code"]) == (0, 6, 0)
+    assert (counts["skipped"], counts["failed"]) == (1, 1)
+    assert {Path(p["path"]).name for p in counts["problems"]} >= {"broken.pdf"}
+    # Nothing it was given could be indexed: a non-zero exit, said in the last line.
+    res = runner.invoke(cli, ["index", str(corpus / "broken.pdf")])
+    assert res.exit_code == 1, res.output
+    assert res.stdout.strip().splitlines()[-1].endswith("nothing could be indexed.")
 
     res = runner.invoke(cli, ["status"])
     assert res.exit_code == 0 and "6 indexed" in res.output and "all-MiniLM-L6-v2" in res.output
@@ -54,6 +69,14 @@ def test_cli_index_status_ask_json(corpus: Path) -> None:
             or f"{c['n']}," in out["answer"]
             or f", {c['n']}]" in out["answer"]
         )
+    # The plain output is the one rendering of the same (greedy, so identical) answer: the
+    # evidence, the checked answer with its marks, the sources by their own unit.
+    res = runner.invoke(cli, ["ask", "How many tonnes of apples did the orchard yield in 2022?"])
+    assert res.exit_code == 0, res.output
+    shown = answer_text(out["answer"], out["citations"], out, snippet_chars=110)
+    assert shown.evidence and shown.body and shown.sources
+    assert res.stdout.startswith(f"{shown.evidence}\n\n{shown.body}\n\n{shown.sources}\n")
+    assert "(retrieval " in res.stdout.splitlines()[-1]
 
 
 @pytest.mark.slow
@@ -62,8 +85,21 @@ def test_cli_user_errors_have_no_traceback(tmp_path: Path) -> None:
     res = runner.invoke(cli, ["ask", "anything"])
     assert res.exit_code == 1
     assert "nothing is indexed yet" in res.output and "Traceback" not in res.output
-    res = runner.invoke(cli, ["index", str(tmp_path / "nope")])
-    assert res.exit_code == 0 and "no such file or folder" in res.output
+
+
+def test_indexing_a_missing_folder_exits_2_before_anything_loads(tmp_path: Path) -> None:
+    runner = CliRunner()
+    missing = str(tmp_path / "no" / "such" / "folder")
+    res = runner.invoke(cli, ["index", missing])
+    assert res.exit_code == 2, res.output
+    assert f"failed   {missing}: no such file or folder" in res.stderr
+    assert "Loading the embedding model" not in res.output, "nothing was loaded for nothing"
+    assert not (app_paths().data / "index.sqlite3").exists(), "not even the index was opened"
+    res = runner.invoke(cli, ["index", "--json", missing, str(tmp_path / "nope.pdf")])
+    assert res.exit_code == 2
+    counts = json.loads(res.stdout)
+    assert (counts["failed"], counts["indexed"], counts["exit_code"]) == (2, 0, 2)
+    assert [p["reason"] for p in counts["problems"]] == ["no such file or folder"] * 2
 
 
 @pytest.mark.slow
@@ -107,11 +143,8 @@ def test_question_outside_the_documents_abstains(corpus: Path) -> None:
     res = runner.invoke(cli, ["ask", question])
     assert res.exit_code == 0, res.output
     assert "I could not find this in your documents." in res.output
-    listed = re.findall(r"^  ?\[(\d+)\] (.+?) \(score -?\d", res.output, re.M)
-    labels = [
-        f"{Path(c['file']).name}, page {c['page']}" if c["page"] else Path(c["file"]).name
-        for c in out["citations"]
-    ]
+    listed = re.findall(r"^\[(\d+)\] (.+?)(?: \(cited\))?: “", res.output, re.M)
+    labels = [label_of(c) for c in out["citations"]]
     assert [label for _, label in listed] == labels and labels
 
 

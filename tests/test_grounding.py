@@ -91,7 +91,7 @@ def select_evidence_for(question: str, hits: list[Hit]):  # type: ignore[no-unty
 def test_check_cites_the_source_holding_a_figure_and_marks_what_none_holds() -> None:
     text = "Total net sales were $82,959 million [1]. iPhone sales were $40,665 million [1]. Microsoft sold 5 million phones."
     checked = check_answer(text, [APPLE, IPHONE])
-    assert checked.passed
+    assert not checked.passed, "the invented 5 million fails the answer beside two right figures"
     # The iPhone figure is in source 2, not the cited 1: source 2 is added to that sentence.
     assert "iPhone sales were $40,665 million [1] [2]." in checked.text
     by_claim = {c.claim: c for c in checked.checks}
@@ -101,6 +101,21 @@ def test_check_cites_the_source_holding_a_figure_and_marks_what_none_holds() -> 
     assert [c.supported for c in sentences] == [True, True, False]
     for c in checked.checks:  # offsets point into the returned text
         assert checked.text[c.start : c.end] == c.claim
+
+
+def test_one_invented_figure_beside_a_correct_one_fails_the_check() -> None:
+    # The old rule (no more unsupported figures than supported ones) let this pass.
+    invented = check_answer("Total net sales were $82,959 million [1], up from $75,100 million [1].",
+                            [APPLE, IPHONE])  # fmt: skip
+    assert [c.supported for c in invented.checks if c.kind == "figure"] == [True, False]
+    assert not invented.passed
+    sourced = check_answer("Total net sales were $82,959 million [1], up from $83,360 million.",
+                           [APPLE, IPHONE])  # fmt: skip
+    assert sourced.passed and not sourced.unsupported
+    # Names and sentences no source holds are marked but do not fail an answer on their own.
+    named = check_answer("Total net sales were $82,959 million [1]. Tim Cook was pleased.",
+                         [APPLE, IPHONE])  # fmt: skip
+    assert named.passed and {c.kind for c in named.unsupported} >= {"entity"}
 
 
 def test_unmarked_unsupported_figures_are_counted_independently() -> None:
