@@ -24,9 +24,9 @@ from desktop_rag.gui.workers import GeneratorWorker
 
 #: The streamed text is added to the transcript at most this often (ms).
 RENDER_MS = 40
-#: Messages rendered per event-loop turn when a conversation is shown (a 60-message
-#: conversation: about 20 ms a batch of 20).
-BATCH = 20
+#: Messages rendered per event-loop turn when a conversation is shown (bench/chat_render.py:
+#: 10 checked answers and questions take about 10 ms with their layout and paint).
+BATCH = 10
 _OPENING = "<p style='margin:10px 8px; color:#666'><i>Opening the conversation…</i></p>"
 
 
