@@ -127,10 +127,12 @@ def test_drop_index_ask_click_citation_and_view_page(
     w.chat.transcript.anchorClicked.emit(QUrl("cite:1:1"))
     viewer = w.sources.viewer
     assert viewer.path is not None and viewer.path.name == "orchard.pdf"
+    qtbot.waitUntil(lambda: viewer.rendered, timeout=30_000)  # drawn off the GUI thread
     assert viewer.page == 2 and viewer.highlight_rects
     assert not viewer.image.pixmap().isNull()
     assert "page 2 of 3" in viewer.title.text()
     qtbot.mouseClick(viewer.next_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: viewer.rendered, timeout=30_000)
     assert viewer.page == 3 and not viewer.highlight_rects
 
     # A text source opens with its passage highlighted in the text.
@@ -138,6 +140,7 @@ def test_drop_index_ask_click_citation_and_view_page(
     w.sources.open_source(
         {"file": md.path, "page": md.page, "text": md.text, "start": md.start, "end": md.end}
     )
+    qtbot.waitUntil(lambda: viewer.rendered, timeout=30_000)
     assert viewer.stack.currentWidget() is viewer.text
     assert viewer.highlight_rects == [(md.start, md.end)]
 
@@ -403,7 +406,8 @@ def test_a_passage_on_a_scan_is_highlighted_where_ocr_read_it(
 
     win = QMainWindow()
     qtbot.addWidget(win)
-    panel = SourcesPanel(fake_engine, Notifier(win.statusBar(), win))
+    runner = TaskRunner(Notifier(win.statusBar(), win), win)
+    panel = SourcesPanel(fake_engine, runner)
     qtbot.addWidget(panel)
     for name, page in (("notice.png", 1), ("dues.pdf", 2)):
         hit = next(h for h in fake_engine.search("harbour dues euros a tonne", 5).hits
@@ -414,9 +418,13 @@ def test_a_passage_on_a_scan_is_highlighted_where_ocr_read_it(
                   "start": hit.start + at, "end": hit.start + at + 20}  # fmt: skip
         panel.open_source(source)
         viewer = panel.viewer
+        qtbot.waitUntil(lambda: panel.viewer.rendered, timeout=30_000)
         assert viewer.page == page and viewer.highlight_rects, name
         # only the line holding "harbour dues" (typeset below the ferry line), not the page
-        assert all(r.y0 > 60 and r.y1 - r.y0 < 30 for r in viewer.highlight_rects), name
+        assert all(y0 > 60 and y1 - y0 < 30 for _, y0, _, y1 in viewer.highlight_rects), name
         assert not viewer.image.pixmap().isNull()
     panel.viewer.go_to(1)
+    qtbot.waitUntil(lambda: panel.viewer.rendered, timeout=30_000)
     assert panel.viewer.page == 1 and not panel.viewer.highlight_rects
+    assert runner.shutdown(timeout_ms=30_000)
+    panel.shutdown()

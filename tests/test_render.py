@@ -146,3 +146,20 @@ def test_a_crash_a_hang_or_a_memory_bomb_fails_one_page(
     with pytest.raises(RenderError, match="needs more memory than a document may use"):
         hostile.render(copy("bomb.pdf"), 1)
     assert hostile.render(good, 1, zoom=2.0).width == 1190
+
+
+def test_a_cancelled_render_stops_the_worker_at_once(hostile: PageRenderer, tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from desktop_rag.core.errors import Cancelled
+    from desktop_rag.core.types import CancelToken
+
+    hang = Path(shutil.copy(SAMPLE, tmp_path / "hang.pdf"))
+    token = CancelToken()
+    threading.Timer(0.5, token.cancel).start()
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        hostile.render(hang, 1, cancel=token)
+    assert time.monotonic() - started < 3, "stopped before the 4 s timeout"
+    assert hostile.render(SAMPLE, 1, zoom=1.0).width == 595

@@ -87,7 +87,7 @@ class MainWindow(QMainWindow):
         self.style_bar = StyleBar(self.engine.paths, self.runner)
         self.chat = ChatPanel(self.engine, self.runner, self.conversations, self.style_bar,
                               self.library.collections_model.searched_ids)  # fmt: skip
-        self.sources = SourcesPanel(self.engine, self.notifier)
+        self.sources = SourcesPanel(self.engine, self.runner)
         self.models = ModelsPanel(self.engine, self.runner)
         self.empty_state = EmptyState(SAMPLES.is_dir())
         self._layout()
@@ -231,6 +231,7 @@ class MainWindow(QMainWindow):
         if not joined:
             log.error("a worker thread still runs after %d ms: the engine is left open", timeout_ms)
             return False
+        self.sources.shutdown()
         self.engine.close()
         self.conversations.close_store()
         return True

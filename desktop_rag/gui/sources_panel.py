@@ -10,26 +10,31 @@ from PySide6.QtWidgets import QListView, QSplitter, QVBoxLayout, QWidget
 
 from desktop_rag.core.engine import Engine
 from desktop_rag.core.formats import RENDERED_KINDS, file_kind
+from desktop_rag.core.ingest.render import PageRenderer
 from desktop_rag.gui.models import SourcesModel
-from desktop_rag.gui.tasks import Notifier
+from desktop_rag.gui.tasks import TaskRunner
 from desktop_rag.gui.viewer import PageViewer
 from desktop_rag.gui.widgets import section
 
 
 class SourcesPanel(QSplitter):
-    """The source list (top) and the :class:`PageViewer` (bottom)."""
+    """The source list (top) and the :class:`PageViewer` (bottom). The look-ups in the index
+    and the drawing of pages run on ``runner`` (the GUI thread only shows them); the panel owns
+    the :class:`PageRenderer` (its worker process is stopped by :meth:`shutdown`)."""
 
-    def __init__(self, engine: Engine, notifier: Notifier, parent: QWidget | None = None) -> None:
+    def __init__(self, engine: Engine, runner: TaskRunner, parent: QWidget | None = None) -> None:
         super().__init__(Qt.Orientation.Vertical, parent)
         self.engine = engine
-        self.notifier = notifier
+        self.runner = runner
+        self.notifier = runner.notifier
+        self.renderer = PageRenderer()
         self.model = SourcesModel()
         self.view = QListView()
         self.view.setModel(self.model)
         self.view.setWordWrap(True)
         self.view.setSpacing(3)
         self.view.clicked.connect(lambda idx: self.open_source(self.model.items[idx.row()]))
-        self.viewer = PageViewer()
+        self.viewer = PageViewer(runner, self.renderer)
         box = QWidget()
         layout = QVBoxLayout(box)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -52,22 +57,19 @@ class SourcesPanel(QSplitter):
             self.open_source(source)
 
     def open_source(self, source: dict[str, Any]) -> None:
-        """Show a cited passage in the page viewer."""
+        """Show a cited passage in the page viewer (at once a placeholder; the page, or the
+        text, once looked up and drawn off the GUI thread)."""
         path = Path(source["file"])
-        if not path.exists():
-            self.notifier.info(f"{path} no longer exists.", 8000)
+        page = int(source.get("page") or 0)
+        start, end = int(source.get("start", 0)), int(source.get("end", 0))
+        engine = self.engine
+        if file_kind(path) in RENDERED_KINDS and page:
+            self.viewer.show_pdf(path, page, source["text"],
+                                 find_boxes=lambda: engine.passage_boxes(str(path), page, start, end))  # fmt: skip
             return
-        if file_kind(path) in RENDERED_KINDS and source.get("page"):
-            page, start, end = (
-                int(source["page"]),
-                int(source.get("start", 0)),
-                int(source.get("end", 0)),
-            )
-            boxes = self.engine.passage_boxes(str(path), page, start, end)  # OCR'd pages only
-            self.viewer.show_pdf(path, page, source["text"], boxes)
-            return
-        text = self.engine.page_text(str(path), source.get("page"))
-        if text is None:
-            self.notifier.info(f"{path.name} is not indexed any more.", 8000)
-            return
-        self.viewer.show_text(path, text, int(source.get("start", 0)), int(source.get("end", 0)))
+        self.viewer.show_text_of(path, lambda: engine.page_text(str(path), source.get("page")),
+                                 start, end)  # fmt: skip
+
+    def shutdown(self) -> None:
+        """Stop the page-drawing worker (call once the task runner's threads are joined)."""
+        self.renderer.close()

@@ -29,7 +29,7 @@ from typing import Any
 from desktop_rag.core.errors import UserError
 from desktop_rag.core.ingest.sandbox import Sandbox, WorkerFailed
 from desktop_rag.core.text.citations import CELL_SEP
-from desktop_rag.core.types import TextBox
+from desktop_rag.core.types import CancelToken, TextBox
 
 #: The function the worker runs (tests substitute misbehaving ones).
 RENDERER = "desktop_rag.core.ingest.render:draw_page"
@@ -228,14 +228,17 @@ class PageRenderer:
         fit_width: int = 0,
         passage: str = "",
         boxes: Sequence[TextBox] = (),
+        cancel: CancelToken | None = None,
     ) -> RenderedPage:
         """Page ``page`` (1-based) of the PDF or image at ``path`` drawn at ``zoom`` (clamped to
         :data:`MIN_ZOOM`..:data:`MAX_ZOOM`), or, with ``zoom`` None, fitted to ``fit_width``
         pixels (:func:`fit_zoom`). Its ``rects`` highlight the passage: ``boxes`` (where OCR
         read it on a scanned page, in points) when given, else ``passage`` found in the page's
-        text layer; none when both are empty.
+        text layer; none when both are empty. A ``cancel`` token cancelled while the worker
+        draws stops it (:meth:`Sandbox.call`).
 
         Raises:
+            Cancelled: ``cancel`` was cancelled first.
             RenderError: the file is gone or unreadable, has no such page, or drawing it failed,
                 crashed the worker or ran past :attr:`timeout_s` (the message names the page and
                 the file and says which).
@@ -268,7 +271,7 @@ class PageRenderer:
                 return replace(drawn, rects=rects, cached=True)
         options = {"page": page, "zoom": zoom, "fit_width": fit_width,
                    "passage": passage if rects is None else "", "draw": drawn is None}  # fmt: skip
-        result = self._call(path, options, where)
+        result = self._call(path, options, where, cancel)
         self.misses += 1
         if rects is None:
             rects = result.rects
@@ -287,9 +290,11 @@ class PageRenderer:
             self._keep(page_key, drawn)
         return replace(drawn, rects=rects)
 
-    def _call(self, path: Path, options: dict[str, Any], where: str) -> RenderedPage:
+    def _call(
+        self, path: Path, options: dict[str, Any], where: str, cancel: CancelToken | None
+    ) -> RenderedPage:
         try:
-            result = self.sandbox.call(path, options)
+            result = self.sandbox.call(path, options, cancel=cancel)
         except RenderError as exc:
             raise RenderError(f"Cannot draw {where}: {exc.message}") from None
         except WorkerFailed as exc:

@@ -28,13 +28,14 @@ import logging
 import multiprocessing
 import signal
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from desktop_rag.core.errors import ExtractionError, UnsupportedFileError, UserError
-from desktop_rag.core.types import Document
+from desktop_rag.core.errors import Cancelled, ExtractionError, UnsupportedFileError, UserError
+from desktop_rag.core.types import CancelToken, Document
 
 #: ``on_ocr_page(done, total)``: a page of the current file was recognised (OCR).
 OcrProgress = Callable[[int, int], None]
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_MEMORY_LIMIT = 3 * 1024**3  # bytes of address space for the worker
 EXTRACTOR = "desktop_rag.core.ingest.extract:extract"
+#: How often a call with a cancel token looks at it while the worker works (s).
+CANCEL_POLL_S = 0.05
 #: What a worker that ran out of memory reports (its target was stopped by MemoryError).
 OUT_OF_MEMORY = "needs more memory than a document may use (the parser was stopped)"
 
@@ -228,12 +231,16 @@ class Sandbox:
         options: dict[str, Any] | None = None,
         *,
         on_progress: Callable[[int, int], None] | None = None,
+        cancel: CancelToken | None = None,
     ) -> Any:
         """``target(path, **options)`` in the worker, and what it returned. ``on_progress``
         receives the target's progress reports (in this thread; an exception it raises stops
-        the worker and is raised here), each of which starts the timeout again.
+        the worker and is raised here), each of which starts the timeout again. A ``cancel``
+        token cancelled while the worker works stops it within :data:`CANCEL_POLL_S` (the
+        worker is killed: the next call starts a fresh one).
 
         Raises:
+            Cancelled: ``cancel`` was cancelled before the worker answered.
             UnsupportedFileError: the target raised one (a file to skip).
             UserError: of class ``error``: the target raised a UserError, ran out of memory or
                 failed with a bug (the message says which).
@@ -253,22 +260,30 @@ class Sandbox:
             assert conn is not None
             with contextlib.suppress(BrokenPipeError, OSError):  # a dead worker: found below
                 conn.send((str(path), options))
+            deadline = time.monotonic() + self.timeout_s
             while True:
+                wait = max(0.0, deadline - time.monotonic())
                 try:
-                    ready = conn.poll(self.timeout_s)
-                except (BrokenPipeError, OSError):
-                    ready = False
+                    ready = conn.poll(wait if cancel is None else min(wait, CANCEL_POLL_S))
+                except (BrokenPipeError, OSError):  # the pipe broke: the worker is gone
+                    raise self._died() from None
                 if not ready:
-                    if self._proc is not None and self._proc.is_alive():
+                    if self._proc is None or not self._proc.is_alive():
+                        raise self._died()
+                    if cancel is not None and cancel.cancelled:
                         self._kill()
-                        raise WorkerFailed(timed_out=True)
-                    raise self._died()
+                        raise Cancelled()
+                    if time.monotonic() < deadline:
+                        continue
+                    self._kill()
+                    raise WorkerFailed(timed_out=True)
                 try:
                     reply = conn.recv()
                 except (EOFError, OSError):
                     raise self._died() from None
                 if reply[0] != "ocr":
                     break
+                deadline = time.monotonic() + self.timeout_s
                 if on_progress is not None:
                     try:
                         on_progress(int(reply[1]), int(reply[2]))
