@@ -163,3 +163,24 @@ def test_a_cancelled_render_stops_the_worker_at_once(hostile: PageRenderer, tmp_
         hostile.render(hang, 1, cancel=token)
     assert time.monotonic() - started < 3, "stopped before the 4 s timeout"
     assert hostile.render(SAMPLE, 1, zoom=1.0).width == 595
+
+
+def test_the_worker_can_be_started_ahead_of_the_first_page() -> None:
+    from desktop_rag.core.errors import Cancelled
+    from desktop_rag.core.types import CancelToken
+
+    r = PageRenderer()
+    try:
+        token = CancelToken()
+        token.cancel()
+        with pytest.raises(Cancelled):
+            r.sandbox.warm_up(token)
+        assert r.sandbox._proc is None, "a cancelled start leaves no worker"
+        r.sandbox.warm_up()
+        worker = r.sandbox._proc
+        assert worker is not None and worker.is_alive()
+        r.sandbox.warm_up()  # already running: nothing to do
+        assert r.sandbox._proc is worker
+        assert r.render(SAMPLE, 1, zoom=1.0).width == 595 and r.sandbox._proc is worker
+    finally:
+        r.close()

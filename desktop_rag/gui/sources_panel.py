@@ -12,7 +12,7 @@ from desktop_rag.core.engine import Engine
 from desktop_rag.core.formats import RENDERED_KINDS, file_kind
 from desktop_rag.core.ingest.render import PageRenderer
 from desktop_rag.gui.models import SourcesModel
-from desktop_rag.gui.tasks import TaskRunner
+from desktop_rag.gui.tasks import Pool, TaskRunner
 from desktop_rag.gui.viewer import PageViewer
 from desktop_rag.gui.widgets import section
 
@@ -28,6 +28,7 @@ class SourcesPanel(QSplitter):
         self.runner = runner
         self.notifier = runner.notifier
         self.renderer = PageRenderer()
+        self._warmed = False  # the drawing worker was started ahead of the first click
         self.model = SourcesModel()
         self.view = QListView()
         self.view.setModel(self.model)
@@ -45,8 +46,18 @@ class SourcesPanel(QSplitter):
         self.setSizes([260, 560])
 
     def set_sources(self, sources: list[dict[str, Any]]) -> None:
-        """List ``sources`` (citation dicts, numbered from 1)."""
+        """List ``sources`` (citation dicts, numbered from 1). The first time one of them is a
+        page to draw, the drawing worker starts in the background, so the first click does not
+        wait for it."""
         self.model.set_items(sources)
+        if not self._warmed and any(
+            file_kind(s.get("file", "")) in RENDERED_KINDS for s in sources
+        ):
+            self._warmed = True
+            if not self.runner.closed:
+                sandbox = self.renderer.sandbox
+                self.runner.submit(sandbox.warm_up, "Starting the page viewer",
+                                   Pool.MISC)  # fmt: skip
 
     def show_citation(self, sources: list[dict[str, Any]], n: int) -> None:
         """List ``sources`` and open (and select) source number ``n``."""

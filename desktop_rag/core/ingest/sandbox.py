@@ -173,8 +173,9 @@ class Sandbox:
         self._lock = threading.Lock()
         self._unavailable = False  # the worker cannot start here: run the target in this process
 
-    def _start(self) -> bool:
-        """Start the worker and wait for its "ready"; False if it cannot start.
+    def _start(self, cancel: CancelToken | None = None) -> bool:
+        """Start the worker and wait for its "ready"; False if it cannot start. Raises
+        :class:`Cancelled` (the worker stopped) if ``cancel`` is cancelled meanwhile.
 
         A worker that dies during start-up is a set-up problem, not a file's: e.g. a script that
         uses desktop_rag without the ``if __name__ == "__main__":`` guard that multiprocessing's
@@ -197,8 +198,15 @@ class Sandbox:
         proc.start()
         child.close()
         self._proc, self._conn = proc, parent
+        deadline = time.monotonic() + 120
         try:
-            ok = parent.poll(120) and parent.recv() == ("ready",)
+            while not (ready := parent.poll(120 if cancel is None else CANCEL_POLL_S)):
+                if cancel is not None and cancel.cancelled:
+                    self._kill()
+                    raise Cancelled()
+                if not proc.is_alive() or time.monotonic() > deadline:
+                    break
+            ok = ready and parent.recv() == ("ready",)
         except (EOFError, OSError):
             ok = False
         if not ok:
@@ -251,7 +259,7 @@ class Sandbox:
         with self._lock:
             if self._proc is None or not self._proc.is_alive():
                 self._kill()
-                if self._unavailable or not self._start():
+                if self._unavailable or not self._start(cancel):
                     self._unavailable = True
                     if self.progress_keyword is not None:
                         options[self.progress_keyword] = on_progress
@@ -295,6 +303,20 @@ class Sandbox:
             if reply[0] == "skip":
                 raise UnsupportedFileError(reply[1])
             raise self.error(reply[1])
+
+    def warm_up(self, cancel: CancelToken | None = None) -> None:
+        """Start the worker now if it is not running (its start-up, seconds on a busy machine,
+        then does not delay the first call); waits for it to be ready.
+
+        Raises:
+            Cancelled: ``cancel`` was cancelled before it was ready (it was stopped).
+        """
+        with self._lock:
+            if self._unavailable or (self._proc is not None and self._proc.is_alive()):
+                return
+            self._kill()
+            if not self._start(cancel):
+                self._unavailable = True
 
     def close(self) -> None:
         """Stop the worker (idempotent)."""
