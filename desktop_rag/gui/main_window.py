@@ -8,8 +8,10 @@ to the user goes through one :class:`Notifier`; the window never blocks on the w
 
 Closing: the first close cancels all work and says what it waits for ("Stopping indexing…") in
 the status bar; a timer polls the task runner (the event loop keeps running) for up to
-:data:`CLOSE_WAIT_MS`; then the window shuts down (the engine closed, the model's owner thread
-joined, the folder watcher stopped) and closes for real.
+:data:`CLOSE_WAIT_MS`; then the window closes for real, and right after (on the next turn of the
+event loop, or in :func:`desktop_rag.gui.app.run` once the loop ended) it shuts down: the engine
+closed, the model's owner thread joined, the folder watcher stopped. The window is gone before
+that teardown runs, so a slow one (saving a large vector index) freezes nothing one can see.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ class MainWindow(QMainWindow):
         self._close_timer: QTimer | None = None  # polls while a close waits for the work
         self._close_started = 0.0
         self._may_close = False  # the close path is done: the next close event is accepted
-        #: After a close: whether every worker thread ended and the engine was closed.
+        #: After :meth:`shutdown`: whether every worker thread ended and the engine was closed.
         self.closed_cleanly: bool | None = None
         self.setWindowTitle("desktop_rag")
         self.resize(1360, 820)
@@ -225,6 +227,10 @@ class MainWindow(QMainWindow):
         if self._closing:
             return self.runner.idle(max(0, timeout_ms))
         self._closing = True
+        self.closed_cleanly = self._shutdown(timeout_ms)
+        return self.closed_cleanly
+
+    def _shutdown(self, timeout_ms: int) -> bool:
         self.chat.shutdown()
         joined = self.runner.shutdown(timeout_ms)
         self.library.shutdown()
@@ -242,6 +248,8 @@ class MainWindow(QMainWindow):
         asked for meanwhile are ignored."""
         if self._may_close or self._closing:
             super().closeEvent(event)
+            if not self._closing:
+                QTimer.singleShot(0, lambda: self.shutdown(timeout_ms=0))
             return
         event.ignore()
         if self._close_timer is None:
@@ -275,9 +283,7 @@ class MainWindow(QMainWindow):
         if waited_ms >= CLOSE_WAIT_MS:
             log.warning("closing: work still running after %.0f ms: %s", waited_ms,
                         [w.name for w in self.runner.running])  # fmt: skip
-        self.hide()
-        self.closed_cleanly = self.shutdown(timeout_ms=0)
-        log.info("closed after %.0f ms (%s)", (time.monotonic() - self._close_started) * 1000,
-                 "all threads ended" if self.closed_cleanly else "a worker still runs")  # fmt: skip
+        else:
+            log.info("closing: the work stopped in %.0f ms", waited_ms)
         self._may_close = True
         self.close()
