@@ -187,10 +187,12 @@ class LibraryPanel(QWidget):
             self.start_index(roots)
         self._watch_all()
 
-    def _watch_all(self) -> None:
-        if self.watcher is not None:
-            for root in self.roots():
-                self.watcher.watch(root)
+    def _watch_all(self, then: Callable[[], object] | None = None) -> None:
+        """Watch every folder of the library; ``then()`` once they are watched (or at once)."""
+        if self.watcher is not None and not self.runner.closed:
+            self.watcher.watch_all(self.roots(), then)
+        elif then is not None:
+            then()
 
     def choose_folder(self) -> None:
         """Pick a folder with the system dialog and index it."""
@@ -272,7 +274,10 @@ class LibraryPanel(QWidget):
         self.refresh(then=lambda: self._finished(summary))
 
     def _finished(self, summary: IndexSummary | None) -> None:
-        self._watch_all()
+        # indexing_finished once the folders are watched: a change made then is seen
+        self._watch_all(then=lambda: self._announce(summary))
+
+    def _announce(self, summary: IndexSummary | None) -> None:
         self.indexing_finished.emit(summary)
         self._start_queued()
 

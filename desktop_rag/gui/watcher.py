@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,14 +42,20 @@ class FolderWatcher(QObject):
         self._timers: dict[str, QTimer] = {}
         self._raw.connect(self._debounce)
 
-    def _ask(self, watch: bool, root: str) -> None:
-        """Queue a watch (or unwatch) of ``root`` and start a job that applies the queue."""
+    def _ask(self, watch: bool, roots: list[str], then: Callable[[], object] | None = None) -> None:
+        """Queue watches (or unwatches) of ``roots`` and start a job that applies the queue;
+        ``then()`` runs on the GUI thread once they are in place."""
         if self.runner.closed:
             return
         from desktop_rag.gui.tasks import Pool
 
-        self._ops.append((watch, root))
-        self.runner.submit(lambda cancel: self._apply_ops(), "Watching the folder", Pool.MISC)
+        self._ops.extend((watch, root) for root in roots)
+        self.runner.submit(lambda cancel: self._apply_ops(), "Watching the folder", Pool.MISC,
+                           on_return=None if then is None else lambda _: then())  # fmt: skip
+
+    def watch_all(self, roots: list[str], then: Callable[[], object] | None = None) -> None:
+        """Watch every folder of ``roots`` (see :meth:`watch`); ``then()`` once they are watched."""
+        self._ask(True, roots, then)
 
     def _apply_ops(self) -> None:
         """Apply the queued watches in order (on a worker thread; a job may find the queue
@@ -73,11 +80,11 @@ class FolderWatcher(QObject):
     def watch(self, root: str) -> None:
         """Start watching ``root`` recursively, soon (idempotent; a missing folder is ignored,
         one that cannot be watched is logged)."""
-        self._ask(True, root)
+        self._ask(True, [root])
 
     def unwatch(self, root: str) -> None:
         """Stop watching ``root``, soon."""
-        self._ask(False, root)
+        self._ask(False, [root])
 
     def watched(self) -> list[str]:
         """The folders watched now (a request still queued is not counted)."""
