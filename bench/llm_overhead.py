@@ -96,7 +96,7 @@ def main() -> None:
         order = [("ours", run_ours), ("raw", run_raw)]
         for name, fn in order if r % 2 == 0 else reversed(order):
             if name == "ours":
-                ours._llm.reset()  # drop the KV-cache prefix (no public API: a bench only)
+                ours.reset_cache()  # drop the KV-cache prefix
             else:
                 raw.reset()
             first, second = (

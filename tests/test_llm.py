@@ -132,9 +132,10 @@ def test_prefill_caches_the_shared_prefix_and_changes_nothing(llm: LocalLLM) -> 
     first = pack_prompt("a", [], 1500, llm.count_tokens).messages
     second = pack_prompt("b", [], 1500, llm.count_tokens).messages
     question = [first[0], {"role": "user", "content": "List the days of the week."}]
-    llm._llm.reset()
+    llm.reset_cache()
+    assert llm.cached_tokens == 0
     cold = "".join(llm.stream(question, max_tokens=24, temperature=0.0, seed=SEED))
     n = llm.prefill(first, second)
-    assert n > 20 and llm._llm.n_tokens == n  # the system prompt is in the KV cache now
+    assert n > 20 and llm.cached_tokens == n  # the system prompt is in the KV cache now
     warm = "".join(llm.stream(question, max_tokens=24, temperature=0.0, seed=SEED))
     assert warm == cold

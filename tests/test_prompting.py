@@ -115,8 +115,8 @@ def test_instructions_inside_sources_never_reach_the_model(llm_path: Path) -> No
     try:
         packed = pack_prompt("How much water did the pump move?", [_hit(1, injected)], 900,
                              llm.count_tokens)  # fmt: skip
-        ids = llm._llm.tokenize(llm.render(packed.messages).encode(), add_bos=False, special=True)
-        im_start = llm._llm.tokenize(b"<|im_start|>", add_bos=False, special=True)
+        ids = llm.tokenize(llm.render(packed.messages))
+        im_start = llm.tokenize("<|im_start|>")
         assert len(im_start) == 1 and ids.count(im_start[0]) == 3
     finally:
         llm.close()

@@ -18,6 +18,7 @@ import numpy as np
 from desktop_rag.core.embed.embedding import Embedder
 from desktop_rag.core.errors import AdapterError, NothingIndexedError
 from desktop_rag.core.generate.llm import LocalLLM
+from desktop_rag.core.generate.owner import Priority
 from desktop_rag.core.generate.prompting import (
     NOT_FOUND,
     attribute_citations,
@@ -67,7 +68,8 @@ class Engine:
     """Indexing, retrieval and answering over one data directory.
 
     Thread-safety: indexing and questions may run on different threads at the same time (the
-    store uses per-thread connections, the vector index a readers-writer lock, the LLM its own lock).
+    store uses per-thread connections, the vector index a readers-writer lock, and the LLM is used
+    by its own owner thread only, which serves every thread's requests by priority).
     """
 
     def __init__(
@@ -182,7 +184,7 @@ class Engine:
     def warm_up(self) -> None:
         """Load everything a first question needs, in the order it needs it: the embedding
         model, the vector cache, then the LLM with its shared prompt prefix (seconds; call it off
-        the GUI thread, on the thread that owns the LLM).
+        the GUI thread: the LLM's own work runs on its owner thread, this one waits for it).
 
         Raises:
             ModelLoadError: a model could not be loaded.
@@ -336,6 +338,7 @@ class Engine:
         cancel: CancelToken | None = None,
         adapter: str | None = None,
         adapter_scale: float = 1.0,
+        priority: Priority = Priority.INTERACTIVE,
     ) -> Iterator[str | EvidenceFound | Answer]:
         """Answer a question: yields one :class:`EvidenceFound` (the quoted evidence sentences),
         then text pieces as they are generated, then one :class:`Answer`.
@@ -347,7 +350,8 @@ class Engine:
         its sources (:func:`~desktop_rag.core.search.grounding.check_answer`); when it fails as a whole,
         ``Answer.text`` says so and quotes the evidence instead.
         ``adapter`` names a LoRA style adapter (see :mod:`desktop_rag.core.generate.adapters`) applied at
-        ``adapter_scale`` (0 to 1.5); None answers with the base model alone.
+        ``adapter_scale`` (0 to 1.5); None answers with the base model alone. ``priority``: a
+        background answer yields the model to interactive ones between two tokens.
 
         Raises:
             AdapterError: the adapter does not exist, is invalid or does not fit the model (raised
@@ -399,14 +403,19 @@ class Engine:
         packed = pack_prompt(question, result.hits, budget, llm.count_tokens, texts)
         pieces: list[str] = []
         stats_start = time.perf_counter()
-        for piece in llm.stream(packed.messages, max_tokens=self.settings.max_answer_tokens,
-                                temperature=self.settings.temperature, cancel=cancel,
-                                adapter=adapter_path, adapter_scale=adapter_scale):  # fmt: skip
-            pieces.append(piece)
-            yield piece
-            if "\n" in piece and _repeats_a_line("".join(pieces)):
-                break  # a small model stuck in a loop: stop instead of filling the answer with it
-        stats = llm.last_stats
+        tokens = llm.stream(packed.messages, max_tokens=self.settings.max_answer_tokens,
+                            temperature=self.settings.temperature, cancel=cancel,
+                            adapter=adapter_path, adapter_scale=adapter_scale,
+                            priority=priority)  # fmt: skip
+        try:
+            for piece in tokens:
+                pieces.append(piece)
+                yield piece
+                if "\n" in piece and _repeats_a_line("".join(pieces)):
+                    break  # a small model stuck in a loop: stop instead of filling the answer
+        finally:
+            tokens.close()  # the model stops at its next token (also when the caller stops reading)
+        stats = tokens.stats
         n = len(packed.hits)
         generated = clean_citations(strip_images(_drop_repeated_lines("".join(pieces))), n)
         abstained = is_abstention(generated)
