@@ -65,7 +65,8 @@ def run(debug: bool | None = None) -> int:
     from desktop_rag.core.resources import resources_dir
     from desktop_rag.logs import setup_logging
 
-    app = QApplication.instance() or QApplication(sys.argv)
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv)
     log_file: Path | None = None
     try:
         log_file = setup_logging()

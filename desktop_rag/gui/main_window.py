@@ -150,7 +150,7 @@ class MainWindow(QMainWindow):
             lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.engine.paths.logs)))
         )
         help_menu.addAction("About desktop_rag").triggered.connect(self._about)
-        QShortcut(QKeySequence("Esc"), self, activated=self.chat.stop)
+        QShortcut(QKeySequence("Esc"), self).activated.connect(self.chat.stop)
 
     def _wire(self) -> None:
         library, chat, sources = self.library, self.chat, self.sources

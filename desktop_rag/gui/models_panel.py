@@ -80,7 +80,7 @@ class ModelsPanel(QWidget):
         self.status_label.setText("Loading models…")
         engine = self.engine
 
-        def load(cancel: Any) -> tuple[str, str]:
+        def load(cancel: Any) -> tuple[str, str | None]:
             engine.warm_up()
             # (both read model files: here, not on the GUI thread)
             return engine.llm_model.name, engine.thresholds().warning
@@ -88,7 +88,7 @@ class ModelsPanel(QWidget):
         self.runner.submit(load, "Loading the models", Pool.LLM, on_return=self._on_loaded,
                            on_error=lambda e: self.status_label.setText("Model error"))  # fmt: skip
 
-    def _on_loaded(self, loaded: tuple[str, str]) -> None:
+    def _on_loaded(self, loaded: tuple[str, str | None]) -> None:
         name, warning = loaded
         self.status_label.setText(f"Ready · {name}")
         self.status_label.setToolTip("")

@@ -347,6 +347,7 @@ class PageViewer(QWidget):
     def _show_error(self, message: str) -> None:
         self.rendered, self.error = False, message
         self.title.setText(message)
+        self.stack.setCurrentWidget(self.page_scroll)
         self.image.clear()
         self.image.setText(message)
         self.highlight_rects = []
