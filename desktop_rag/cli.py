@@ -59,16 +59,22 @@ def _unexpected(exc: Exception) -> str:
 
 @click.group(cls=ErrorHandlingGroup, invoke_without_command=True)
 @click.option("-v", "--verbose", is_flag=True, help="Log debug details to the log file.")
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="Open the app with its debugging aids: GUI-thread stalls over 100 ms are logged with "
+    "the line that stalled (also DESKTOP_RAG_DEBUG=1).",
+)
 @click.version_option(package_name="desktop-rag")
 @click.pass_context
-def cli(ctx: click.Context, verbose: bool) -> None:
+def cli(ctx: click.Context, verbose: bool, debug: bool) -> None:
     """desktop-rag: ask questions about your own documents, offline, with page citations.
 
     With no command, opens the desktop app.
     """
     from desktop_rag.logs import setup_logging
 
-    setup_logging(verbose)
+    setup_logging(verbose or debug)
     if ctx.invoked_subcommand is None:
         try:
             from desktop_rag.gui.app import run
@@ -77,7 +83,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
                 f"the desktop app needs PySide6 ({exc}); install desktop-rag[gui], "
                 "or use the commands below:\n" + ctx.get_help()
             ) from None
-        sys.exit(run())
+        sys.exit(run(debug=True if debug else None))
 
 
 def _print_problems(problems: list[FileResult]) -> None:
