@@ -29,15 +29,19 @@ def test_cli_index_status_ask_json(corpus: Path) -> None:
     assert "broken.pdf" in res.output and "unsupported file type .xyz" in res.output
     # Some files failed beside the others: the last line says so, and the run still succeeded.
     last = res.stdout.strip().splitlines()[-1]
-    assert last.startswith("Indexed 6 file(s)") and "2 not indexed (1 skipped, 1 failed" in last
+    assert last.startswith("Indexed 6 file(s)") and "3 not indexed (2 skipped, 1 failed" in last
     res = runner.invoke(cli, ["index", "--json", str(corpus)])
     assert res.exit_code == 0, res.output
     counts = json.loads(res.stdout)
-    assert (counts["indexed"], counts["unchanged"], counts["exit_code"]) == (0, 6, 0)
-    assert (counts["skipped"], counts["failed"]) == (1, 1)
+    # every file already judged (the three that failed too: they are listed, not re-read)
+    assert (counts["indexed"], counts["unchanged"], counts["exit_code"]) == (0, 9, 0)
+    assert (counts["skipped"], counts["failed"]) == (2, 1)  # empty.txt, image.xyz; broken.pdf
     assert {Path(p["path"]).name for p in counts["problems"]} >= {"broken.pdf"}
     # Nothing it was given could be indexed: a non-zero exit, said in the last line.
-    res = runner.invoke(cli, ["index", str(corpus / "broken.pdf")])
+    alone = corpus.parent / "alone"
+    alone.mkdir()
+    (alone / "broken.pdf").write_bytes((corpus / "broken.pdf").read_bytes())
+    res = runner.invoke(cli, ["index", str(alone / "broken.pdf")])
     assert res.exit_code == 1, res.output
     assert res.stdout.strip().splitlines()[-1].endswith("nothing could be indexed.")
 
