@@ -102,7 +102,9 @@ def main() -> int:
         viewer = window.sources.viewer
         first = window.chat.messages[-1]
         index = window.chat.messages.index(first)
-        window.chat.transcript.anchorClicked.emit(QUrl(f"cite:{index}:1"))
+        # the first source with pages (the viewer draws it), else source 1
+        n = next((c["n"] for c in first.sources if str(c["file"]).endswith(".pdf")), 1)
+        window.chat.transcript.anchorClicked.emit(QUrl(f"cite:{index}:{n}"))
         wait("the cited page is drawn", lambda: viewer.page is not None and viewer.rendered, 60)
         shot("4-page-viewer.png")
 

@@ -16,9 +16,9 @@ from desktop_rag.core.ingest.extract import extract
 from desktop_rag.core.types import Document
 
 
-def misbehaving_extract(path: Path, **options: Any) -> Document:
-    """``hang*`` never returns, ``segfault*`` dies of SIGSEGV, ``abort*`` aborts, ``bomb*``
-    allocates without bound; other files are extracted normally."""
+def misbehave(path: Path) -> None:
+    """Misbehave as ``path``'s name says: ``hang*`` never returns, ``segfault*`` dies of
+    SIGSEGV, ``abort*`` aborts, ``bomb*`` allocates without bound; other names return."""
     name = path.name
     if name.startswith("hang"):
         while True:
@@ -31,6 +31,11 @@ def misbehaving_extract(path: Path, **options: Any) -> Document:
         hoard = []
         while True:
             hoard.append(bytearray(64 * 1024 * 1024))
+
+
+def misbehaving_extract(path: Path, **options: Any) -> Document:
+    """Misbehaves as :func:`misbehave` says; other files are extracted normally."""
+    misbehave(path)
     return extract(path, **options)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import openpyxl
 import pytest
 
 from desktop_rag import cli as cli_module
@@ -16,12 +15,14 @@ from desktop_rag.core.answer_text import (
     SENTENCE_MARK,
     answer_json_text,
     answer_text,
+    message_text,
 )
-from desktop_rag.core.conversations import ConversationStore, Message, answer_as_text
+from desktop_rag.core.conversations import ConversationStore, Message
 from desktop_rag.core.engine import Engine
 from desktop_rag.core.search.grounding import check_answer, score_sentences, select_evidence
 from desktop_rag.core.types import Answer, Citation, Hit, Timings
 from tests.test_extract import make_pptx
+from tests.test_extract_sheets import make_ledger
 
 QUESTION = "How many tanker calls were there, and what did the Kittiwake unload?"
 # The first figure is the deck's; the second is in no source (the ledger says 4200 tonnes).
@@ -32,17 +33,7 @@ def _sources(engine: Engine, folder: Path) -> tuple[Hit, Hit]:
     """A slide (review.pptx, slide 3) and a sheet's rows (ledger.xlsx, sheet 2), as retrieved."""
     folder.mkdir()
     make_pptx(folder / "review.pptx")
-    wb = openpyxl.Workbook()
-    summary = wb.active
-    assert summary is not None
-    summary.title = "Summary"
-    summary.append(["Quarter", "Total"])
-    summary.append(["Q1", 512])
-    cargo = wb.create_sheet("Cargo")
-    cargo.append(["Vessel", "Port", "Tonnes"])
-    cargo.append(["Albatross", "Hamburg", 3100])
-    cargo.append(["Kittiwake", "Rotterdam", 4200])
-    wb.save(folder / "ledger.xlsx")
+    make_ledger(folder / "ledger.xlsx")
     assert engine.index_all([folder]).indexed == 2
     slide = engine.search("How many tanker calls were there?", 1).hits[0]
     rows = engine.search("Which port did the Kittiwake unload at?", 1).hits[0]
@@ -87,7 +78,7 @@ def test_copy_export_and_cli_mark_the_invented_figure_and_label_slides_and_rows(
     bad = _invented(answer)
     message = Message.from_answer(answer)
 
-    copied = answer_as_text(message)
+    copied = message_text(message)
     store = ConversationStore(tmp_path / "c.sqlite3")
     cid = store.create("Harbour")
     store.add(cid, Message("user", QUESTION))

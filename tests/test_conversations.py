@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from desktop_rag.core.conversations import ConversationStore, Message, answer_as_text
+from desktop_rag.core.answer_text import message_text
+from desktop_rag.core.conversations import ConversationStore, Message
 from desktop_rag.core.types import Answer, Citation, Evidence, Hit, Timings
 
 
@@ -53,7 +54,7 @@ def test_a_stopped_answer_keeps_what_was_shown() -> None:
 
 
 def test_copied_answer_lists_evidence_answer_and_sources() -> None:
-    assert answer_as_text(Message.from_answer(_answer())).splitlines() == [
+    assert message_text(Message.from_answer(_answer())).splitlines() == [
         "From your documents:",
         "“Net sales were $81.8 billion.” [1] (report.pdf, page 4)",
         "",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import openpyxl
@@ -147,9 +148,10 @@ def test_every_chunk_of_a_long_sheet_carries_its_header_and_names_its_rows(tmp_p
     assert covered == set(range(2, 302))
 
 
-def test_a_row_fact_is_found_and_cited_with_its_sheet_and_row(fake_engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    folder = tmp_path / "tables"
-    folder.mkdir()
+def make_ledger(path: Path, *, more_cargo: Sequence[tuple[str, str, int]] = ()) -> Path:
+    """A real XLSX workbook: sheet 1 "Summary" (Quarter, Total: Q1 512), sheet 2 "Cargo"
+    (Vessel, Port, Tonnes: Albatross Hamburg 3100, Kittiwake Rotterdam 4200, then
+    ``more_cargo``)."""
     wb = openpyxl.Workbook()
     summary = wb.active
     assert summary is not None
@@ -158,10 +160,16 @@ def test_a_row_fact_is_found_and_cited_with_its_sheet_and_row(fake_engine, tmp_p
     summary.append(["Q1", 512])
     cargo = wb.create_sheet("Cargo")
     cargo.append(["Vessel", "Port", "Tonnes"])
-    cargo.append(["Albatross", "Hamburg", 3100])
-    cargo.append(["Kittiwake", "Rotterdam", 4200])
-    cargo.append(["Petrel", "Antwerp", 2900])
-    wb.save(folder / "ledger.xlsx")
+    for row in [("Albatross", "Hamburg", 3100), ("Kittiwake", "Rotterdam", 4200), *more_cargo]:
+        cargo.append(list(row))
+    wb.save(path)
+    return path
+
+
+def test_a_row_fact_is_found_and_cited_with_its_sheet_and_row(fake_engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "tables"
+    folder.mkdir()
+    make_ledger(folder / "ledger.xlsx", more_cargo=[("Petrel", "Antwerp", 2900)])
     with (folder / "crew.csv").open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["Name", "Rank", "Certificate"])

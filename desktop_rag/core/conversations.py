@@ -177,9 +177,3 @@ class ConversationStore:
         """Close the database."""
         with self._lock:
             self._con.close()
-
-
-def answer_as_text(message: Message, *, markdown: bool = False) -> str:
-    """An assistant message as text to paste elsewhere, marks included (*Copy answer*): see
-    :func:`~desktop_rag.core.answer_text.message_text`."""
-    return message_text(message, markdown=markdown)

@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeyEvent, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QPlainTextEdit, QTextBrowser, QWidget
 
+from desktop_rag.core.answer_text import NOT_SHOWN
 from desktop_rag.core.conversations import Message
 from desktop_rag.core.text.citations import CITE_RE, label_of, marker_numbers
 
@@ -152,11 +153,13 @@ def message_html(index: int, message: Message) -> str:
         return ("<table width='100%' cellpadding='8' style='margin-top:10px'><tr><td "
                 f"style='background:#e8eefc'><b>You</b><br>{_text_html(m.text)}</td></tr></table>")  # fmt: skip
     evidence = m.checked.get("evidence") or []
-    if m.checked.get("grounded") is False and evidence:
-        body = ("<i>The model's answer did not match your documents, so it is not shown; "
-                "what they say is quoted above.</i>")  # fmt: skip
+    failed = m.checked.get("grounded") is False
+    if failed and evidence:
+        body = f"<i>{html.escape(NOT_SHOWN)}</i>"
     else:
-        body = _marked(m.text, m.checked.get("checks") or [], index, len(m.sources))
+        # A failed answer's checks point into the model's text, which is not the text shown.
+        checks = [] if failed else m.checked.get("checks") or []
+        body = _marked(m.text, checks, index, len(m.sources))
     cited = [s for s in m.sources if s.get("cited")]
     foot = ""
     if m.sources:

@@ -13,7 +13,8 @@ from PySide6.QtCore import QTimer, QUrl, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
-from desktop_rag.core.conversations import Message, answer_as_text
+from desktop_rag.core.answer_text import message_text
+from desktop_rag.core.conversations import Message
 from desktop_rag.core.engine import Engine
 from desktop_rag.core.types import Answer, CancelToken, EvidenceFound
 from desktop_rag.gui.chat import ChatInput, TranscriptView
@@ -354,11 +355,11 @@ class ChatPanel(QWidget):
 
     def copy_answer(self) -> None:
         """Copy the last answer to the clipboard as the window shows it: its evidence, its
-        marks and its sources (:func:`~desktop_rag.core.conversations.answer_as_text`)."""
+        marks and its sources (:func:`~desktop_rag.core.answer_text.message_text`)."""
         answer = next((m for m in reversed(self.messages) if m.role == "assistant"), None)
         if answer is None:
             return
-        QGuiApplication.clipboard().setText(answer_as_text(answer))
+        QGuiApplication.clipboard().setText(message_text(answer))
         self.notifier.info("Answer copied.", 3000)
 
     def shutdown(self) -> None:
