@@ -17,6 +17,7 @@ import numpy as np
 
 from desktop_rag.core.embed.embedding import Embedder
 from desktop_rag.core.errors import AdapterError, NothingIndexedError
+from desktop_rag.core.generate.constrained import AllowedFigures
 from desktop_rag.core.generate.llm import LocalLLM
 from desktop_rag.core.generate.owner import Priority
 from desktop_rag.core.generate.prompting import (
@@ -39,6 +40,7 @@ from desktop_rag.core.search.grounding import (
     Similarity,
     check_answer,
     failed_check_text,
+    figure_strings,
     focus,
     quote_evidence,
     score_sentences,
@@ -402,11 +404,15 @@ class Engine:
         texts = focus(scores, n_focus) if n_focus > 0 else None
         packed = pack_prompt(question, result.hits, budget, llm.count_tokens, texts)
         pieces: list[str] = []
+        allowed = None
+        if self.settings.constrain_figures:  # the numbers the check will look for
+            bodies = [f"{h.context}\n{h.text}" for h in packed.hits]
+            allowed = AllowedFigures(figure_strings(bodies), len(packed.hits))
         stats_start = time.perf_counter()
         tokens = llm.stream(packed.messages, max_tokens=self.settings.max_answer_tokens,
                             temperature=self.settings.temperature, cancel=cancel,
                             adapter=adapter_path, adapter_scale=adapter_scale,
-                            priority=priority)  # fmt: skip
+                            priority=priority, figures=allowed)  # fmt: skip
         try:
             for piece in tokens:
                 pieces.append(piece)

@@ -68,6 +68,10 @@ class Settings:
     - ``evidence_sentences``: how many sentences are quoted as evidence (from different chunks).
     - ``focus_sentences``: each source given to the model is cut to its best this-many sentences
       (0 = whole chunks).
+    - ``constrain_figures``: figure-constrained decoding: the model can write only numbers its
+      sources contain (a logit mask while it generates, see
+      :mod:`desktop_rag.core.generate.constrained`); the claim check still runs. Measured against
+      the check alone in docs/benchmarks.md (``bench/constrained.py``).
     - ``ocr``: recognise the text of scanned PDF pages and of images (PNG, JPEG, TIFF) while
       indexing (RapidOCR's PP-OCRv6 models, offline; about 0.3 pages/s on 2 cores, see
       docs/benchmarks.md). Off: images are skipped and scanned pages stay empty. Changing it
@@ -92,6 +96,7 @@ class Settings:
     answer_style: str = "both"
     evidence_sentences: int = 2
     focus_sentences: int = 3
+    constrain_figures: bool = False
     ocr: bool = True
     data_dir: str | None = None
     version: int = SETTINGS_VERSION
@@ -164,6 +169,7 @@ _RULES: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "answer_style": ((str,), lambda v: v in ANSWER_STYLES, f"one of {', '.join(ANSWER_STYLES)}"),
     "evidence_sentences": ((int,), lambda v: 0 <= v <= 20, "a whole number from 0 to 20"),
     "focus_sentences": ((int,), lambda v: 0 <= v <= 50, "a whole number from 0 to 50"),
+    "constrain_figures": ((bool,), None, "true or false"),
     "ocr": ((bool,), None, "true or false"),
     "data_dir": ((str, type(None)), None, "a folder path"),
     "version": ((int,), None, "a whole number"),

@@ -48,7 +48,7 @@ import weakref
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from desktop_rag.core.errors import AdapterError, ModelLoadError, UserError
 from desktop_rag.core.generate.chat_template import compile_template, render_chat
@@ -61,6 +61,9 @@ from desktop_rag.core.generate.native import (
 )
 from desktop_rag.core.generate.owner import STEP, ModelClosedError, ModelOwner, Priority, Stream
 from desktop_rag.core.types import CancelToken
+
+if TYPE_CHECKING:
+    from desktop_rag.core.generate.constrained import AllowedFigures, VocabDigits
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +202,7 @@ class LocalLLM:
         self._adapters: dict[Path, Any] = {}  # loaded LoRA handles, by resolved path
         self._active_adapter: tuple[Path, float] | None = None
         self._model_sha256: str | None = None
+        self._digits: VocabDigits | None = None  # number tokens (figure-constrained decoding)
 
     @property
     def loaded(self) -> bool:
@@ -463,6 +467,7 @@ class LocalLLM:
         adapter_scale: float = 1.0,
         seed: int | None = None,
         priority: Priority = Priority.INTERACTIVE,
+        figures: AllowedFigures | None = None,
     ) -> TokenStream:
         """Generate an answer token by token: an iterator of text pieces.
 
@@ -479,6 +484,9 @@ class LocalLLM:
         first piece). Sets :attr:`last_stats` (and the iterator's ``stats``) when done, also when
         cancelled.
 
+        ``figures``: the numbers the answer may write (figure-constrained decoding, see
+        :mod:`~desktop_rag.core.generate.constrained`); None leaves every token free.
+
         Raises:
             ModelLoadError: the model did not load or its chat template failed (at once);
             AdapterError, UserError (the prompt does not fit the context window),
@@ -490,7 +498,7 @@ class LocalLLM:
         t_submit = time.perf_counter()
 
         def job() -> Generator[object, None, None]:
-            return self._generate_here(prompt, max_tokens, temperature, want, seed)
+            return self._generate_here(prompt, max_tokens, temperature, want, seed, figures)
 
         return TokenStream(self, owner.stream(job, priority=priority, cancel=cancel), t_submit)
 
@@ -501,10 +509,12 @@ class LocalLLM:
         temperature: float,
         want: tuple[Path, float] | None,
         seed: int | None,
+        figures: AllowedFigures | None = None,
     ) -> Generator[object, None, None]:
         """The generation itself, on the owner thread: yields one :class:`_Started`, then a
         :class:`_Token` per token (:data:`STEP` between chunks of prompt evaluation)."""
         import llama_cpp
+        import numpy as np
 
         llm = self._model()
         switch_s = self._set_adapter_here(want)
@@ -526,6 +536,13 @@ class LocalLLM:
             top_k=40, top_p=0.9, min_p=0.05, temp=temperature, repeat_penalty=1.1
         )
         vocab = llm._model.vocab
+        constraint = None
+        if figures is not None:
+            from desktop_rag.core.generate.constrained import FigureConstraint
+
+            constraint = FigureConstraint(figures.figures, figures.n_sources, self._vocab_digits())
+            n_vocab = constraint.vocab.n_vocab
+        written = ""  # the generated text so far, held-back text included (for the constraint)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         stops = [s for s in dict.fromkeys((self._eos, "<|im_end|>", "<|endoftext|>")) if s]
         held = ""  # text that may be the start of a stop string
@@ -533,12 +550,19 @@ class LocalLLM:
         try:
             while n < max_tokens:
                 yield from self._feed_here(ids, want)
+                if (
+                    constraint is not None
+                ):  # mask llama.cpp's logits in place; the sampler reads them
+                    ptr = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+                    constraint.apply(written, np.ctypeslib.as_array(ptr, shape=(n_vocab,)))
                 token = sampler.sample(llm._ctx, -1)
                 if llama_cpp.llama_vocab_is_eog(vocab, token):
                     break
                 ids.append(token)
                 n += 1
-                text = held + decoder.decode(llm.detokenize([token]))
+                piece = decoder.decode(llm.detokenize([token]))
+                written += piece
+                text = held + piece
                 text, held, stopped = _hold_stops(text, stops)
                 yield _Token(text, n, time.perf_counter())
                 if stopped:
@@ -549,6 +573,19 @@ class LocalLLM:
                     yield _Token(held, n, time.perf_counter())
         finally:
             sampler.close()
+
+    def _vocab_digits(self) -> VocabDigits:
+        """The model's number tokens for figure-constrained decoding (built once, ~0.1 s for a
+        49,152-token vocabulary; owner thread)."""
+        if self._digits is None:
+            from desktop_rag.core.generate.constrained import VocabDigits
+
+            llm = self._model()
+            texts = [
+                llm.detokenize([i]).decode("utf-8", errors="replace") for i in range(llm.n_vocab())
+            ]
+            self._digits = VocabDigits.from_texts(texts)
+        return self._digits
 
     def _feed_here(
         self, ids: list[int], want: tuple[Path, float] | None
@@ -592,6 +629,7 @@ class LocalLLM:
         if self._llm is not None:
             self._llm.close()  # loaded adapters are freed with the model
             self._llm = None
+            self._digits = None
             self._adapters.clear()
             self._active_adapter = None
 

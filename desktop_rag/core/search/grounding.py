@@ -19,7 +19,7 @@ words. Two parts, both pure Python over the retrieved hits (no model, a few mill
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -424,6 +424,18 @@ def figures(text: str) -> list[Figure]:
                    m.start("cur") if m.group("cur") else m.start("num"), end)
         )  # fmt: skip
     return out
+
+
+def figure_strings(texts: Iterable[str]) -> frozenset[str]:
+    """Every number of :func:`figures` in ``texts`` as it is written ("82,959", "1.26",
+    "2023"), and without its thousands separators ("82959"): the numbers figure-constrained
+    decoding lets an answer write (see :mod:`desktop_rag.core.generate.constrained`)."""
+    out: set[str] = set()
+    for text in texts:
+        for m in _FIGURE_RE.finditer(text):
+            num = m.group("num")
+            out.update((num, num.replace(",", "")))
+    return frozenset(out)
 
 
 def _tolerance(fig: Figure) -> float:
