@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +121,26 @@ def test_torch_backend_embeds_questions_on_the_onnx_graph(tmp_path: Path) -> Non
     # No cache folder: questions stay on torch.
     plain = Embedder(model, "m", backend="torch")
     assert not plain.wait_query_encoder() and plain.embed_query("pump").shape == (384,)
+
+
+@pytest.mark.slow  # loads the real embedding model itself
+def test_closing_during_a_first_start_export_stops_it_at_once(tmp_path: Path) -> None:
+    """Closing the app while the first start's ONNX export runs kills the export child (the
+    window must close within seconds); nothing half-written is left, the next start exports."""
+    model = bundled_embedding_dir()
+    assert model is not None
+    cache = tmp_path / "onnx"
+    emb = Embedder(model, "m", backend="torch", cache_dir=cache)
+    emb.embed_query("pump")  # starts the export aside
+    assert emb._q_thread is not None and emb._q_thread.is_alive()
+    t0 = time.perf_counter()
+    emb.close()
+    assert time.perf_counter() - t0 < 2.0
+    assert not emb._q_thread.is_alive()
+    assert not list(cache.rglob("model.onnx")), "a killed export left a graph behind"
+    assert emb.embed_query("pump").shape == (384,)  # torch still answers
+    again = Embedder(model, "m", backend="torch", cache_dir=cache)
+    assert again.wait_query_encoder(timeout=300), "the next start exports again"
 
 
 def test_environment_selects_the_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -172,9 +173,16 @@ EXPORT_TIMEOUT_S = 900.0  # a first export takes about 10-20 s on 2 cores; far p
 EXPORT_NICE = 10  # the export's CPU priority below the app's (Linux/macOS nice increment)
 
 
-def export_in_child(model_dir: Path, fingerprint: str, cache_dir: Path, max_seq: int) -> None:
+def export_in_child(
+    model_dir: Path,
+    fingerprint: str,
+    cache_dir: Path,
+    max_seq: int,
+    stop: threading.Event | None = None,
+) -> None:
     """Export and check the fp32 graph of ``model_dir`` into ``cache_dir`` in a child process
-    (``spawn``), at a lower CPU priority (:data:`EXPORT_NICE`), and wait for it.
+    (``spawn``), at a lower CPU priority (:data:`EXPORT_NICE`), and wait for it; a set ``stop``
+    kills the child within 0.1 s (the app is closing: the next start exports again).
 
     Why a process: in a thread, torch's tracing held the GIL and every core while the app's
     first questions were embedded beside it (retrieval p95 0.9 s against a 20 ms p50 over the
@@ -183,7 +191,7 @@ def export_in_child(model_dir: Path, fingerprint: str, cache_dir: Path, max_seq:
     atomically (see :func:`export`), so a child killed part way leaves nothing half-written.
 
     Raises:
-        OnnxUnavailable: the child could not start, failed, or ran past
+        OnnxUnavailable: the child could not start, failed, was stopped, or ran past
             :data:`EXPORT_TIMEOUT_S` seconds (it is then killed).
     """
     ctx = multiprocessing.get_context("spawn")
@@ -197,7 +205,13 @@ def export_in_child(model_dir: Path, fingerprint: str, cache_dir: Path, max_seq:
         proc.start()
     except Exception as exc:  # e.g. a script without the __main__ guard spawn needs
         raise OnnxUnavailable(f"the export process could not start ({exc})") from None
-    proc.join(EXPORT_TIMEOUT_S)
+    deadline = time.monotonic() + EXPORT_TIMEOUT_S
+    while proc.is_alive() and time.monotonic() < deadline:
+        if stop is not None and stop.is_set():
+            proc.kill()
+            proc.join()
+            raise OnnxUnavailable("the export was stopped (the app is closing)")
+        proc.join(0.1)
     if proc.is_alive():
         proc.kill()
         proc.join()
