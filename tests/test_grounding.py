@@ -12,6 +12,7 @@ from desktop_rag.cli import cli
 from desktop_rag.core.engine import Engine
 from desktop_rag.core.evaluation import unmarked_unsupported
 from desktop_rag.core.search.grounding import (
+    answer_sentences,
     check_answer,
     entities,
     failed_check_text,
@@ -148,6 +149,22 @@ def test_list_numbers_and_the_digits_of_names_are_not_figures() -> None:
     answer = Answer(text, False, citations, Timings(1.0, 1.0, 1.0), generated=text,
                     grounded=True)  # fmt: skip
     assert unmarked_unsupported(answer) == (1, 1), "only 5% counts, and no cited source has it"
+
+
+def test_a_numbered_list_answer_passes_on_its_items() -> None:
+    # "1." ends no sentence: checked alone it was the figure 1, found in no source, and the
+    # whole answer failed.
+    text = "Sales:\n1. Total net sales were $82,959 million [1].\n2. iPhone net sales were $40,665 million [2]."
+    assert [text[a:b] for a, b in answer_sentences(text)][1:] == [
+        "1. Total net sales were $82,959 million [1].",
+        "2. iPhone net sales were $40,665 million [2].",
+    ]
+    checked = check_answer(text, [APPLE, IPHONE])
+    assert checked.passed
+    assert [c.claim for c in checked.checks if c.kind == "figure"] == [
+        "$82,959 million",
+        "$40,665 million",
+    ]
 
 
 def test_evidence_quotes_the_answering_sentence_with_page_offsets(

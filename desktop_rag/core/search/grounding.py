@@ -507,9 +507,12 @@ class CheckedAnswer:
 
 
 # Sentence ends in an answer: [.!?] (with the citations that follow it) before white space, and
-# line breaks. The citations stay with the sentence they close.
+# line breaks; not the "1." of a numbered list item. The citations stay with the sentence they
+# close.
 _ANSWER_BREAK_RE = re.compile(
-    r"(?<=[.!?])(?P<cites>(?:\s*\[\s*\d{1,3}(?:\s*[,;]\s*\d{1,3})*\s*\])*)[ \t]+|[ \t]*\n\s*"
+    r"(?<=[.!?])(?<!^\d\.)(?<!^\d\d\.)(?P<cites>(?:\s*\[\s*\d{1,3}(?:\s*[,;]\s*\d{1,3})*\s*\])*)[ \t]+"
+    r"|[ \t]*\n\s*",
+    re.MULTILINE,
 )
 # Half of a sentence's content words (figures double) in one source: the support
 # :func:`attribute_citations` asks 0.6 of before it adds a citation, relaxed for paraphrase.
