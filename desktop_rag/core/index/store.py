@@ -712,6 +712,28 @@ class Store:
                 out[int(r[0])] = ChunkRow(*r)
         return out
 
+    def iter_file_chunks(
+        self, file_id: int, batch: int = 512
+    ) -> Iterator[list[tuple[ChunkRow, NDArray[np.float32]]]]:
+        """A file's chunks in document order (page, then offset), each with its embedding
+        ``(dim,)`` float32, in lists of at most ``batch``: a 1,000-page file is read a part at a
+        time (whole-document summaries and comparisons)."""
+        last: tuple[int, int, int] = (-1, -1, -1)
+        while True:
+            rows = self.con.execute(
+                'SELECT c.id, c.file_id, f.path, c.page, c.start, c."end", c.text, c.context, '
+                f"{self._terms_column}, c.embedding "
+                "FROM chunks c JOIN files f ON f.id = c.file_id WHERE c.file_id=? "
+                "AND (COALESCE(c.page, 0), c.start, c.id) > (?, ?, ?) "
+                "ORDER BY COALESCE(c.page, 0), c.start, c.id LIMIT ?",
+                (file_id, *last, batch),
+            ).fetchall()
+            if not rows:
+                return
+            yield [(ChunkRow(*r[:9]), np.frombuffer(r[9], dtype=np.float32)) for r in rows]
+            r = rows[-1]
+            last = (int(r[3] or 0), int(r[4]), int(r[0]))
+
     def contexts_like(self, file_ids: Sequence[int], words: Sequence[str]) -> list[tuple[int, str]]:
         """(chunk id, context line) of the chunks of ``file_ids`` whose context line contains
         any of ``words`` (case-insensitive for ASCII, SQLite's LIKE), in id order."""
