@@ -327,6 +327,65 @@ def _print_answer(answer: Answer, printed_evidence: str = "") -> None:
         click.echo("\n" + shown.sources)
 
 
+@cli.command()
+@click.argument("target")
+@click.option(
+    "--length",
+    type=click.Choice(["short", "medium", "long"]),
+    default="medium",
+    show_default=True,
+    help="About 5, 10 or 20 sentences.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def summarize(target: str, length: str, as_json: bool) -> None:
+    """Summarise TARGET: an indexed file (its path or file name) or an indexed folder.
+
+    Every sentence cites its file and page and is claim-checked as answers are; with
+    answer_style "evidence" (or when the model's summary fails the check) the summary is the
+    document's most central sentences, quoted. Progress goes to stderr.
+    """
+    from desktop_rag.core.generate.owner import Priority
+    from desktop_rag.core.tasks.summarize import Summary, SummaryProgress, summary_progress_text
+    from desktop_rag.core.tasks.summarize import summarize as summarize_target
+    from desktop_rag.core.types import CancelToken
+
+    cancel = CancelToken()
+    engine = _engine()
+    final: Summary | None = None
+    err = sys.stderr
+    live = err.isatty()
+    try:
+        engine.require_indexed()
+        # A person waits for the command: interactive priority.
+        events = summarize_target(engine, target, length=length, cancel=cancel,
+                                  priority=Priority.INTERACTIVE)  # fmt: skip
+        for item in events:
+            if isinstance(item, Summary):
+                final = item
+            elif isinstance(item, SummaryProgress) and live:
+                err.write("\r\033[K" + summary_progress_text(item))
+                err.flush()
+    except KeyboardInterrupt:
+        cancel.cancel()
+        click.echo("\n[stopped]", err=True)
+        sys.exit(130)
+    finally:
+        if live:
+            err.write("\r\033[K")
+            err.flush()
+        engine.close()
+    assert final is not None
+    if as_json:
+        click.echo(json.dumps(final.to_json(), ensure_ascii=False))
+        return
+    if final.note:
+        click.echo(f"Note: {final.note}", err=True)
+    _print_answer(final.as_answer())
+    t = final.timings
+    click.echo(f"\n({len(final.sentences)} sentences from {len(final.files)} file(s); "
+               + ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in t.items()) + ")")  # fmt: skip
+
+
 @cli.command("eval")
 @click.option(
     "--docs",
