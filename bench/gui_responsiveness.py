@@ -249,7 +249,7 @@ def run_tree(args: argparse.Namespace) -> None:
 
     print(f"desktop_rag from {Path(desktop_rag.__file__).parent}", flush=True)
     phases = set(args.phases.split(","))
-    result: dict[str, Any] = {"phases": {}, "notes": {}, "extra": {}}
+    result: dict[str, Any] = {"phases": {}, "notes": {}, "extra": {}, "stalls": []}
     app = QApplication(sys.argv)
     meter = StallMeter()
     paths = app_paths()
@@ -274,6 +274,15 @@ def run_tree(args: argparse.Namespace) -> None:
         engine = Engine(paths, Settings.load(paths.settings_file), embedder=FakeEmbedder())
     window = MainWindow(engine)
     window.show()
+    detector = None
+    if args.stall_stacks > 0:
+        try:
+            from desktop_rag.gui.stall import StallDetector
+        except ImportError:
+            result["notes"]["stall stacks"] = "this tree has no gui/stall.py"
+        else:
+            detector = StallDetector(threshold_ms=args.stall_stacks)
+            detector.start()
     flags = {"ready": False, "indexed": 0, "answered": False}
     window.ready.connect(lambda: flags.__setitem__("ready", True))
     window.indexing_finished.connect(lambda s: flags.__setitem__("indexed", flags["indexed"] + 1))
@@ -303,6 +312,7 @@ def run_tree(args: argparse.Namespace) -> None:
                 timeout_s: float, tail_s: float = 0.5) -> bool:  # fmt: skip
         """Stalls from ``action()`` until ``done()`` and ``tail_s`` after, as ``label``."""
         settle(0.5)
+        seen = len(detector.stalls) if detector is not None else 0
         meter.begin(label)
         t0 = time.monotonic()
         action()
@@ -310,6 +320,10 @@ def run_tree(args: argparse.Namespace) -> None:
         result["extra"][f"{label} s"] = round(time.monotonic() - t0, 2)
         settle(tail_s)
         meter.end()
+        if detector is not None:
+            for stall in detector.stalls[seen:]:
+                result["stalls"].append(f"{label}: {stall.duration_ms or 0:.0f} ms at "
+                                        + " <- ".join(_frame(f) for f in stall.stack[::-1][:3]))  # fmt: skip
         if not ok:
             result["notes"][label] = f"did not finish in {timeout_s:.0f} s"
         return ok
@@ -350,6 +364,9 @@ def run_tree(args: argparse.Namespace) -> None:
                 elif getattr(viewer, "error", None):
                     errors.append(f"page {page}: {viewer.error}")
                 latencies.append((time.perf_counter() - t0) * 1000)
+                # the user looks at the page before the next click: the event loop runs (where a
+                # click draws on the GUI thread, back-to-back clicks would add up to one stall)
+                settle(0.3)
 
         measure("citations", clicks, lambda: True, 1)
         result["extra"]["citation click-to-page ms (median, max)"] = (
@@ -364,10 +381,22 @@ def run_tree(args: argparse.Namespace) -> None:
 
     for label, gaps in meter.gaps.items():
         result["phases"][label] = summary(gaps)
+    if detector is not None:
+        detector.stop()
     window.shutdown()
     print(RESULT + json.dumps(result), flush=True)
     app.processEvents()
     os._exit(0)  # the window's teardown is not measured here (the close phase is)
+
+
+def _frame(entry: str) -> str:
+    """One ``traceback.format_stack`` entry as ``file:line func: code``."""
+    head, _, code = entry.strip().partition("\n")
+    parts = head.replace('"', "").split(", ")
+    where = Path(parts[0].removeprefix("File ")).name if parts else "?"
+    line = parts[1].removeprefix("line ") if len(parts) > 1 else "?"
+    func = parts[2].removeprefix("in ") if len(parts) > 2 else "?"
+    return f"{where}:{line} {func}: {code.strip()[:70]}"
 
 
 def _remove_phase(window: Any, folder: Path, measure: Callable[..., bool],
@@ -488,7 +517,8 @@ def measure_tree(name: str, tree: Path, args: argparse.Namespace, work: Path,
                "--pdf", str(data.get("pdf", "")), "--text-folder", str(data.get("text", "")),
                "--messages", str(args.messages), "--clicks", str(args.clicks),
                "--question", args.question, "--index-timeout", str(args.index_timeout),
-               "--answer-timeout", str(args.answer_timeout)]  # fmt: skip
+               "--answer-timeout", str(args.answer_timeout),
+               "--stall-stacks", str(args.stall_stacks)]  # fmt: skip
         if args.fake_embedder:
             cmd.append("--fake-embedder")
         home = Path(tempfile.mkdtemp(prefix=f"home-{name}-", dir=work))
@@ -610,6 +640,8 @@ def print_table(before: dict[str, Any] | None, after: dict[str, Any],
             print(f"{name}: {label}: {note}")
         for key, value in res.get("extra", {}).items():
             print(f"{name}: {key}: {value}")
+        for stall in res.get("stalls", []):
+            print(f"{name}: stall {stall}")
         close = res.get("close")
         if close:
             r = close.get("result") or {}
@@ -635,6 +667,8 @@ def main() -> None:
                     help="the generated PDF and text folder, the ONNX/GGUF caches")  # fmt: skip
     ap.add_argument("--question", default=QUESTION)
     ap.add_argument("--fake-embedder", action="store_true", help="index with the tests' fake")
+    ap.add_argument("--stall-stacks", type=float, default=0, metavar="MS",
+                    help="also name the line of each stall over MS (gui/stall.py, if the tree has it)")  # fmt: skip
     ap.add_argument("--messages", type=int, default=60)
     ap.add_argument("--pages", type=int, default=1000)
     ap.add_argument("--clicks", type=int, default=30)
