@@ -27,6 +27,8 @@ from desktop_rag.core.settings import BACKENDS
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
+    from desktop_rag.core.types import CancelToken
+
 log = logging.getLogger(__name__)
 
 
@@ -192,11 +194,16 @@ class Embedder:
                     torch.set_num_threads(before)
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
-    def embed(self, texts: list[str]) -> NDArray[np.float32]:
+    def embed(self, texts: list[str], cancel: CancelToken | None = None) -> NDArray[np.float32]:
         """Embed document chunks: ``(len(texts), dim)`` float32, each row of L2 norm 1.
 
         Texts are sorted by length and embedded ``batch_size`` at a time (less padding); a question
         waiting for the model goes before the next batch, so it waits for one batch at most.
+        ``cancel`` is checked before each batch (16 chunks: about 1 s on 2 busy cores), so a
+        close while indexing is not held up by a whole indexing batch.
+
+        Raises:
+            Cancelled: ``cancel`` was set.
         """
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -204,6 +211,8 @@ class Embedder:
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for s in range(0, len(order), self.batch_size):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
             while self._queries_waiting:
                 time.sleep(0.002)
             idx = order[s : s + self.batch_size]

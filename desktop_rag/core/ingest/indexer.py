@@ -483,7 +483,9 @@ class Indexer:
         texts = [embedding_text(chunks[i]) for i in todo]
         for s in range(0, len(texts), EMBED_BATCH):
             cancel.checkpoint()
-            vecs[todo[s : s + EMBED_BATCH]] = self.embedder.embed(texts[s : s + EMBED_BATCH])
+            vecs[todo[s : s + EMBED_BATCH]] = self.embedder.embed(
+                texts[s : s + EMBED_BATCH], cancel=cancel
+            )
         if len(todo) < len(chunks) or prep.stored:
             log.info("%s: %s, %d of %d chunks kept their embedding", path,
                      "stored pages cut again" if prep.stored else "extracted again",
