@@ -69,7 +69,7 @@ ASPECT_ITEM_STRONG = 0.85
 #: Chunks read per batch, and rows of A compared with all of B at once (a block of
 #: ``ALIGN_BLOCK x len(B)`` float32 similarities).
 READ_BATCH = 512
-ALIGN_BLOCK = 1024
+ALIGN_BLOCK = 256
 
 #: Kinds of statement as shown (see :data:`~desktop_rag.core.text.statements.KINDS`).
 STATEMENT_NAMES = {
@@ -545,10 +545,10 @@ def statement_rows(text: str, page: int, spans: Sequence[tuple[int, str | None, 
                     pending = line
                 continue
             label = cells[0]
-            if pending and label[:1].islower():
+            if pending and not label[:1].isupper():  # "securities | 1,465", "$(10) | 6 | 33"
                 label = f"{pending} {label}"
             pending = ""
-            if not _is_row(cells):
+            if not _is_row([label, *cells[1:]]) or parse_value(label) is not None:
                 continue
             values = [_clean(c) for c in cells[1:] if c and c != "$"]
             if len(values) != head.columns:
