@@ -145,6 +145,29 @@ def test_drop_index_ask_click_citation_and_view_page(
     assert viewer.highlight_rects == [(md.start, md.end)]
 
 
+def test_summarise_a_folder_and_an_answers_sources(qtbot, window: MainWindow, corpus: Path) -> None:  # type: ignore[no-untyped-def]
+    w = window
+    with qtbot.waitSignal(w.indexing_finished, timeout=180_000):
+        _drop(w, corpus)
+    w.engine.settings.answer_style = "evidence"  # the extractive summary: no model, quick
+    w.library.collections_view.setCurrentIndex(w.library.collections_model.index(0))
+    with qtbot.waitSignal(w.answer_finished, timeout=120_000) as blocker:
+        qtbot.mouseClick(w.library.summarize_btn, Qt.MouseButton.LeftButton)
+    summary = blocker.args[0]
+    assert summary is not None and summary.citations
+    question, reply = w.chat.messages[-2:]
+    assert question.text == f"Summarise the folder {corpus.name}" and reply.text == summary.text
+    assert "[1]" in reply.text and "cite:" in w.chat.transcript.toHtml()
+    assert w.sources.model.items and w.sources.summarize_all_btn.isEnabled()
+    # The summary's sources, summarised in turn (the button under the source list).
+    with qtbot.waitSignal(w.answer_finished, timeout=120_000) as blocker:
+        qtbot.mouseClick(w.sources.summarize_all_btn, Qt.MouseButton.LeftButton)
+    again = blocker.args[0]
+    assert again is not None and w.chat.messages[-2].text == "Summarise the sources of this answer"
+    files = {c.hit.path for c in summary.citations}
+    assert {c.hit.path for c in again.citations} <= files
+
+
 def test_stop_generation_midway(qtbot, window: MainWindow, corpus: Path) -> None:  # type: ignore[no-untyped-def]
     w = window
     with qtbot.waitSignal(w.indexing_finished, timeout=180_000):

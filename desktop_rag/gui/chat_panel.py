@@ -16,7 +16,13 @@ from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 from desktop_rag.core.answer_text import message_text
 from desktop_rag.core.conversations import Message
 from desktop_rag.core.engine import Engine
-from desktop_rag.core.types import Answer, CancelToken, EvidenceFound
+from desktop_rag.core.tasks.summarize import (
+    Summary,
+    SummaryProgress,
+    summarize,
+    summary_progress_text,
+)
+from desktop_rag.core.types import Answer, CancelToken, EvidenceFound, Hit
 from desktop_rag.gui.chat import ChatInput, TranscriptView
 from desktop_rag.gui.conversations_panel import ConversationsPanel
 from desktop_rag.gui.style_bar import StyleBar
@@ -57,6 +63,7 @@ class ChatPanel(QWidget):
         self.engine = engine
         self.runner = runner
         self.notifier = runner.notifier
+        self._summarizing = False  # the answer being written is a summary
         self.conversations = conversations
         self.style_bar = style_bar
         self._searched = searched
@@ -191,8 +198,34 @@ class ChatPanel(QWidget):
         )  # fmt: skip
         self.busy_changed.emit()
 
+    def summarize(
+        self, title: str, target: str | None = None, sources: list[dict[str, Any]] | None = None
+    ) -> None:
+        """Summarise ``target`` (an indexed file or folder) or the passages ``sources`` (an
+        answer's citation dicts) into the chat as an answer to "Summarise ``title``": every
+        sentence cited and checked (see :mod:`desktop_rag.core.tasks.summarize`), progress in
+        the status line, Stop ends it. Nothing happens while an answer is written."""
+        if self._worker is not None or self._opening is not None:
+            return
+        engine = self.engine
+        hits = None
+        if sources is not None:
+            hits = [Hit(0, 0, str(s["file"]), s.get("page"), int(s.get("start", 0)),
+                        int(s.get("end", 0)), str(s.get("text", "")), "", 0.0)
+                    for s in sources]  # fmt: skip
+
+        def work(cancel: CancelToken) -> Iterator[object]:
+            yield EvidenceFound(())
+            for event in summarize(engine, target, hits=hits, cancel=cancel):
+                yield event.as_answer() if isinstance(event, Summary) else event
+
+        self.start_answer(f"Summarise {title}", work)
+        self._summarizing = True
+
     def _on_item(self, item: object) -> None:
-        if isinstance(item, Answer):
+        if isinstance(item, SummaryProgress):
+            self.notifier.info(f"Summarising: {summary_progress_text(item)}", 5000)
+        elif isinstance(item, Answer):
             self._last_answer = item
             self.sources_changed.emit(item.to_json()["citations"])
         elif isinstance(item, EvidenceFound):
@@ -208,7 +241,9 @@ class ChatPanel(QWidget):
                                   streamed_evidence=self._streaming_evidence)  # fmt: skip
         self.conversations.add_answer(msg)
         self._finish(msg)
-        if answer is not None:
+        if answer is not None and self._summarizing:
+            self.notifier.info(f"Summary: {len(answer.citations)} passages cited", 10000)
+        elif answer is not None:
             t = answer.timings
             style = (
                 f" · style {answer.adapter} ×{answer.adapter_scale:.2f}" if answer.adapter else ""
@@ -229,6 +264,7 @@ class ChatPanel(QWidget):
         """The answer ended: ``message`` (None: failed, nothing to keep) replaces the answer
         being written in the transcript, rendered once with its links and marks."""
         self._worker = None
+        self._summarizing = False
         self.busy_changed.emit()
         self._streaming = None
         self._streaming_evidence = []

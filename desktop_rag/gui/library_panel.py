@@ -61,6 +61,7 @@ class LibraryPanel(QWidget):
     folders_added = Signal()
     collections_changed = Signal(bool)
     removed = Signal(int)
+    summarize_requested = Signal(str)  # an indexed folder's path
 
     def __init__(self, engine: Engine, runner: TaskRunner, *, watch: bool = True,
                  parent: QWidget | None = None) -> None:  # fmt: skip
@@ -89,13 +90,17 @@ class LibraryPanel(QWidget):
         self.reindex_btn = QPushButton("Re-index")
         self.pause_btn = QPushButton("Pause")
         self.remove_btn = QPushButton("Remove")
+        self.summarize_btn = QPushButton("Summarise")
+        self.summarize_btn.setToolTip("Summarise the selected folder, every sentence cited")
+        self.summarize_btn.clicked.connect(self.summarize_selected)
         self.add_btn.clicked.connect(self.choose_folder)
         self.reindex_btn.clicked.connect(self.reindex_selected)
         self.pause_btn.clicked.connect(self.toggle_pause)
         self.remove_btn.clicked.connect(self.remove_selected)
         self.pause_btn.setEnabled(False)
         buttons = QHBoxLayout()
-        for b in (self.add_btn, self.reindex_btn, self.pause_btn, self.remove_btn):
+        for b in (self.add_btn, self.reindex_btn, self.pause_btn, self.remove_btn,
+                  self.summarize_btn):  # fmt: skip
             buttons.addWidget(b)
         self.progress = QProgressBar()
         self.progress.setVisible(False)
@@ -314,6 +319,12 @@ class LibraryPanel(QWidget):
         """Re-index the selected collection (or all when none is selected)."""
         sel = self._selected()
         self.start_index([sel[1]] if sel else self.roots())
+
+    def summarize_selected(self) -> None:
+        """Ask for a summary of the selected folder (``summarize_requested``)."""
+        sel = self._selected()
+        if sel is not None:
+            self.summarize_requested.emit(sel[1])
 
     def remove_selected(self) -> None:
         """Forget the selected collection (after confirmation); the folder is untouched."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 from PySide6.QtCore import QTimer, QUrl, Signal
 from PySide6.QtGui import (
@@ -170,6 +171,15 @@ class MainWindow(QMainWindow):
         chat.citation_clicked.connect(sources.show_citation)
         chat.evidence_clicked.connect(sources.open_source)
         chat.answer_finished.connect(self.answer_finished)
+        library.summarize_requested.connect(
+            lambda root: chat.summarize(f"the folder {Path(root).name}", target=root)
+        )
+        sources.summarize_document.connect(
+            lambda path: chat.summarize(Path(path).name, target=path)
+        )
+        sources.summarize_sources.connect(
+            lambda items: chat.summarize("the sources of this answer", sources=items)
+        )
         self.models.ready.connect(self._on_ready)
 
     # -- the scripting surface (tests, benchmarks) -------------------------------------------

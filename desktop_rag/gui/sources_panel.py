@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QListView, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QListView, QPushButton, QSplitter, QVBoxLayout, QWidget
 
 from desktop_rag.core.engine import Engine
 from desktop_rag.core.formats import RENDERED_KINDS, file_kind
@@ -20,7 +20,14 @@ from desktop_rag.gui.widgets import section
 class SourcesPanel(QSplitter):
     """The source list (top) and the :class:`PageViewer` (bottom). The look-ups in the index
     and the drawing of pages run on ``runner`` (the GUI thread only shows them); the panel owns
-    the :class:`PageRenderer` (its worker process is stopped by :meth:`shutdown`)."""
+    the :class:`PageRenderer` (its worker process is stopped by :meth:`shutdown`).
+
+    Signals: ``summarize_document(path)`` (the selected source's file) and
+    ``summarize_sources(sources)`` (the listed citation dicts), from its two buttons.
+    """
+
+    summarize_document = Signal(str)
+    summarize_sources = Signal(object)
 
     def __init__(self, engine: Engine, runner: TaskRunner, parent: QWidget | None = None) -> None:
         super().__init__(Qt.Orientation.Vertical, parent)
@@ -41,6 +48,19 @@ class SourcesPanel(QSplitter):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(section("Sources"))
         layout.addWidget(self.view)
+        self.summarize_doc_btn = QPushButton("Summarise document")
+        self.summarize_doc_btn.setToolTip("Summarise the whole file of the selected source")
+        self.summarize_all_btn = QPushButton("Summarise sources")
+        self.summarize_all_btn.setToolTip("Summarise the passages of this answer")
+        self.summarize_doc_btn.clicked.connect(self._summarize_selected_document)
+        self.summarize_all_btn.clicked.connect(
+            lambda: self.summarize_sources.emit(list(self.model.items))
+        )
+        row = QHBoxLayout()
+        row.addWidget(self.summarize_doc_btn)
+        row.addWidget(self.summarize_all_btn)
+        layout.addLayout(row)
+        self._enable_buttons()
         self.addWidget(box)
         self.addWidget(self.viewer)
         self.setSizes([260, 560])
@@ -50,6 +70,7 @@ class SourcesPanel(QSplitter):
         page to draw, the drawing worker starts in the background, so the first click does not
         wait for it."""
         self.model.set_items(sources)
+        self._enable_buttons()
         if not self._warmed and any(
             file_kind(s.get("file", "")) in RENDERED_KINDS for s in sources
         ):
@@ -59,9 +80,23 @@ class SourcesPanel(QSplitter):
                 self.runner.submit(sandbox.warm_up, "Starting the page viewer",
                                    Pool.MISC)  # fmt: skip
 
+    def _enable_buttons(self) -> None:
+        has = bool(self.model.items)
+        self.summarize_doc_btn.setEnabled(has)
+        self.summarize_all_btn.setEnabled(has)
+
+    def _summarize_selected_document(self) -> None:
+        items = self.model.items
+        if not items:
+            return
+        idx = self.view.currentIndex()
+        source = items[idx.row()] if idx.isValid() and idx.row() < len(items) else items[0]
+        self.summarize_document.emit(str(source["file"]))
+
     def show_citation(self, sources: list[dict[str, Any]], n: int) -> None:
         """List ``sources`` and open (and select) source number ``n``."""
         self.model.set_items(sources)
+        self._enable_buttons()
         source = next((s for s in sources if s["n"] == n), None)
         if source is not None:
             self.view.setCurrentIndex(self.model.index(n - 1))

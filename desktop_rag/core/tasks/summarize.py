@@ -212,7 +212,7 @@ def summarize(
 ) -> Iterator[SummaryProgress | str | Summary]:
     """Summarise ``target`` (a file, a file name or an indexed folder, see
     :func:`~desktop_rag.core.tasks.document.resolve_files`) or the passages ``hits`` (an
-    answer's sources). Yields :class:`SummaryProgress` events, the model's text pieces as it
+    answer's sources: their text and page offsets are what is summarised and cited). Yields :class:`SummaryProgress` events, the model's text pieces as it
     writes the final summary, then one :class:`Summary`. With ``answer_style=evidence`` the
     summary is the extractive one (no model). A set ``cancel`` ends the generator early
     (nothing more is yielded).
@@ -229,13 +229,16 @@ def summarize(
     t0 = time.perf_counter()
     chunks = _Chunks()
     if hits is not None:
+        # An answer's sources: their passages as they were cited (the chunks may have changed
+        # since), embedded now (a handful of texts).
         names = tuple(dict.fromkeys(h.path for h in hits))
-        rows = engine.store.chunks_by_id([h.chunk_id for h in hits])
-        vecs = engine.store.embeddings_for(list(rows))
-        for cid in dict.fromkeys(h.chunk_id for h in hits):
-            if cid in rows and cid in vecs:
-                chunks.rows.append(rows[cid])
-                chunks.vecs.append(vecs[cid])
+        unique = list({(h.path, h.page, h.start): h for h in hits if h.text.strip()}.values())
+        if unique:
+            vecs = engine.embedder.embed([h.text for h in unique])
+            for h, vec in zip(unique, vecs, strict=True):
+                chunks.rows.append(ChunkRow(h.chunk_id, h.file_id, h.path, h.page, h.start,
+                                            h.end, h.text, h.context))  # fmt: skip
+                chunks.vecs.append(vec)
         yield SummaryProgress("reading", 1, 1, 0.0)
     else:
         if target is None:
