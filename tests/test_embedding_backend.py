@@ -134,7 +134,7 @@ def test_closing_during_a_first_start_export_stops_it_at_once(tmp_path: Path) ->
     emb.embed_query("pump")  # starts the export aside
     assert emb._q_thread is not None and emb._q_thread.is_alive()
     t0 = time.perf_counter()
-    emb.close()
+    emb.close(wait=False)  # the window's close
     assert time.perf_counter() - t0 < 2.0
     assert not emb._q_thread.is_alive()
     assert not list(cache.rglob("model.onnx")), "a killed export left a graph behind"

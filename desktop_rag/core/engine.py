@@ -545,13 +545,15 @@ class Engine:
         self.embedder.threads = max(1, total - llm_threads) if both else total
         self.llm.threads = llm_threads
 
-    def close(self) -> None:
+    def close(self, *, wait_background: bool = True) -> None:
         """Save the vector index, free the models, join the embedder's background export and the
-        postings' background thread, and close this thread's database connection."""
+        postings' background thread, and close this thread's database connection.
+        ``wait_background`` False stops a first start's ONNX export instead of waiting for it
+        (a window that closes; see :meth:`Embedder.close`)."""
         self.lexicon.close()  # joins its background thread
         with self._lock:
             if self._embedder is not None:
-                self._embedder.close()
+                self._embedder.close(wait=wait_background)
             if self._vectors is not None:
                 self._vectors.save(self.store)
             if self._llm is not None:

@@ -248,7 +248,7 @@ class MainWindow(QMainWindow):
             log.error("a worker thread still runs after %d ms: the engine is left open", timeout_ms)
             return False
         self.sources.shutdown()
-        self.engine.close()
+        self.engine.close(wait_background=False)  # a window closes now: stop an ONNX export
         self.conversations.close_store()
         return True
 

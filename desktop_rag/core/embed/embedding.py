@@ -299,16 +299,21 @@ class Embedder:
         self._q_onnx = encoder
         self._q_state = "ready"
 
-    def close(self) -> None:
-        """Stop the background ONNX export of a first start, if one runs, and join its thread
-        (a native thread must end before the interpreter does). The export child (about
-        10-20 s on 2 cores, once per model) is killed, leaving nothing half-written: the next
-        start exports again. Returns within about 0.2 s."""
-        self._closing.set()
+    def close(self, *, wait: bool = True) -> None:
+        """End the background ONNX export of a first start, if one runs, and join its thread
+        (a native thread must end before the interpreter does). ``wait``: let the export
+        (about 10-20 s on 2 cores, once per model) finish, so the next start finds the graph (a
+        command that ends: the next one starts fast); False: kill the export child now,
+        leaving nothing half-written, so a closing window is not held up (the next start
+        exports again)."""
+        if not wait:
+            self._closing.set()  # export_in_child kills the child within 0.1 s
         thread = self._q_thread
         if thread is not None and thread.is_alive():
-            log.info("stopping the question encoder's ONNX export (the next start redoes it)")
+            log.info("%s the question encoder's ONNX export",
+                     "waiting for" if wait else "stopping")  # fmt: skip
             thread.join()
+        self._closing.set()
 
     def wait_query_encoder(self, timeout: float | None = None) -> bool:
         """Prepare the ONNX question encoder now and wait for a first-start export to end (tests,
