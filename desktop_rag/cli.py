@@ -386,6 +386,46 @@ def summarize(target: str, length: str, as_json: bool) -> None:
                + ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in t.items()) + ")")  # fmt: skip
 
 
+@cli.command()
+@click.argument("a")
+@click.argument("b")
+@click.option("--aspect", default=None, help='Compare only this aspect ("revenue").')
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of Markdown.")
+def compare(a: str, b: str, aspect: str | None, as_json: bool) -> None:
+    """Compare two indexed documents A and B (paths or file names): what both say, what only
+    one says, and the line items whose current-period figures differ, each cited by file and
+    page. Printed as Markdown (or --json). No model runs: any backend, instant on re-runs."""
+    from desktop_rag.core.tasks.compare import CompareProgress, Comparison
+    from desktop_rag.core.tasks.compare import compare as compare_documents
+    from desktop_rag.core.types import CancelToken
+
+    cancel = CancelToken()
+    engine = _engine()
+    final: Comparison | None = None
+    err = sys.stderr
+    live = err.isatty()
+    try:
+        engine.require_indexed()
+        for item in compare_documents(engine, a, b, aspect=aspect, cancel=cancel):
+            if isinstance(item, Comparison):
+                final = item
+            elif isinstance(item, CompareProgress) and live:
+                left = f", about {item.eta_s:.0f} s left" if item.eta_s is not None else ""
+                err.write(f"\r\033[K{item.stage} {item.done}/{item.total}{left}")
+                err.flush()
+    except KeyboardInterrupt:
+        cancel.cancel()
+        click.echo("\n[stopped]", err=True)
+        sys.exit(130)
+    finally:
+        if live:
+            err.write("\r\033[K")
+            err.flush()
+        engine.close()
+    assert final is not None
+    click.echo(json.dumps(final.to_json(), ensure_ascii=False) if as_json else final.to_markdown())
+
+
 @cli.command("eval")
 @click.option(
     "--docs",

@@ -131,6 +131,16 @@ def test_docugami_fact_page_is_retrieved_and_cited() -> None:
     # The reader is pointed at it: the answer cites it or its evidence quotes it.
     gold_n = {c["n"] for c in gold}
     assert any(c["cited"] for c in gold) or any(e["n"] in gold_n for e in out["evidence"])
+    # The same two filings compared: each report's own current-quarter total net sales.
+    res = runner.invoke(cli, ["compare", "2022 Q3 AAPL.pdf", "2023 Q3 AAPL.pdf", "--json",
+                              "--aspect", "revenue"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    total = next(f for f in data["figures_differ"] if f["item"].endswith("Total net sales"))
+    assert (total["a"]["value"], total["b"]["value"]) == ("82,959", "81,797")
+    assert total["a"]["page"] == total["b"]["page"] == 4
+    markdown = runner.invoke(cli, ["compare", "2022 Q3 AAPL.pdf", "2023 Q3 AAPL.pdf"]).stdout
+    assert "## Figures that differ" in markdown and "| Net sales › Total net sales" in markdown
 
 
 @pytest.mark.slow
