@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 import threading
 import time
@@ -24,6 +25,7 @@ from desktop_rag.core.settings import Settings
 from desktop_rag.core.types import Answer
 from desktop_rag.gui.main_window import MainWindow
 from desktop_rag.gui.tasks import Notifier, Pool, TaskRunner
+from tests.conftest import DOCUGAMI, requires_docugami
 
 # Tests using a real model are marked slow by conftest (by their fixtures). Qt's offscreen
 # platform warns that it "does not support propagateSizeHints()" whenever a shown window's size
@@ -166,6 +168,35 @@ def test_summarise_a_folder_and_an_answers_sources(qtbot, window: MainWindow, co
     assert again is not None and w.chat.messages[-2].text == "Summarise the sources of this answer"
     files = {c.hit.path for c in summary.citations}
     assert {c.hit.path for c in again.citations} <= files
+
+
+@requires_docugami
+def test_compare_two_filings_in_the_window(qtbot, window: MainWindow, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    w = window
+    folder = tmp_path / "filings"
+    folder.mkdir()
+    for name in ("2022 Q3 AAPL.pdf", "2023 Q3 AAPL.pdf"):
+        shutil.copy(DOCUGAMI / name, folder / name)
+    with qtbot.waitSignal(w.indexing_finished, timeout=300_000):
+        _drop(w, folder)
+    dialog = w.open_compare()
+    qtbot.waitUntil(lambda: dialog.compare_btn.isEnabled(), timeout=30_000)
+    dialog.choose(str(folder / "2022 Q3 AAPL.pdf"), str(folder / "2023 Q3 AAPL.pdf"))
+    dialog.aspect.setText("revenue")
+    with qtbot.waitSignal(dialog.finished_comparison, timeout=300_000) as blocker:
+        qtbot.mouseClick(dialog.compare_btn, Qt.MouseButton.LeftButton)
+    result = blocker.args[0]
+    assert result is not None and dialog.figures.rowCount() == len(result.figures_differ) > 0
+    rows = [dialog.figures.item(r, 0).text() for r in range(dialog.figures.rowCount())]
+    r = next(i for i, item in enumerate(rows) if item.endswith("Total net sales"))
+    assert "82,959" in dialog.figures.item(r, 2).text()
+    assert "81,797" in dialog.figures.item(r, 3).text()
+    # Clicking the second report's figure opens its page in the viewer.
+    dialog.figures.cellClicked.emit(r, 3)
+    viewer = w.sources.viewer
+    qtbot.waitUntil(lambda: viewer.rendered, timeout=30_000)
+    assert viewer.path is not None and viewer.path.name == "2023 Q3 AAPL.pdf" and viewer.page == 4
+    dialog.close()
 
 
 def test_stop_generation_midway(qtbot, window: MainWindow, corpus: Path) -> None:  # type: ignore[no-untyped-def]

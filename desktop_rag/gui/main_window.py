@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
 
 from desktop_rag.core.engine import Engine
 from desktop_rag.gui.chat_panel import ChatPanel
+from desktop_rag.gui.compare_dialog import CompareDialog
 from desktop_rag.gui.conversations_panel import ConversationsPanel
 from desktop_rag.gui.library_panel import SAMPLES, LibraryPanel
 from desktop_rag.gui.models_panel import ModelsPanel
@@ -94,6 +95,7 @@ class MainWindow(QMainWindow):
         self.models = ModelsPanel(self.engine, self.runner)
         self.empty_state = EmptyState(SAMPLES.is_dir())
         self._layout()
+        self.compare_dialog: CompareDialog | None = None
         self._menus()
         self._wire()
         self.library.refresh()
@@ -124,6 +126,15 @@ class MainWindow(QMainWindow):
         tb.addAction(self.models.settings_action)
         self.statusBar().addPermanentWidget(self.models.status_label)
 
+    def open_compare(self) -> CompareDialog:
+        """Show the Compare dialog (one, kept; its clicks open pages in the viewer)."""
+        if self.compare_dialog is None:
+            self.compare_dialog = CompareDialog(self.engine, self.runner, self)
+            self.compare_dialog.open_source.connect(self.sources.open_source)
+        self.compare_dialog.show()
+        self.compare_dialog.raise_()
+        return self.compare_dialog
+
     def _menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
         for text, slot, key in (("Add folder…", self.library.choose_folder, "Ctrl+O"),
@@ -140,6 +151,13 @@ class MainWindow(QMainWindow):
         new_act.setShortcut(QKeySequence("Ctrl+N"))
         new_act.triggered.connect(self.chat.new_chat)
         chat_menu.addAction("Stop answer (Esc)").triggered.connect(self.chat.stop)
+        chat_menu.addSeparator()
+        chat_menu.addAction("Summarise the selected folder").triggered.connect(
+            self.library.summarize_selected
+        )
+        compare_act = chat_menu.addAction("Compare two documents…")
+        compare_act.setShortcut(QKeySequence("Ctrl+Shift+C"))
+        compare_act.triggered.connect(self.open_compare)
         models_menu = self.menuBar().addMenu("&Models")
         models_menu.addAction(self.models.import_action)
         models_menu.addAction("Import LoRA adapter…").triggered.connect(
