@@ -79,6 +79,9 @@ DUPLICATE_COS: Final = 0.92
 FIGURE_BONUS, METRIC_BONUS = 0.02, 0.06
 #: Share of a model summary's sentences the check must support for it to be shown.
 MIN_SUPPORTED: Final = 0.75
+#: A document is a financial report when this many of its sentences (and at least this share
+#: of its chunks' count) state a key metric with a figure.
+KEY_MIN, KEY_SHARE = 5, 0.05
 #: Sentences the model condenses in one call, and the tokens it may write for them.
 GROUP_SENTENCES, GROUP_TOKENS = 8, 160
 _METRIC_RE: Final = re.compile(
@@ -326,16 +329,40 @@ def _select(
     bonuses); fills ``out``."""
     vecs = np.stack(chunks.vecs).astype(np.float32)
     vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+    whole = vecs.mean(axis=0)
+    whole /= max(float(np.linalg.norm(whole)), 1e-12)
+    # A financial report (a statement title in its context lines, or many sentences stating a
+    # key metric with its figure: an earnings release or call) keeps its key figures: half the
+    # summary goes to them, whatever their topic.
+    keys = _key_figure_sentences(chunks)
+    financial = any(statement_of_context(r.context) for r in chunks.rows) or (
+        len(keys) >= max(KEY_MIN, KEY_SHARE * len(chunks.rows))
+    )
+    n_keys = n_topics // 2 if financial else 0
+    if n_keys and keys:
+        keys.sort(key=lambda k: -k[4])
+        keys = keys[: 4 * n_keys]  # the most figures first; then the most central of those
+        emb = engine.embedder.embed([k[3] for k in keys])
+        scored = sorted(
+            ((float(vec @ whole) + FIGURE_BONUS * min(3, k[4]) + METRIC_BONUS, k, vec)
+             for k, vec in zip(keys, emb, strict=True)),
+            key=lambda x: -x[0],
+        )  # fmt: skip
+        # Topic ids below 0, the best n_keys in different ones: one per topic takes them, two
+        # per topic (the model's pool) the best 2 * n_keys.
+        for rank, (score, (row, a, b, sent, _), vec) in enumerate(scored[: 2 * n_keys]):
+            hit = Hit(row.id, row.file_id, row.path, row.page, row.start + a, row.start + b,
+                      sent, row.context, score)  # fmt: skip
+            out.append(_Candidate(hit, -1 - rank % n_keys, score,
+                                  (row.file_id, row.page or 0, row.start + a), vec))  # fmt: skip
+        n_topics -= n_keys
     # Twice as many topics as sentences, then the largest: small topics are mostly boilerplate
     # (a cover page, certifications, an exhibit list) that a reader does not want summarised.
     k = min(TOPICS_PER_SENTENCE * n_topics, len(vecs))
     centres, labels = spherical_kmeans(vecs, k)
     sizes = np.bincount(labels, minlength=k)
-    whole = vecs.mean(axis=0)
-    whole /= max(float(np.linalg.norm(whole)), 1e-12)
     weight = sizes * np.clip(centres @ whole, 0.05, None)  # big topics of the document's subject
     chosen = sorted(np.argsort(-weight, kind="stable")[:n_topics].tolist())
-    financial = any(statement_of_context(r.context) for r in chunks.rows)
     t0 = time.perf_counter()
     for step, topic in enumerate(chosen, 1):
         if cancel.cancelled:
@@ -368,6 +395,26 @@ def _select(
                 )
         yield SummaryProgress("selecting", step, len(chosen), _eta(t0, step, len(chosen)))
     _drop_duplicates(out)
+
+
+def _key_figure_sentences(chunks: _Chunks) -> list[tuple[ChunkRow, int, int, str, int]]:
+    """The quotable sentences of every chunk that name a key metric (:data:`_METRIC_RE`) with a
+    figure of money or a percentage: ``(row, start, end, text, figures)``. A regular expression
+    over the whole document; nothing is embedded here."""
+    out = []
+    for row in chunks.rows:
+        if not _METRIC_RE.search(row.text):
+            continue
+        for a, b in _sentences(row.text):
+            sent = row.text[a:b]
+            if not _METRIC_RE.search(sent) or not _quotable(sent):
+                continue
+            n = sum(
+                1 for f in figures(sent) if f.percent or f.scale > 1 or "$" in sent[f.start : f.end]
+            )
+            if n:
+                out.append((row, a, b, sent, n))
+    return out
 
 
 def _quotable(sentence: str) -> bool:
