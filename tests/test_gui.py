@@ -160,6 +160,7 @@ def test_summarise_a_folder_and_an_answers_sources(qtbot, window: MainWindow, co
     question, reply = w.chat.messages[-2:]
     assert question.text == f"Summarise the folder {corpus.name}" and reply.text == summary.text
     assert "[1]" in reply.text and "cite:" in w.chat.transcript.toHtml()
+    assert w.statusBar().currentMessage().startswith("Summary: ")
     assert w.sources.model.items and w.sources.summarize_all_btn.isEnabled()
     # The summary's sources, summarised in turn (the button under the source list).
     with qtbot.waitSignal(w.answer_finished, timeout=120_000) as blocker:

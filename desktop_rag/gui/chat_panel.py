@@ -240,9 +240,14 @@ class ChatPanel(QWidget):
         msg = Message.from_answer(answer, stopped=stopped, streamed=self._streaming or "",
                                   streamed_evidence=self._streaming_evidence)  # fmt: skip
         self.conversations.add_answer(msg)
+        summary = self._summarizing
         self._finish(msg)
-        if answer is not None and self._summarizing:
-            self.notifier.info(f"Summary: {len(answer.citations)} passages cited", 10000)
+        if answer is not None and summary:
+            cited = sum(c.cited for c in answer.citations)
+            how = (
+                "written by the model, checked" if answer.generated else "quoted from the documents"
+            )
+            self.notifier.info(f"Summary: {cited} passages cited, {how}", 10000)
         elif answer is not None:
             t = answer.timings
             style = (
