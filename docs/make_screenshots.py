@@ -122,6 +122,12 @@ def main() -> int:
                                     "start": hit.start + at, "end": hit.start + at + 72})  # fmt: skip
         wait("the scan is drawn", lambda: viewer.page == hit.page and viewer.rendered, 60)
         shot("5-scan-highlight.png")
+
+        events.pop("answer", None)
+        window.library.collections_view.setCurrentIndex(window.library.collections_model.index(0))
+        window.library.summarize_selected()  # the Summarise button of the samples folder
+        wait("the summary", lambda: "answer" in events, 600)
+        shot("6-summary.png")
     except StepFailed as exc:
         print(f"screenshots: {exc}", file=sys.stderr)
         return 1
