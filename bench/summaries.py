@@ -1,6 +1,11 @@
 """Summaries measured against reference summaries, with the naive baselines beside them.
 
 Usage: python bench/summaries.py ECTSUM_VAL_DIR [--files 30] [--model 5] [--length medium]
+       python bench/summaries.py --qmsum QMSUM/data/ALL/jsonl/val.jsonl [--files 30] ...
+
+``--qmsum`` reads QMSum instead (github.com/Yale-LILY/QMSum, MIT licence: meeting transcripts
+of about 9k words; each meeting's "main discussion points" answer is its reference summary);
+the meetings are written as one "Speaker: words" line per turn.
 
 ``ECTSUM_VAL_DIR`` is the validation split of ECTSum (github.com/rajdeep345/ECTSum,
 ``data/final/val``: ``ects/*.txt`` earnings-call transcripts of 2k-8k words, ``gt_summaries/``
@@ -45,6 +50,25 @@ def _numbers(text: str) -> set[str]:
     return {f"{f.raw:g}" for f in figures(text)}
 
 
+def _qmsum_as_files(jsonl: Path) -> Path:
+    """QMSum meetings as ``ects/NAME.txt`` (a "Speaker: words" line per turn) and
+    ``gt_summaries/NAME.txt`` (the general query's answer), in a temporary folder."""
+    import json
+
+    root = Path(tempfile.mkdtemp(prefix="qmsum-"))
+    (root / "ects").mkdir()
+    (root / "gt_summaries").mkdir()
+    for i, line in enumerate(jsonl.read_text(encoding="utf-8").splitlines()):
+        meeting = json.loads(line)
+        turns = [f"{t['speaker']}: {' '.join(t['content'].split())}"
+                 for t in meeting["meeting_transcripts"]]  # fmt: skip
+        general = meeting["general_query_list"][0]["answer"]
+        name = f"meeting_{i:03d}.txt"
+        (root / "ects" / name).write_text("\n".join(turns) + "\n", encoding="utf-8")
+        (root / "gt_summaries" / name).write_text(general, encoding="utf-8")
+    return root
+
+
 def _score(summary: str, reference: str, scorer: Any) -> tuple[float, float]:
     ref = _numbers(reference)
     recall = len(ref & _numbers(summary)) / len(ref) if ref else 0.0
@@ -54,7 +78,8 @@ def _score(summary: str, reference: str, scorer: Any) -> tuple[float, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("val", type=Path)
+    ap.add_argument("val", type=Path, nargs="?")
+    ap.add_argument("--qmsum", type=Path, default=None, help="QMSum's val.jsonl instead")
     ap.add_argument("--files", type=int, default=30)
     ap.add_argument("--model", type=int, default=5)
     ap.add_argument("--length", default="medium")
@@ -65,6 +90,10 @@ def main() -> int:
         print("pip install rouge-score (for this benchmark only)", file=sys.stderr)
         return 1
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    if args.qmsum is not None:
+        args.val = _qmsum_as_files(args.qmsum)
+    if args.val is None:
+        ap.error("give ECTSUM_VAL_DIR or --qmsum")
     ects = sorted((args.val / "ects").glob("*.txt"))[: args.files]
     if not ects:
         print(f"no transcripts in {args.val / 'ects'}", file=sys.stderr)
@@ -130,7 +159,8 @@ def main() -> int:
             print(f"  {i + 1}/{len(ects)}", end="\r", file=sys.stderr, flush=True)
     finally:
         engine.close()
-    print(f"\nECTSum val, first {len(ects)} transcripts, length {args.length}")
+    what = "QMSum val" if args.qmsum is not None else "ECTSum val"
+    print(f"\n{what}, first {len(ects)} transcripts, length {args.length}")
     print(f"{'method':16} {'files':>5} {'figure recall':>14} {'ROUGE-L':>8} {'supported':>10} "
           f"{'covered':>8} {'s/10k words':>12}")  # fmt: skip
     for name, vals in rows.items():
