@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 from desktop_rag.core.answer_text import message_text
 from desktop_rag.core.conversations import Message
 from desktop_rag.core.engine import Engine
+from desktop_rag.core.generate.owner import Priority
 from desktop_rag.core.tasks.summarize import (
     Summary,
     SummaryProgress,
@@ -63,7 +64,8 @@ class ChatPanel(QWidget):
         self.engine = engine
         self.runner = runner
         self.notifier = runner.notifier
-        self._summarizing = False  # the answer being written is a summary
+        self._summary_worker: GeneratorWorker | None = None  # a summary written in the background
+        self._pending_summaries: list[tuple[str, Answer]] = []  # done, waiting for an answer to end
         self.conversations = conversations
         self.style_bar = style_bar
         self._searched = searched
@@ -119,8 +121,8 @@ class ChatPanel(QWidget):
 
     @property
     def busy(self) -> bool:
-        """Whether an answer is being written."""
-        return self._worker is not None
+        """Whether an answer or a summary is being written (the model is in use)."""
+        return self._worker is not None or self._summary_worker is not None
 
     @property
     def worker(self) -> GeneratorWorker | None:
@@ -202,10 +204,15 @@ class ChatPanel(QWidget):
         self, title: str, target: str | None = None, sources: list[dict[str, Any]] | None = None
     ) -> None:
         """Summarise ``target`` (an indexed file or folder) or the passages ``sources`` (an
-        answer's citation dicts) into the chat as an answer to "Summarise ``title``": every
-        sentence cited and checked (see :mod:`desktop_rag.core.tasks.summarize`), progress in
-        the status line, Stop ends it. Nothing happens while an answer is written."""
-        if self._worker is not None or self._opening is not None:
+        answer's citation dicts) in the background (see
+        :mod:`desktop_rag.core.tasks.summarize`): the chat stays free, and questions asked
+        meanwhile go ahead of the summary's model calls (background priority at the model's
+        owner). Progress shows in the status line and Stop ends it when no answer is being
+        written. When done, "Summarise ``title``" and the summary (every sentence cited and
+        checked) are added to the conversation shown then, after any answer being written. One
+        summary at a time."""
+        if self._summary_worker is not None:
+            self.notifier.info("A summary is being written already; Stop ends it.", 5000)
             return
         engine = self.engine
         hits = None
@@ -213,19 +220,63 @@ class ChatPanel(QWidget):
             hits = [Hit(0, 0, str(s["file"]), s.get("page"), int(s.get("start", 0)),
                         int(s.get("end", 0)), str(s.get("text", "")), "", 0.0)
                     for s in sources]  # fmt: skip
+        question = f"Summarise {title}"
+        result: list[Answer] = []
 
         def work(cancel: CancelToken) -> Iterator[object]:
-            yield EvidenceFound(())
-            for event in summarize(engine, target, hits=hits, cancel=cancel):
-                yield event.as_answer() if isinstance(event, Summary) else event
+            return summarize(engine, target, hits=hits, cancel=cancel, priority=Priority.BACKGROUND)
 
-        self.start_answer(f"Summarise {title}", work)
-        self._summarizing = True
+        def on_item(item: object) -> None:
+            if isinstance(item, SummaryProgress):
+                self.notifier.info(f"Summarising: {summary_progress_text(item)}", 5000)
+            elif isinstance(item, Summary):
+                result.append(item.as_answer())
+
+        def done(_: object = None) -> None:
+            self._summary_worker = None
+            self.busy_changed.emit()
+            if result:
+                self._pending_summaries.append((question, result[0]))
+                self._show_summaries()
+            else:
+                self.notifier.info("The summary was stopped.", 5000)
+                self.answer_finished.emit(None)
+
+        def failed(_: BaseException) -> None:
+            self._summary_worker = None
+            self.busy_changed.emit()
+            self.answer_finished.emit(None)
+
+        self._summary_worker = self.runner.submit(
+            work, "Summarising", Pool.BACKGROUND, on_yield=on_item, on_return=done,
+            on_cancel=done, on_error=failed,
+        )  # fmt: skip
+        self.stop_btn.setEnabled(True)
+        self.busy_changed.emit()
+        self.notifier.info(f"Summarising {title}… (you can keep asking meanwhile)", 5000)
+
+    def _show_summaries(self) -> None:
+        """Add the finished summaries to the conversation, unless an answer is being written
+        (then after it)."""
+        if self._worker is not None or self._opening is not None:
+            return
+        while self._pending_summaries:
+            question, answer = self._pending_summaries.pop(0)
+            self.conversations.add_question(question, None, 1.0)
+            self.conversations.add_answer(Message.from_answer(answer))
+            self.sources_changed.emit(answer.to_json()["citations"])
+            self._sync()
+            cited = sum(c.cited for c in answer.citations)
+            how = (
+                "written by the model, checked" if answer.generated else "quoted from the documents"
+            )
+            self.notifier.info(f"Summary: {cited} passages cited, {how}", 10000)
+            self.activated.emit()
+            self.answer_finished.emit(answer)
+        self.stop_btn.setEnabled(self._worker is not None)
 
     def _on_item(self, item: object) -> None:
-        if isinstance(item, SummaryProgress):
-            self.notifier.info(f"Summarising: {summary_progress_text(item)}", 5000)
-        elif isinstance(item, Answer):
+        if isinstance(item, Answer):
             self._last_answer = item
             self.sources_changed.emit(item.to_json()["citations"])
         elif isinstance(item, EvidenceFound):
@@ -240,15 +291,8 @@ class ChatPanel(QWidget):
         msg = Message.from_answer(answer, stopped=stopped, streamed=self._streaming or "",
                                   streamed_evidence=self._streaming_evidence)  # fmt: skip
         self.conversations.add_answer(msg)
-        summary = self._summarizing
         self._finish(msg)
-        if answer is not None and summary:
-            cited = sum(c.cited for c in answer.citations)
-            how = (
-                "written by the model, checked" if answer.generated else "quoted from the documents"
-            )
-            self.notifier.info(f"Summary: {cited} passages cited, {how}", 10000)
-        elif answer is not None:
+        if answer is not None:
             t = answer.timings
             style = (
                 f" · style {answer.adapter} ×{answer.adapter_scale:.2f}" if answer.adapter else ""
@@ -260,29 +304,32 @@ class ChatPanel(QWidget):
                 15000 if warn else 10000,
             )
         self.answer_finished.emit(answer)
+        self._show_summaries()  # a summary that finished meanwhile comes after the answer
 
     def _on_error(self, exc: BaseException) -> None:
         self._finish(None)
         self.answer_finished.emit(None)
+        self._show_summaries()
 
     def _finish(self, message: Message | None) -> None:
         """The answer ended: ``message`` (None: failed, nothing to keep) replaces the answer
         being written in the transcript, rendered once with its links and marks."""
         self._worker = None
-        self._summarizing = False
         self.busy_changed.emit()
         self._streaming = None
         self._streaming_evidence = []
         self._unshown, self._evidence_unshown = "", False
         self.send_btn.setEnabled(True)
-        self.stop_btn.setEnabled(False)
+        self.stop_btn.setEnabled(self._summary_worker is not None)
         self.transcript.finish_stream(None)
         self._sync()  # the answer (in the conversation now), rendered once
 
     def stop(self) -> None:
-        """Stop the answer being written (Esc)."""
+        """Stop the answer being written (Esc), or else the summary being written."""
         if self._worker is not None:
             self._worker.quit()
+        elif self._summary_worker is not None:
+            self._summary_worker.quit()
 
     # -- conversations -----------------------------------------------------------------------
     def new_chat(self) -> None:

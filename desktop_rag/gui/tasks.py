@@ -41,10 +41,11 @@ class Pool(enum.Enum):
     LLM = "llm"  # everything that touches the LLM
     INDEX = "index"  # indexing runs
     MISC = "misc"  # small jobs (model and adapter imports)
+    BACKGROUND = "background"  # long work nobody waits for (summaries), beside the chat
 
 
 #: Threads per pool: one ``Llama`` is used by one thread; one indexing run at a time.
-POOL_THREADS = {Pool.LLM: 1, Pool.INDEX: 1, Pool.MISC: 2}
+POOL_THREADS = {Pool.LLM: 1, Pool.INDEX: 1, Pool.MISC: 2, Pool.BACKGROUND: 1}
 
 
 class Notifier(QObject):
