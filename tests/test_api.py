@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from desktop_rag.api.app import CHECKED_NOTE, iter_sse_data
+from desktop_rag.api.app import CHECKED_NOTE, WITHDRAWN_NOTE, iter_sse_data
 from desktop_rag.core.embed.embedding import Embedder
 from desktop_rag.core.engine import Engine
 from desktop_rag.core.paths import HOME_ENV, AppPaths
@@ -260,6 +260,11 @@ def test_bad_requests_are_openai_errors(served: Served) -> None:
     assert httpx.get(f"{served.url}/health").status_code == 200
 
 
+def last_extra(chunks: list) -> dict:  # type: ignore[type-arg]
+    """The extension fields of a stream's last chunk (the sources event)."""
+    return chunks[-1].model_extra or {}
+
+
 # -- answers -----------------------------------------------------------------------------------
 
 
@@ -277,7 +282,7 @@ def _check_sources(sources: list[dict], check: dict) -> None:  # type: ignore[ty
         for e in s["evidence"]:
             assert set(e) == {"text", "start", "end", "score"}
         for c in s["checks"]:
-            assert s["n"] in c["sources"] and c["supported"]
+            assert s["n"] in c["sources"] and isinstance(c["supported"], bool)
     assert set(check) >= {"abstained", "grounded", "generated", "backend", "evidence", "checks"}
     assert check["evidence"], "the evidence quoted above the answer (answer_style both)"
     assert any("38 tonnes" in e["text"] for e in check["evidence"])
@@ -334,8 +339,10 @@ def test_streamed_answer_sources_come_once_last(served: Served) -> None:
     text = "".join(c.choices[0].delta.content or "" for c in with_choices)
     final = finish[0].model_extra or {}
     checked, replaced = final["checked_answer"], final["replaced"]
+    assert final["grounded"] == last_extra(chunks)["answer_check"]["grounded"]
     if replaced:  # the checked text follows the streamed one, marked as such
-        assert text.endswith(CHECKED_NOTE + checked)
+        note = CHECKED_NOTE if final["grounded"] else WITHDRAWN_NOTE
+        assert text.endswith(note + checked) and text != note + checked
     else:
         assert text == checked
     usage = [c for c in chunks if c.usage is not None]
@@ -501,7 +508,7 @@ def test_listening_beyond_loopback_warns(tmp_path: Path) -> None:
     assert code == 0, out
 
 
-def test_api_server_in_a_thread_starts_and_stops(engine: Engine) -> None:
+def test_api_server_in_a_thread_starts_and_stops(engine: Engine, tmp_path: Path) -> None:
     """The GUI's way: uvicorn in a background thread, stopped and joined (the conftest guard
     checks no thread is left)."""
     from desktop_rag.api.server import ApiServer
@@ -521,6 +528,24 @@ def test_api_server_in_a_thread_starts_and_stops(engine: Engine) -> None:
         res = httpx.post(f"{server.address}/v1/search", json={"query": "anything"},
                          headers={"Authorization": "Bearer secret-token"})  # fmt: skip
         assert res.status_code == 400 and "nothing is indexed yet" in res.json()["error"]["message"]
+        # answer_style "evidence": no model, the quoted evidence is the one piece streamed
+        folder = tmp_path / "docs"
+        folder.mkdir()
+        make_pdf(folder / "orchard.pdf", ORCHARD)
+        engine.index_all([folder])
+        engine.settings.answer_style = "evidence"
+        body = {"model": "desktop-rag", "stream": True, "include_sources": True,
+                "messages": [{"role": "user", "content": QUESTION}]}  # fmt: skip
+        with httpx.stream("POST", f"{server.address}/v1/chat/completions", json=body,
+                          headers={"Authorization": "Bearer secret-token"}, timeout=60) as res:  # fmt: skip
+            assert res.status_code == 200
+            data = [json.loads(e) for e in iter_sse_data(res.iter_lines()) if e != "[DONE]"]
+        content = [d["choices"][0]["delta"]["content"] for d in data
+                   if d["choices"] and d["choices"][0]["delta"].get("content")]  # fmt: skip
+        finish = next(d for d in data if d["choices"] and d["choices"][0]["finish_reason"])
+        assert content == [finish["checked_answer"]] and "38 tonnes" in content[0]
+        assert finish["replaced"] is False and finish["grounded"] is None
+        assert data[-1]["answer_check"]["generated"] is None and data[-1]["sources"][0]["cited"]
     finally:
         server.stop()
     assert not server.running

@@ -29,18 +29,21 @@ token gets 401):
 they are written, but the claim check runs only on the whole answer and may change it (the
 citations cleaned, or, when the answer fails the check, the whole text replaced by a statement
 that it failed and the quoted evidence). The stream is honest about it: when ``Answer.text`` is
-not exactly the concatenated pieces, one more content delta follows, :data:`CHECKED_NOTE` and
-then ``Answer.text`` whole, so a client that only concatenates deltas shows the checked answer,
-marked as such, after the unchecked one. The chunk with ``finish_reason`` always carries two
-extension fields: ``checked_answer`` (``Answer.text``) and ``replaced`` (whether it differs from
-the streamed pieces), so a client that knows them can show ``checked_answer`` alone. With
-``answer_style`` ``"evidence"`` (no model) and for an abstention the one piece is the final text.
+not exactly the concatenated pieces, one more content delta follows, a bracketed note
+(:data:`WITHDRAWN_NOTE` when the answer failed the check, :data:`CHECKED_NOTE` when it passed
+but its text changed, e.g. a citation attributed) and then ``Answer.text`` whole, so a client
+that only concatenates deltas shows the checked answer, marked as such, after the unchecked
+one. The chunk with ``finish_reason`` always carries three extension fields:
+``checked_answer`` (``Answer.text``), ``replaced`` (whether it differs from the streamed pieces)
+and ``grounded`` (whether the model's answer passed the check; null when no model ran), so a
+client that knows them can show ``checked_answer`` alone. With ``answer_style`` ``"evidence"``
+(no model) and for an abstention there is one piece, the final text itself.
 
 **Sources** (only with ``"include_sources": true``): ``sources`` is the list of the numbered
 sources given to the model, as ``ask --json``'s ``citations`` (``n``, ``file``, ``page``,
 ``start``, ``end``, ``text``, ``score``, ``cited``) each with its own ``evidence`` (the sentences
-quoted from it: ``text``, ``start``, ``end``, ``score``) and ``checks`` (the claims of the answer
-it supports); beside it ``answer_check`` holds the whole check: ``abstained``, ``grounded``,
+quoted from it: ``text``, ``start``, ``end``, ``score``) and ``checks`` (the checked claims of
+the answer that name it among their ``sources``); beside it ``answer_check`` holds the whole check: ``abstained``, ``grounded``,
 ``generated``, ``backend``, ``evidence``, ``checks`` (unsupported claims too), ``timings`` and
 ``warnings``, as in ``ask --json``. Non-streamed they are top-level fields of the response; in
 a stream they come once, in the last event before ``data: [DONE]`` (a chunk with empty
@@ -95,11 +98,13 @@ T = TypeVar("T")
 
 #: The model id clients see (``GET /v1/models``, ``model`` of every response).
 MODEL_ID: Final = "desktop-rag"
-#: The content delta put before ``Answer.text`` when the checked answer differs from what was
-#: streamed (see the module docstring).
-CHECKED_NOTE: Final = (
-    "\n\n[desktop-rag: the text above was not kept as written after checking it against your "
-    "documents; the checked answer follows.]\n\n"
+#: Put before ``Answer.text`` when the checked answer passed the check but differs from what
+#: was streamed (its citations cleaned or attributed; see the module docstring).
+CHECKED_NOTE: Final = "\n\n[desktop-rag: the answer as checked against your documents:]\n\n"
+#: Put before ``Answer.text`` when the streamed answer failed the check and was replaced.
+WITHDRAWN_NOTE: Final = (
+    "\n\n[desktop-rag: the text above is withdrawn: it did not pass the check against your "
+    "documents.]\n\n"
 )
 #: Seconds a client is told to wait (``Retry-After``) when the queue is full or models load.
 RETRY_AFTER_S: Final = 2
@@ -710,9 +715,10 @@ async def _stream(
         else:
             replaced = answer.text != "".join(streamed)
             if replaced:
-                yield chunk({"content": CHECKED_NOTE + answer.text})
+                note = WITHDRAWN_NOTE if answer.grounded is False else CHECKED_NOTE
+                yield chunk({"content": note + answer.text})
             yield chunk({}, _finish_reason(engine, answer), checked_answer=answer.text,
-                        replaced=replaced)  # fmt: skip
+                        replaced=replaced, grounded=answer.grounded)  # fmt: skip
             if body.stream_options and body.stream_options.include_usage:
                 yield json.dumps({"id": job_id, "object": "chat.completion.chunk",
                                   "created": created, "model": MODEL_ID, "choices": [],
