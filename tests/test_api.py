@@ -459,8 +459,16 @@ def test_a_client_that_disconnects_cancels_its_answer(queue_of_one: Served) -> N
             break
         time.sleep(0.1)
     assert res.status_code == 200, res.text
-    log = (s.home / "logs" / "desktop-rag.log").read_text(encoding="utf-8")
-    assert "cancelled: the client went away" in log
+    log = s.home / "logs" / "desktop-rag.log"
+    assert log.read_text(encoding="utf-8").count("cancelled: the client went away") == 1
+    # A client that gives up on a non-streamed answer (a timeout) cancels it too.
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(url, headers=s.headers, timeout=httpx.Timeout(30, read=1.0),
+                   json={**body, "stream": False})  # fmt: skip
+    deadline = time.monotonic() + 30
+    while log.read_text(encoding="utf-8").count("cancelled: the client went away") < 2:
+        assert time.monotonic() < deadline, "the abandoned answer was not cancelled"
+        time.sleep(0.1)
 
 
 # -- starting and stopping ---------------------------------------------------------------------

@@ -162,6 +162,10 @@ def api_error(exc: BaseException) -> ApiError:
                     "server_error", "internal_error")  # fmt: skip
 
 
+class ClientGone(Exception):
+    """The client of a request disconnected while it waited (its answer is cancelled)."""
+
+
 def _queue_full() -> ApiError:
     return ApiError(503, "the model is busy: too many requests are waiting for it; retry later",
                     "server_error", "queue_full", {"Retry-After": str(RETRY_AFTER_S)})  # fmt: skip
@@ -370,10 +374,11 @@ class _AnswerJob:
         """The next item of the answer (a text piece, an ``EvidenceFound``, the ``Answer``).
 
         ``is_disconnected``, when given, is polled while waiting; a disconnected client cancels
-        the run and raises :class:`asyncio.CancelledError`.
+        the run.
 
         Raises:
             StopAsyncIteration: the answer is complete.
+            ClientGone: ``is_disconnected`` said the client went away (the run is cancelled).
             Exception: what the engine raised.
         """
         while True:
@@ -385,7 +390,7 @@ class _AnswerJob:
             except TimeoutError:
                 if is_disconnected is not None and await is_disconnected():
                     self.cancel.cancel()
-                    raise asyncio.CancelledError() from None
+                    raise ClientGone() from None
                 continue
             if kind == "item":
                 return value
@@ -594,6 +599,8 @@ def create_app(engine: Engine, token: str, queue_limit: int = 4) -> FastAPI:
         if not body.stream:
             try:
                 return await _complete(engine, job, job_id, body, request)
+            except ClientGone:  # nobody reads the answer: the status is for the log alone
+                return Response(status_code=499)
             finally:
                 job.cancel.cancel()  # ended (a no-op) or abandoned: the model is freed either way
                 jobs.discard(job)
@@ -606,7 +613,9 @@ def create_app(engine: Engine, token: str, queue_limit: int = 4) -> FastAPI:
         except BaseException as exc:
             job.cancel.cancel()
             jobs.discard(job)
-            if isinstance(exc, asyncio.CancelledError):
+            if isinstance(exc, ClientGone):
+                return Response(status_code=499)
+            if not isinstance(exc, Exception):  # cancelled: the server stops
                 raise
             raise api_error(exc) from exc
         return _event_stream(_stream(engine, job, first, job_id, body, jobs))
@@ -642,7 +651,7 @@ async def _complete(
             item = await job.next(request.is_disconnected)
         except StopAsyncIteration:
             break
-        except asyncio.CancelledError:
+        except ClientGone:
             raise
         except Exception as exc:
             raise api_error(exc) from exc
