@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from desktop_rag.api.cli import serve
 from desktop_rag.core.errors import MissingExtraError, UserError
 from desktop_rag.core.types import Answer, FileResult, IndexSummary
 
@@ -246,12 +247,20 @@ def index(paths: tuple[Path, ...], as_json: bool) -> None:
     show_default=True,
     help="Adapter strength (LoRA scale, 0 to 1.5).",
 )
+@click.option(
+    "--model",
+    "model",
+    default=None,
+    help="Answer with this model or inference server (see `desktop-rag models`) instead of the "
+    "selected one, for this question only.",
+)
 def ask(
     question: tuple[str, ...],
     as_json: bool,
     top_k: int | None,
     adapter: str | None,
     adapter_scale: float,
+    model: str | None,
 ) -> None:
     """Answer a QUESTION from the indexed documents, with numbered sources.
 
@@ -274,6 +283,8 @@ def ask(
     live = not as_json and err.isatty()
     written = 0  # pieces of text the model has written (the terminal's count)
     try:
+        if model is not None:
+            engine.set_llm_model(model)  # this run only: the settings file is not written
         engine.require_indexed()
         for item in engine.ask(
             text, k=top_k, cancel=cancel, adapter=adapter, adapter_scale=adapter_scale
@@ -301,10 +312,14 @@ def ask(
     assert final is not None
     if as_json:
         click.echo(json.dumps(final.to_json(), ensure_ascii=False))
+        if final.error:
+            sys.exit(1)
         return
     for w in final.warnings:
         click.echo(f"Warning: {w}", err=True)
     _print_answer(final, shown_evidence)
+    if final.error:  # the evidence is printed; the answer the model was asked for is not
+        sys.exit(1)
     t = final.timings
     style = f", style {final.adapter} x{final.adapter_scale:g}" if final.adapter else ""
     click.echo(
@@ -512,17 +527,16 @@ def status(as_json: bool) -> None:
         except UserError as err:
             thresholds = None
             log.warning("no abstention thresholds: %s", err)
+        backend = _backend_json(engine)
         data = {
             "data_dir": str(engine.paths.data),
+            "backend": backend,
             "collections": [c.__dict__ for c in cols],
             "chunks": engine.store.chunk_count(),
             "embedding_model": ident,
             "index": index,
             "thresholds": thresholds,
-            "models": [
-                {"name": m.name, "kind": m.kind, "path": str(m.path), "bundled": m.bundled}
-                for m in models
-            ],
+            "models": [_model_json(m) for m in models],
         }
     finally:
         engine.close()
@@ -565,43 +579,151 @@ def status(as_json: bool) -> None:
         if thresholds["warning"]:
             click.echo(f"Warning: {thresholds['warning']}", err=True)
     for m in models:
-        click.echo(f"Model ({m.kind}{', bundled' if m.bundled else ''}): {m.name}")
+        click.echo(f"Model ({m.kind}{', bundled' if m.bundled else ''}): {m.name}"
+                   + (f" (server {m.server.url}, model {m.server.model})" if m.server else ""))  # fmt: skip
+    click.echo(f"Answers come from: {backend['label']}")
+    if backend["warning"]:
+        click.echo(f"Warning: {backend['warning']}", err=True)
 
 
-@cli.command()
+def _backend_json(engine: Any) -> dict[str, Any]:
+    """Which generation backend answers (nothing is loaded or contacted): ``kind`` "local" or
+    "server", ``label``, ``url`` (None for local) and the address ``warning`` of a server that
+    is neither loopback nor on a private network."""
+    from desktop_rag.core.servers import address_warning
+
+    try:
+        info = engine.llm_model
+    except UserError as err:
+        return {"kind": None, "label": f"no model ({err.message})", "url": None, "warning": None}
+    server = info.server
+    return {
+        "kind": "server" if server else "local",
+        "name": info.name,
+        "label": info.label,
+        "url": server.url if server else None,
+        "warning": address_warning(server.url) if server else None,
+    }
+
+
+def _model_json(m: Any) -> dict[str, Any]:
+    """One model of ``models --json`` / ``status --json`` (a server's URL, model name, timeout
+    and context window; never its key)."""
+    out: dict[str, Any] = {"name": m.name, "kind": m.kind, "path": str(m.path),
+                           "bundled": m.bundled, "bytes": m.bytes}  # fmt: skip
+    if m.server is not None:
+        s = m.server
+        out["server"] = {"url": s.url, "model": s.model, "timeout_s": s.timeout_s,
+                         "context": s.context, "api_key": s.has_key}  # fmt: skip
+    return out
+
+
+@cli.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def models(as_json: bool) -> None:
-    """List the models available offline (bundled and in the models folder)."""
+@click.pass_context
+def models(ctx: click.Context, as_json: bool) -> None:
+    """List the models: bundled, in the models folder, and the inference servers added."""
+    if ctx.invoked_subcommand is not None:
+        return
     from desktop_rag.core.models import list_models
     from desktop_rag.core.paths import app_paths
 
     found = list_models()
     if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "name": m.name,
-                        "kind": m.kind,
-                        "path": str(m.path),
-                        "bundled": m.bundled,
-                        "bytes": m.bytes,
-                    }
-                    for m in found
-                ],
-                indent=2,
-            )
-        )
+        click.echo(json.dumps([_model_json(m) for m in found], indent=2))
         return
     for m in found:
-        click.echo(
-            f"{m.kind:9} {m.name:32} {m.bytes / 1e6:8.1f} MB  {'bundled' if m.bundled else ''}"
-            f"  {m.path}"
-        )
+        where = f"server {m.server.url}, model {m.server.model}" if m.server else str(m.path)
+        size = "" if m.server else f"{m.bytes / 1e6:8.1f} MB"
+        click.echo(f"{m.kind:9} {m.name:32} {size:>11}  {'bundled' if m.bundled else ''}  {where}")
     click.echo(
         f"\nAdd your own: put .gguf files or sentence-transformers folders in "
-        f"{app_paths().models_dir}"
+        f"{app_paths().models_dir}, or add an inference server with `desktop-rag models "
+        "add-server`"
     )
+
+
+@models.command("add-server")
+@click.argument("name")
+@click.option(
+    "--url", required=True, help="The server's OpenAI API base, e.g. http://10.0.0.5:8080/v1."
+)
+@click.option(
+    "--model", "model", required=True, help="The model name the server's /v1/models lists."
+)
+@click.option(
+    "--api-key-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A file holding the API key (copied into the app's user-only key store).",
+)
+@click.option("--timeout", type=click.FloatRange(1, 3600), default=None,
+              help="Seconds to wait for the server (default 60).")  # fmt: skip
+@click.option("--context", type=click.IntRange(512, 1_048_576), default=None,
+              help="The model's context window in tokens (default 4096).")  # fmt: skip
+@click.option("--use", is_flag=True, help="Also select it to answer from now on.")
+def models_add_server(
+    name: str,
+    url: str,
+    model: str,
+    api_key_file: Path | None,
+    timeout: float | None,
+    context: int | None,
+    use: bool,
+) -> None:
+    """Add an OpenAI-compatible inference server (llama-server, llama_cpp.server, vLLM, Ollama,
+    LM Studio) as a model NAME. Nothing is contacted now; `ask --model NAME` uses it."""
+    from desktop_rag.core.models import add_server_model
+    from desktop_rag.core.servers import DEFAULT_CONTEXT, DEFAULT_TIMEOUT_S, address_warning
+
+    key = None
+    if api_key_file is not None:
+        try:
+            key = api_key_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.ClickException(f"cannot read {api_key_file}: {exc}") from None
+    info = add_server_model(name, url, model, api_key=key,
+                            timeout_s=timeout or DEFAULT_TIMEOUT_S,
+                            context=context or DEFAULT_CONTEXT)  # fmt: skip
+    assert info.server is not None
+    click.echo(f"Added {info.label}" + (" with an API key" if key is not None else ""))
+    warning = address_warning(info.server.url)
+    if warning:
+        click.echo(f"Warning: {warning}", err=True)
+    if use:
+        _select_llm(name)
+
+
+@models.command("remove-server")
+@click.argument("name")
+def models_remove_server(name: str) -> None:
+    """Remove the inference server NAME (and its stored API key)."""
+    from desktop_rag.core.servers import remove_server
+
+    if not remove_server(name):
+        raise click.ClickException(f"no server named {name!r}")
+    click.echo(f"Removed server {name}")
+
+
+@models.command("use")
+@click.argument("name")
+def models_use(name: str) -> None:
+    """Answer with the model or server NAME from now on ("default": the bundled model)."""
+    _select_llm(None if name == "default" else name)
+
+
+def _select_llm(name: str | None) -> None:
+    """Select an LLM in the settings file (validated first; nothing is loaded)."""
+    from desktop_rag.core.models import resolve_model
+    from desktop_rag.core.paths import app_paths
+    from desktop_rag.core.settings import Settings
+
+    info = resolve_model(name, "llm")
+    paths = app_paths().ensure()
+    settings = Settings.load(paths.settings_file)
+    settings.llm_model = name
+    settings.save(paths.settings_file)
+    click.echo(f"Answers now come from {info.label}")
 
 
 @cli.group(invoke_without_command=True)
@@ -762,6 +884,9 @@ def reset() -> None:
 
     reset_index()
     click.echo("Index deleted.")
+
+
+cli.add_command(serve)
 
 
 def main() -> None:

@@ -58,7 +58,8 @@ def test_cli_index_status_ask_json(corpus: Path) -> None:
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert set(out) == {"answer", "abstained", "citations", "timings", "evidence", "generated",
-                        "grounded", "checks"}  # fmt: skip
+                        "grounded", "checks", "backend", "error"}  # fmt: skip
+    assert out["backend"] == "local: SmolLM2-135M-Instruct-Q4_1" and out["error"] is None
     assert set(out["timings"]) == {"retrieval_ms", "ttft_s", "tokens_per_s"}
     assert out["answer"].strip()
     first = out["citations"][0]

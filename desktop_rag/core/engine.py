@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from desktop_rag.core.embed.embedding import Embedder
-from desktop_rag.core.errors import AdapterError, NothingIndexedError
+from desktop_rag.core.errors import AdapterError, BackendError, NothingIndexedError
 from desktop_rag.core.generate.constrained import AllowedFigures
 from desktop_rag.core.generate.llm import LocalLLM
 from desktop_rag.core.generate.owner import Priority
@@ -27,6 +27,7 @@ from desktop_rag.core.generate.prompting import (
     pack_prompt,
     strip_images,
 )
+from desktop_rag.core.generate.server import ServerLLM
 from desktop_rag.core.index.postings import LexicalIndex
 from desktop_rag.core.index.store import Store
 from desktop_rag.core.index.vectors import VectorIndex
@@ -98,7 +99,7 @@ class Engine:
         self._vectors_loaded = threading.Event()  # the first ensure() of the vector index ended
         self._embedder: Embedder | None = embedder  # tests share one loaded model
         self._vectors: VectorIndex | None = None
-        self._llm: LocalLLM | None = None
+        self._llm: LocalLLM | ServerLLM | None = None
         self._indexing = 0  # indexing runs in progress in this process
         # Documents are parsed in a child process (timeout, memory cap, crash containment).
         self.sandbox = sandbox or ExtractionSandbox()
@@ -154,19 +155,35 @@ class Engine:
         return vectors
 
     @property
-    def llm(self) -> LocalLLM:
-        """The LLM wrapper (created on first use; the model loads on first generation)."""
+    def llm(self) -> LocalLLM | ServerLLM:
+        """The generation backend (created on first use; a local model loads, a server is
+        checked, on first generation): the in-process llama.cpp model, or an inference server
+        (:mod:`desktop_rag.core.generate.server`) when the selected model is one."""
         with self._lock:
             if self._llm is None:
-                self._llm = LocalLLM(
-                    self.llm_model.path,
-                    n_ctx=self.settings.context_size,
-                    threads=self.settings.threads or None,
-                    weights_cache=(
-                        self.paths.gguf_cache if self.settings.llm_weights == "auto" else None
-                    ),
-                )
+                info = self.llm_model
+                if info.server is not None:
+                    self._llm = ServerLLM(info.server)
+                else:
+                    self._llm = LocalLLM(
+                        info.path,
+                        n_ctx=self.settings.context_size,
+                        threads=self.settings.threads or None,
+                        weights_cache=(
+                            self.paths.gguf_cache if self.settings.llm_weights == "auto" else None
+                        ),
+                    )
             return self._llm
+
+    @property
+    def backend_label(self) -> str:
+        """Which backend answers, in words (``local: NAME`` or ``server: NAME (URL, model M)``),
+        with nothing loaded or contacted.
+
+        Raises:
+            ModelLoadError: the selected model is unknown.
+        """
+        return self.llm_model.label
 
     def prepare_llm(self) -> int:
         """Load the LLM and evaluate the prompt prefix every answer shares (the system prompt),
@@ -409,18 +426,39 @@ class Engine:
             bodies = [f"{h.context}\n{h.text}" for h in packed.hits]
             allowed = AllowedFigures(figure_strings(bodies), len(packed.hits))
         stats_start = time.perf_counter()
-        tokens = llm.stream(packed.messages, max_tokens=self.settings.max_answer_tokens,
-                            temperature=self.settings.temperature, cancel=cancel,
-                            adapter=adapter_path, adapter_scale=adapter_scale,
-                            priority=priority, figures=allowed)  # fmt: skip
+        backend = self.backend_label
         try:
-            for piece in tokens:
-                pieces.append(piece)
-                yield piece
-                if "\n" in piece and _repeats_a_line("".join(pieces)):
-                    break  # a small model stuck in a loop: stop instead of filling the answer
-        finally:
-            tokens.close()  # the model stops at its next token (also when the caller stops reading)
+            tokens = llm.stream(packed.messages, max_tokens=self.settings.max_answer_tokens,
+                                temperature=self.settings.temperature, cancel=cancel,
+                                adapter=adapter_path, adapter_scale=adapter_scale,
+                                priority=priority, figures=allowed)  # fmt: skip
+            try:
+                for piece in tokens:
+                    pieces.append(piece)
+                    yield piece
+                    if "\n" in piece and _repeats_a_line("".join(pieces)):
+                        break  # a small model stuck in a loop: stop instead of filling it
+            finally:
+                tokens.close()  # the model stops at its next token (also when not read on)
+        except BackendError as exc:
+            # The server failed (down, refused, cut the stream): the evidence found is the
+            # answer, with the reason; nothing the server wrote is shown unchecked.
+            quoted = {e.n for e in found}
+            reason = f"No answer from the model: {exc.message}"
+            reason += "" if reason[-1] in ".?!" else "."
+            yield Answer(
+                text=f"{reason}\n{quote_evidence(found)}" if found else reason,
+                abstained=not found,
+                citations=tuple(
+                    Citation(i + 1, h, i + 1 in quoted) for i, h in enumerate(packed.hits)
+                ),
+                timings=Timings(result.retrieval_ms, 0.0, 0.0),
+                warnings=(*warnings, str(exc)),
+                evidence=evidence or found,
+                backend=backend,
+                error=str(exc),
+            )
+            return
         stats = tokens.stats
         n = len(packed.hits)
         generated = clean_citations(strip_images(_drop_repeated_lines("".join(pieces))), n)
@@ -454,6 +492,7 @@ class Engine:
             generated=generated,
             checks=checked.checks,
             grounded=grounded,
+            backend=backend,
         )
 
     def sentence_scores(self, question: str, result: RetrievalResult) -> SentenceScores:
@@ -489,6 +528,11 @@ class Engine:
             raise AdapterError(f"the adapter strength must be between 0 and {MAX_SCALE}")
         info = resolve_adapter(name, self.paths)
         llm = self.llm
+        if not isinstance(llm, LocalLLM):
+            raise AdapterError(
+                "style adapters apply to an in-process model, not to an inference server",
+                hint="choose a local model in Models to answer with an adapter",
+            )
         arch = llm.architecture
         if arch and info.base_architecture != arch:
             raise AdapterError(

@@ -33,6 +33,11 @@ class ModelLoadError(UserError):
     """A model file or folder could not be loaded (missing, corrupt, wrong format)."""
 
 
+class BackendError(UserError):
+    """A generation backend failed: an inference server is down, slow, refuses the key, has no
+    such model, is busy, fails or cuts the stream. The evidence is still shown with it."""
+
+
 class AdapterError(UserError):
     """A LoRA adapter file is missing, corrupt, not a LoRA adapter, or made for another model."""
 

@@ -58,6 +58,48 @@ def atomic_write(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write a secret (an API key, a bearer token) readable by the current user only: mode 0600
+    from creation (``os.open`` with ``O_EXCL`` on a temporary name, so it is never readable by
+    others, not even for a moment), then renamed over ``path`` and fsynced; the folder is made
+    0700 when this creates it.
+
+    Raises:
+        OSError: the file cannot be written.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, text.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.chmod(tmp, 0o600)  # whatever the umask did
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def read_private(path: Path) -> str:
+    """Read a secret written by :func:`write_private`, stripped of surrounding white space.
+
+    Raises:
+        OSError: the file cannot be read.
+        PermissionError: the file is readable or writable by others than its owner (POSIX: a
+            secret others can read is not used; fix with ``chmod 600``).
+    """
+    if os.name == "posix":
+        mode = path.stat().st_mode
+        if mode & 0o077:
+            raise PermissionError(
+                f"{path} can be read by other users (mode {mode & 0o777:o}); "
+                f"make it private with: chmod 600 {path}"
+            )
+    return path.read_text(encoding="utf-8").strip()
+
+
 def place_file(source: Path, dest: Path) -> None:
     """Put ``source`` at ``dest``: a hard link where possible, else a copy.
 

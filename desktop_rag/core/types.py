@@ -239,6 +239,12 @@ class Answer:
     generated: str | None = None
     checks: tuple[Check, ...] = ()
     grounded: bool | None = None
+    #: The generation backend that wrote ``generated`` ("local: NAME" for the in-process model,
+    #: "server: NAME (URL)" for an inference server); None when no model ran.
+    backend: str | None = None
+    #: Why no generated answer is shown although the model was asked (a server that failed:
+    #: see :class:`~desktop_rag.core.errors.BackendError`); None otherwise.
+    error: str | None = None
 
     @property
     def unsupported(self) -> tuple[Check, ...]:
@@ -273,6 +279,8 @@ class Answer:
         out["generated"] = self.generated
         out["grounded"] = self.grounded
         out["checks"] = [c.to_json() for c in self.checks]
+        out["backend"] = self.backend
+        out["error"] = self.error
         if self.adapter:  # only with a style adapter, so the base schema stays as documented
             out["adapter"] = {"name": self.adapter, "scale": self.adapter_scale}
         if self.warnings:

@@ -48,7 +48,7 @@ import weakref
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from desktop_rag.core.errors import AdapterError, ModelLoadError, UserError
 from desktop_rag.core.generate.chat_template import compile_template, render_chat
@@ -97,7 +97,7 @@ class GenerationStats:
 
 
 @dataclass(frozen=True)
-class _Started:
+class StreamStarted:
     """The first event of a generation: the prompt is tokenized and its adapter attached."""
 
     prompt_tokens: int
@@ -106,13 +106,19 @@ class _Started:
 
 
 @dataclass(frozen=True)
-class _Token:
+class StreamToken:
     """One generated token: its text (may be empty: part of a character, or held back as the
     possible start of a stop string), the count so far and when it was sampled."""
 
     text: str
     n: int
     t: float
+
+
+class _StatsSink(Protocol):
+    """What keeps the stats of its last generation (:class:`LocalLLM`, the server backend)."""
+
+    last_stats: GenerationStats | None
 
 
 class TokenStream(Iterator[str]):
@@ -122,13 +128,15 @@ class TokenStream(Iterator[str]):
     :meth:`close` (or dropping the object) stops the generation.
     """
 
-    def __init__(self, llm: LocalLLM, stream: Stream[_Started | _Token], t_submit: float) -> None:
+    def __init__(
+        self, llm: _StatsSink, stream: Stream[StreamStarted | StreamToken], t_submit: float
+    ) -> None:
         self._llm = llm
         self._stream = stream
         self._t_submit = t_submit
-        self._started: _Started | None = None
-        self._first: _Token | None = None
-        self._last: _Token | None = None
+        self._started: StreamStarted | None = None
+        self._first: StreamToken | None = None
+        self._last: StreamToken | None = None
         self.stats: GenerationStats | None = None
 
     def __next__(self) -> str:
@@ -138,7 +146,7 @@ class TokenStream(Iterator[str]):
             except BaseException:
                 self._finish()
                 raise
-            if isinstance(event, _Started):
+            if isinstance(event, StreamStarted):
                 self._started = event
                 continue
             if self._first is None:
@@ -511,8 +519,8 @@ class LocalLLM:
         seed: int | None,
         figures: AllowedFigures | None = None,
     ) -> Generator[object, None, None]:
-        """The generation itself, on the owner thread: yields one :class:`_Started`, then a
-        :class:`_Token` per token (:data:`STEP` between chunks of prompt evaluation)."""
+        """The generation itself, on the owner thread: yields one :class:`StreamStarted`, then a
+        :class:`StreamToken` per token (:data:`STEP` between chunks of prompt evaluation)."""
         import llama_cpp
         import numpy as np
 
@@ -530,7 +538,7 @@ class LocalLLM:
                 hint="choose a larger context size in the settings, or fewer sources",
             )
         max_tokens = max(1, min(max_tokens, room))
-        yield _Started(len(ids), want[0].stem if want else None, switch_s)
+        yield StreamStarted(len(ids), want[0].stem if want else None, switch_s)
         llm.set_seed(seed if seed is not None else self._seeds.randint(0, 2**32 - 1))
         sampler = llm._init_sampler(
             top_k=40, top_p=0.9, min_p=0.05, temp=temperature, repeat_penalty=1.1
@@ -564,13 +572,13 @@ class LocalLLM:
                 written += piece
                 text = held + piece
                 text, held, stopped = _hold_stops(text, stops)
-                yield _Token(text, n, time.perf_counter())
+                yield StreamToken(text, n, time.perf_counter())
                 if stopped:
                     break
             if not stopped:  # what was held back, and a last incomplete character
                 held += decoder.decode(b"", final=True)
                 if held:
-                    yield _Token(held, n, time.perf_counter())
+                    yield StreamToken(held, n, time.perf_counter())
         finally:
             sampler.close()
 

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from desktop_rag.core.errors import UserError
+from desktop_rag.core.errors import BackendError, UserError
 from desktop_rag.core.generate.constrained import AllowedFigures
 from desktop_rag.core.generate.owner import Priority
 from desktop_rag.core.generate.prompting import neutralize_instructions, strip_images
@@ -284,7 +284,14 @@ def summarize(
     t2 = time.perf_counter()
     pool = _numbered(_best_per_topic(candidates, 2, 2 * n_out))
     result: list[str] = []
-    yield from _condense(engine, pool, n_out, cancel, priority, result)
+    try:
+        yield from _condense(engine, pool, n_out, cancel, priority, result)
+    except BackendError as exc:  # a server that failed: the extractive summary, and why
+        yield extractive
+        yield replace(extractive_summary, timings=dict(timings),
+                      note=f"No summary from the model ({exc.message}), so the sentences it "
+                      "would have been made from are shown instead.")  # fmt: skip
+        return
     if cancel.cancelled:
         return
     timings["generate_s"] = time.perf_counter() - t2
