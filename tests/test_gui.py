@@ -284,7 +284,9 @@ def test_import_and_switch_gguf_model(qtbot, window: MainWindow, llm_path: Path,
     assert "Parameters: 135M" in shown[0] and "8,192 tokens" in shown[0]
     assert w.models.combo.count() == before + 1
     w.models.combo.setCurrentIndex(before)
-    qtbot.waitUntil(lambda: w.models.status_label.text() == "Ready · imported", timeout=60_000)
+    qtbot.waitUntil(
+        lambda: w.models.status_label.text() == "Ready · local: imported", timeout=60_000
+    )
     assert w.engine.llm.loaded and w.engine.llm.model_path.name == "imported.gguf"
     assert '"llm_model": "imported"' in w.engine.paths.settings_file.read_text()
 
@@ -487,3 +489,79 @@ def test_a_passage_on_a_scan_is_highlighted_where_ocr_read_it(
     assert panel.viewer.page == 1 and not panel.viewer.highlight_rects
     assert runner.shutdown(timeout_ms=30_000)
     panel.shutdown()
+
+
+def test_answer_through_an_inference_server_and_serve_the_api(  # type: ignore[no-untyped-def]
+    qtbot, window: MainWindow, corpus: Path, llm_path: Path
+) -> None:
+    """Models > Add inference server… adds a real llama_cpp.server; choosing it in the Model
+    list answers through it (no restart), the status bar names it; a server that goes away
+    gives a message with the evidence. Models > Start local API serves our API from the same
+    engine, the address in the status bar, a real client gets sources; Stop ends it."""
+    import json
+    import urllib.request
+
+    from tests.test_server_backend import KEY, free_port, start_llama_server, stop
+
+    w = window
+    with qtbot.waitSignal(w.indexing_finished, timeout=180_000):
+        _drop(w, corpus)
+    port = free_port()
+    proc = start_llama_server(llm_path, port)
+    try:
+        w.models.add_server({"name": "team", "url": f"http://127.0.0.1:{port}", "model": "smol",
+                             "api_key": KEY, "timeout_s": 30.0, "context": 4096})  # fmt: skip
+        qtbot.waitUntil(lambda: w.models.status_label.text().startswith("Ready · server: team"),
+                        timeout=60_000)  # fmt: skip
+        assert "server 127.0.0.1" in w.models.combo.currentText()
+        answer = _ask(qtbot, w, QUESTION)
+        assert answer is not None and answer.backend is not None
+        assert answer.backend.startswith("server: team") and answer.error is None
+        assert answer.citations[0].hit.page == 2
+    finally:
+        stop(proc)
+    answer = _ask(qtbot, w, QUESTION)  # the server is gone: the evidence, and why
+    assert answer is not None and answer.error is not None and "cannot be reached" in answer.error
+    assert answer.evidence
+    # Back to the bundled model without a restart.
+    combo = w.models.combo
+    bundled = next(i for i in range(combo.count()) if combo.itemData(i) is None)
+    combo.setCurrentIndex(bundled)
+    qtbot.waitUntil(lambda: w.models.status_label.text().startswith("Ready · local: "),
+                    timeout=60_000)  # fmt: skip
+    # Our own API from the menu.
+    w.api.toggle_action.trigger()
+    qtbot.waitUntil(lambda: w.api.address is not None, timeout=30_000)
+    assert w.api.status_label.text() == f"API: {w.api.address}"
+    assert w.api.toggle_action.text() == "Stop local API"
+    assert w.api.server is not None
+    body = json.dumps({"model": "desktop-rag", "include_sources": True,
+                       "messages": [{"role": "user", "content": QUESTION}]}).encode()  # fmt: skip
+    req = urllib.request.Request(f"{w.api.address}/v1/chat/completions", data=body, headers={
+        "Authorization": f"Bearer {w.api.server.token}", "Content-Type": "application/json"})  # fmt: skip
+    replies: list[dict[str, object]] = []
+
+    def call() -> None:  # off the GUI thread: the window keeps serving its event loop
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # /health: 503 while the API warms the engine
+            try:
+                with urllib.request.urlopen(f"{w.api.address}/health", timeout=5):
+                    break
+            except OSError:
+                time.sleep(0.2)
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            replies.append(json.loads(resp.read()))
+
+    client = threading.Thread(target=call)
+    client.start()
+    qtbot.waitUntil(lambda: bool(replies) or not client.is_alive(), timeout=120_000)
+    client.join(5)
+    assert replies, "the API did not answer"
+    sources = replies[0]["sources"]
+    assert isinstance(sources, list) and sources
+    assert Path(str(sources[0]["file"])).name == "orchard.pdf"
+    w.api.toggle_action.trigger()
+    qtbot.waitUntil(lambda: w.api.address is None and w.api.toggle_action.isEnabled(),
+                    timeout=30_000)  # fmt: skip
+    assert w.api.toggle_action.text() == "Start local API" and w.api.status_label.isHidden()
+    _assert_no_threads_left(w)

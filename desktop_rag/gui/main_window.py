@@ -45,6 +45,7 @@ from desktop_rag.gui.compare_dialog import CompareDialog
 from desktop_rag.gui.conversations_panel import ConversationsPanel
 from desktop_rag.gui.library_panel import SAMPLES, LibraryPanel
 from desktop_rag.gui.models_panel import ModelsPanel
+from desktop_rag.gui.server_dialog import ApiControl
 from desktop_rag.gui.sources_panel import SourcesPanel
 from desktop_rag.gui.style_bar import StyleBar
 from desktop_rag.gui.tasks import Notifier, TaskRunner
@@ -93,6 +94,7 @@ class MainWindow(QMainWindow):
                               self.library.collections_model.searched_ids)  # fmt: skip
         self.sources = SourcesPanel(self.engine, self.runner)
         self.models = ModelsPanel(self.engine, self.runner)
+        self.api = ApiControl(self.engine, self.runner, self)
         self.empty_state = EmptyState(SAMPLES.is_dir())
         self._layout()
         self.compare_dialog: CompareDialog | None = None
@@ -124,6 +126,7 @@ class MainWindow(QMainWindow):
         tb.addWidget(self.models)
         tb.addAction(self.models.import_action)
         tb.addAction(self.models.settings_action)
+        self.statusBar().addPermanentWidget(self.api.status_label)
         self.statusBar().addPermanentWidget(self.models.status_label)
 
     def open_compare(self) -> CompareDialog:
@@ -163,6 +166,11 @@ class MainWindow(QMainWindow):
         models_menu.addAction("Import LoRA adapter…").triggered.connect(
             lambda: self.style_bar.import_adapter()
         )
+        models_menu.addAction(self.models.add_server_action)
+        models_menu.addSeparator()
+        models_menu.addAction(self.api.toggle_action)
+        models_menu.addAction(self.api.copy_token_action)
+        models_menu.addSeparator()
         models_menu.addAction(self.models.settings_action)
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction("Open log folder").triggered.connect(
@@ -266,6 +274,7 @@ class MainWindow(QMainWindow):
             log.error("a worker thread still runs after %d ms: the engine is left open", timeout_ms)
             return False
         self.sources.shutdown()
+        self.api.shutdown()  # before the engine closes: its requests use it
         self.engine.close(wait_background=False)  # a window closes now: stop an ONNX export
         self.conversations.close_store()
         return True

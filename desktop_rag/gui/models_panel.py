@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QMessageBox, QWidget
 
@@ -21,6 +21,18 @@ from desktop_rag.core.models import ModelInfo, list_models
 from desktop_rag.core.settings import Settings
 from desktop_rag.gui.tasks import Pool, TaskRunner
 from desktop_rag.gui.widgets import ask_gguf_file
+
+_TOOLTIP = Qt.ItemDataRole.ToolTipRole
+
+
+def _backend_text(engine: Engine) -> str:
+    """The backend's label, and after a newline the address warning of a public server (on a
+    worker: it reads the servers file)."""
+    from desktop_rag.core.servers import address_warning
+
+    info = engine.llm_model
+    warning = address_warning(info.server.url) if info.server else None
+    return info.label + (f"\n{warning}" if warning else "")
 
 
 class ModelsPanel(QWidget):
@@ -49,6 +61,11 @@ class ModelsPanel(QWidget):
         row.addWidget(self.combo)
         self.import_action = QAction("Import GGUF model…", self)
         self.import_action.triggered.connect(lambda: self.import_model())
+        self.add_server_action = QAction("Add inference server…", self)
+        self.add_server_action.setToolTip(
+            "Answer with a team's OpenAI-compatible server (llama-server, vLLM, Ollama, LM Studio)"
+        )
+        self.add_server_action.triggered.connect(lambda: self.add_server())
         self.settings_action = QAction("Settings…", self)
         self.settings_action.triggered.connect(self.open_settings)
         self.status_label = QLabel("Starting…")
@@ -68,8 +85,13 @@ class ModelsPanel(QWidget):
         for m in models:
             if m.kind != "llm":
                 continue
-            label = f"{m.name} ({m.bytes / 1e6:.0f} MB{', bundled' if m.bundled else ''})"
+            if m.server is not None:
+                label = f"{m.name} (server {m.server.host}:{m.server.port}, {m.server.model})"
+            else:
+                label = f"{m.name} ({m.bytes / 1e6:.0f} MB{', bundled' if m.bundled else ''})"
             self.combo.addItem(label, None if m.bundled else m.name)
+            if m.server is not None:
+                self.combo.setItemData(self.combo.count() - 1, m.server.label, _TOOLTIP)
             if (current is None and m.bundled) or current == m.name:
                 self.combo.setCurrentIndex(self.combo.count() - 1)
         self.combo.blockSignals(False)
@@ -83,15 +105,20 @@ class ModelsPanel(QWidget):
         def load(cancel: Any) -> tuple[str, str | None]:
             engine.warm_up()
             # (both read model files: here, not on the GUI thread)
-            return engine.llm_model.name, engine.thresholds().warning
+            return _backend_text(engine), engine.thresholds().warning
 
         self.runner.submit(load, "Loading the models", Pool.LLM, on_return=self._on_loaded,
-                           on_error=lambda e: self.status_label.setText("Model error"))  # fmt: skip
+                           on_error=self._on_model_error)  # fmt: skip
+
+    def _on_model_error(self, exc: BaseException) -> None:
+        """A model that did not load or a server that did not answer: the status bar says so
+        (the full reason in its tooltip); questions still get their evidence."""
+        self.status_label.setText("Model error")
+        self.status_label.setToolTip(str(exc))
 
     def _on_loaded(self, loaded: tuple[str, str | None]) -> None:
         name, warning = loaded
-        self.status_label.setText(f"Ready · {name}")
-        self.status_label.setToolTip("")
+        self._show_backend(name)
         if warning:  # an embedding model without calibrated abstention thresholds
             self.status_label.setText(self.status_label.text() + " · ⚠ uncalibrated thresholds")
             self.status_label.setToolTip(warning[0].upper() + warning[1:] + ".")
@@ -104,16 +131,52 @@ class ModelsPanel(QWidget):
         engine = self.engine
 
         def switch(cancel: Any) -> str:
-            engine.switch_llm(name)
-            self._to_save = copy.deepcopy(engine.settings)
-            self._write_settings()  # the new choice is saved before "Ready" shows
-            return engine.llm_model.name
+            try:
+                engine.switch_llm(name)
+            finally:  # a server that is down now stays chosen: it may be up at the question
+                if engine.settings.llm_model == name:
+                    self._to_save = copy.deepcopy(engine.settings)
+                    self._write_settings()  # the new choice is saved before "Ready" shows
+            return _backend_text(engine)
 
-        def switched(model_name: str) -> None:
-            self.status_label.setText(f"Ready · {model_name}")
+        self.runner.submit(switch, "Loading the model", Pool.LLM, on_return=self._show_backend,
+                           on_error=self._on_model_error)  # fmt: skip
 
-        self.runner.submit(switch, "Loading the model", Pool.LLM, on_return=switched,
-                           on_error=lambda e: self.status_label.setText("Model error"))  # fmt: skip
+    def _show_backend(self, text: str) -> None:
+        """The status bar's "Ready · …" naming the backend that answers (a server: its name,
+        address and model, with a warning when the address is public)."""
+        label, _, warning = text.partition("\n")
+        self.status_label.setText(f"Ready · {label}" + (" · ⚠ public address" if warning else ""))
+        self.status_label.setToolTip(warning)
+        if warning:
+            self.notifier.info(f"Warning: {warning}", 30000)
+
+    def add_server(self, values: dict[str, Any] | None = None) -> None:
+        """Ask for a server (:class:`~desktop_rag.gui.server_dialog.AddServerDialog`; tests pass
+        ``values``), add it on a worker, then list and choose it (which checks it)."""
+        if values is None:
+            from desktop_rag.gui.server_dialog import AddServerDialog
+
+            dialog = AddServerDialog(self)
+            if not dialog.exec():
+                return
+            values = dialog.values()
+        from desktop_rag.core.models import add_server_model
+
+        def job(cancel: Any) -> tuple[str, list[ModelInfo]]:
+            info = add_server_model(**values)
+            return info.name, list_models()
+
+        self.runner.submit(job, "Adding the server", Pool.MISC, dialog="Add inference server",
+                           on_return=self._on_server_added)  # fmt: skip
+
+    def _on_server_added(self, added: tuple[str, list[ModelInfo]]) -> None:
+        name, models = added
+        self._fill(models)
+        self.notifier.info(f"Added server {name}", 8000)
+        index = self.combo.findData(name)
+        if index >= 0 and index != self.combo.currentIndex():
+            self.combo.setCurrentIndex(index)  # chosen: _on_chosen checks and saves it
 
     def import_model(self, path: str | None = None) -> None:
         """Import a GGUF model file into the models folder (validated; nothing is downloaded)."""
