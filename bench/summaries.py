@@ -10,7 +10,7 @@ the meetings are written as one "Speaker: words" line per turn.
 ``ECTSUM_VAL_DIR`` is the validation split of ECTSum (github.com/rajdeep345/ECTSum,
 ``data/final/val``: ``ects/*.txt`` earnings-call transcripts of 2k-8k words, ``gt_summaries/``
 reference bullets heavy on figures). ECTSum is GPL-3.0 data: fetched for evaluation only, never
-committed or shipped. The first ``--files`` transcripts are indexed into a temporary data folder
+committed or shipped. The first ``--files`` transcripts (after ``--skip``) are indexed into a temporary data folder
 (bundled embedding model) and summarised; printed per method, averaged over the files:
 
 - ``figure recall``: the share of the reference bullets' figures (as the claim check reads
@@ -81,6 +81,7 @@ def main() -> int:
     ap.add_argument("val", type=Path, nargs="?")
     ap.add_argument("--qmsum", type=Path, default=None, help="QMSum's val.jsonl instead")
     ap.add_argument("--files", type=int, default=30)
+    ap.add_argument("--skip", type=int, default=0, help="start after this many (held-out files)")
     ap.add_argument("--model", type=int, default=5)
     ap.add_argument("--length", default="medium")
     args = ap.parse_args()
@@ -94,7 +95,7 @@ def main() -> int:
         args.val = _qmsum_as_files(args.qmsum)
     if args.val is None:
         ap.error("give ECTSUM_VAL_DIR or --qmsum")
-    ects = sorted((args.val / "ects").glob("*.txt"))[: args.files]
+    ects = sorted((args.val / "ects").glob("*.txt"))[args.skip : args.skip + args.files]
     if not ects:
         print(f"no transcripts in {args.val / 'ects'}", file=sys.stderr)
         return 1
@@ -160,7 +161,7 @@ def main() -> int:
     finally:
         engine.close()
     what = "QMSum val" if args.qmsum is not None else "ECTSum val"
-    print(f"\n{what}, first {len(ects)} transcripts, length {args.length}")
+    print(f"\n{what}, transcripts {args.skip + 1}-{args.skip + len(ects)}, length {args.length}")
     print(f"{'method':16} {'files':>5} {'figure recall':>14} {'ROUGE-L':>8} {'supported':>10} "
           f"{'covered':>8} {'s/10k words':>12}")  # fmt: skip
     for name, vals in rows.items():

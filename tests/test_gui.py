@@ -173,6 +173,20 @@ def test_summarise_a_folder_and_an_answers_sources(qtbot, window: MainWindow, co
     assert again is not None and w.chat.messages[-2].text == "Summarise the sources of this answer"
     files = {s["file"] for s in reply.sources}
     assert {c.hit.path for c in again.citations} <= files
+    # A summary asked here lands here, even when the user has moved to a new chat meanwhile
+    # (the summary's result can only arrive through the event loop, after new_chat).
+    asked_in = w.conversations.conversation_id
+    n_before = len(w.chat.messages)
+    with qtbot.waitSignal(w.answer_finished, timeout=120_000):
+        qtbot.mouseClick(w.sources.summarize_all_btn, Qt.MouseButton.LeftButton)
+        w.chat.new_chat()
+    assert w.chat.messages == [] and "saved to the conversation" in w.statusBar().currentMessage()
+    with qtbot.waitSignal(w.chat.conversation_shown, timeout=30_000):
+        qtbot.waitUntil(lambda: not w.conversations.pending, timeout=30_000)
+        w.chat.open_conversation(asked_in)
+    assert len(w.chat.messages) == n_before + 2, [m.text for m in w.chat.messages]
+    assert w.chat.messages[-2].text == "Summarise the sources of this answer"
+    assert w.chat.messages[-1].role == "assistant" and "[1]" in w.chat.messages[-1].text
 
 
 @requires_docugami

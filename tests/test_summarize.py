@@ -14,11 +14,18 @@ from click.testing import CliRunner
 from desktop_rag.cli import cli
 from desktop_rag.core.engine import Engine
 from desktop_rag.core.errors import UserError
+from desktop_rag.core.index.store import ChunkRow
 from desktop_rag.core.resources import resources_dir
+from desktop_rag.core.tasks.document import document_chunks, resolve_files
 from desktop_rag.core.tasks.summarize import (
+    KEY_MIN,
+    KEY_SHARE,
     LENGTHS,
     Summary,
     SummaryProgress,
+    _Chunks,
+    _headline_sentences,
+    _key_figure_sentences,
     spherical_kmeans,
     summarize,
 )
@@ -146,3 +153,34 @@ def test_cli_summarises_a_filing_with_figures_and_json(home: Path, tmp_path: Pat
     assert text.exit_code == 0 and "Sources:" in text.stdout and ", page " in text.stdout
     missing = runner.invoke(cli, ["summarize", "no-such.pdf"])
     assert missing.exit_code != 0 and "not in the index" in missing.output
+
+
+def _chunks_of(texts: list[str]) -> _Chunks:
+    chunks = _Chunks()
+    for i, text in enumerate(texts):
+        chunks.rows.append(ChunkRow(i, 1, "call.txt", 1, 0, len(text), text, ""))
+    return chunks
+
+
+def test_headline_sentences_cover_revenue_eps_and_outlook_first() -> None:
+    call = [
+        "Good morning and welcome to our call, everyone, and thank you for joining us today.",
+        "Our margins improved to 12.5% and our margins in Europe reached 11% this quarter.",
+        "Third quarter revenue increased 10.3% to $2.9 billion, driven by strong demand.",
+        "Adjusted earnings per share were $0.41, up from $0.37 in the same quarter last year.",
+        "For the fourth quarter we expect adjusted earnings per share of $0.43 to $0.45.",
+        "The Board approved a 2.6% increase in our quarterly dividend to $0.20 per share.",
+    ]
+    picked = [sent for *_, sent in _headline_sentences(_chunks_of(call), 3)]
+    firsts = [p.split()[0] for p in picked]
+    # the outlook with its EPS, the revenue, then a new kind; margins alone wait, no greeting
+    assert firsts[:2] == ["For", "Third"] and "Our" not in firsts and "Good" not in firsts, picked
+    assert len(_key_figure_sentences(_chunks_of(call))) >= KEY_MIN
+
+
+def test_a_guide_is_not_taken_for_a_financial_report(engine: Engine, samples: Path) -> None:
+    """The app's own guides (no statements, no key metrics with money) get no headline share."""
+    engine.index_all([samples])
+    for f in resolve_files(engine, samples):
+        chunks = _chunks_of([row.text for batch in document_chunks(engine, f) for row, _ in batch])
+        assert len(_key_figure_sentences(chunks)) < max(KEY_MIN, KEY_SHARE * len(chunks.rows))

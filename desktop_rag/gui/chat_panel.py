@@ -25,7 +25,7 @@ from desktop_rag.core.tasks.summarize import (
 )
 from desktop_rag.core.types import Answer, CancelToken, EvidenceFound, Hit
 from desktop_rag.gui.chat import ChatInput, TranscriptView
-from desktop_rag.gui.conversations_panel import ConversationsPanel
+from desktop_rag.gui.conversations_panel import ConversationsPanel, ConversationTarget
 from desktop_rag.gui.style_bar import StyleBar
 from desktop_rag.gui.tasks import Pool, TaskRunner
 from desktop_rag.gui.workers import GeneratorWorker
@@ -65,7 +65,8 @@ class ChatPanel(QWidget):
         self.runner = runner
         self.notifier = runner.notifier
         self._summary_worker: GeneratorWorker | None = None  # a summary written in the background
-        self._pending_summaries: list[tuple[str, Answer]] = []  # done, waiting for an answer to end
+        # done, waiting for an answer to end: (question, summary, the conversation asked from)
+        self._pending_summaries: list[tuple[str, Answer, ConversationTarget]] = []
         self.conversations = conversations
         self.style_bar = style_bar
         self._searched = searched
@@ -209,8 +210,9 @@ class ChatPanel(QWidget):
         meanwhile go ahead of the summary's model calls (background priority at the model's
         owner). Progress shows in the status line and Stop ends it when no answer is being
         written. When done, "Summarise ``title``" and the summary (every sentence cited and
-        checked) are added to the conversation shown then, after any answer being written. One
-        summary at a time."""
+        checked) are added to the conversation it was asked from: shown, after any answer being
+        written, when that conversation is still the one shown; else saved to it, with a note.
+        One summary at a time."""
         if self._summary_worker is not None:
             self.notifier.info("A summary is being written already; Stop ends it.", 5000)
             return
@@ -221,6 +223,7 @@ class ChatPanel(QWidget):
                         int(s.get("end", 0)), str(s.get("text", "")), "", 0.0)
                     for s in sources]  # fmt: skip
         question = f"Summarise {title}"
+        asked_in = self.conversations.target
         result: list[Answer] = []
 
         def work(cancel: CancelToken) -> Iterator[object]:
@@ -236,7 +239,7 @@ class ChatPanel(QWidget):
             self._summary_worker = None
             self.busy_changed.emit()
             if result:
-                self._pending_summaries.append((question, result[0]))
+                self._pending_summaries.append((question, result[0], asked_in))
                 self._show_summaries()
             else:
                 self.notifier.info("The summary was stopped.", 5000)
@@ -256,12 +259,20 @@ class ChatPanel(QWidget):
         self.notifier.info(f"Summarising {title}… (you can keep asking meanwhile)", 5000)
 
     def _show_summaries(self) -> None:
-        """Add the finished summaries to the conversation, unless an answer is being written
-        (then after it)."""
+        """Add the finished summaries to the conversations they were asked from, unless an
+        answer is being written or a conversation is being opened (then after it): the one
+        shown gets them in its transcript, another one has them saved, with a note."""
         if self._worker is not None or self._opening is not None:
             return
         while self._pending_summaries:
-            question, answer = self._pending_summaries.pop(0)
+            question, answer, target = self._pending_summaries.pop(0)
+            if not self.conversations.is_current(target):
+                self.conversations.add_exchange(target, question, Message.from_answer(answer))
+                self.notifier.info(
+                    f"{question}: done, saved to the conversation it was asked from", 10000
+                )
+                self.answer_finished.emit(answer)
+                continue
             self.conversations.add_question(question, None, 1.0)
             self.conversations.add_answer(Message.from_answer(answer))
             self.sources_changed.emit(answer.to_json()["citations"])
@@ -369,6 +380,7 @@ class ChatPanel(QWidget):
         if self._opening == conversation_id:  # the error is shown; the chat shown stays
             self._opening = None
             self.render_now()
+            self._show_summaries()
 
     def _render_batch(self, seq: int, conversation_id: int) -> None:
         """Append the next :data:`BATCH` messages, then yield to the event loop."""
@@ -382,6 +394,7 @@ class ChatPanel(QWidget):
         self.transcript.scroll_to_end()
         self._opening = None
         self.conversation_shown.emit(conversation_id)
+        self._show_summaries()  # one that finished while this conversation opened
 
     def _on_style_changed(self, adapter: str | None, scale: float) -> None:
         if self._worker is None:

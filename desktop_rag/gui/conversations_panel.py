@@ -31,7 +31,7 @@ from desktop_rag.gui.widgets import section
 
 
 @dataclass
-class _Target:
+class ConversationTarget:
     """The conversation new messages go to: ``id`` is None until its first question has been
     saved (set by that job on the worker thread; the jobs after it read it there)."""
 
@@ -78,7 +78,7 @@ class ConversationsPanel(QWidget):
         self.store: ConversationStore | None = None  # opened on the worker
         self.conversation_id: int | None = None
         self.messages: list[Message] = []
-        self._target = _Target()
+        self._target = ConversationTarget()
         self._open_seq = 0  # the latest open asked for; an older one's result is dropped
         self._queue: deque[_Job] = deque()
         self._lock = threading.Lock()  # guards _queue and _draining
@@ -172,7 +172,7 @@ class ConversationsPanel(QWidget):
         self._open_seq += 1
         self.conversation_id = None
         self.messages = []
-        self._target = _Target()
+        self._target = ConversationTarget()
 
     def open(self, conversation_id: int) -> None:
         """Load ``conversation_id`` in the background; ``loaded`` says when it is current
@@ -189,7 +189,7 @@ class ConversationsPanel(QWidget):
             messages, (adapter, scale) = result
             self.conversation_id = conversation_id
             self.messages = messages
-            self._target = _Target(conversation_id)
+            self._target = ConversationTarget(conversation_id)
             self.loaded.emit(conversation_id, adapter, scale)
 
         def failed(_: BaseException) -> None:
@@ -218,6 +218,28 @@ class ConversationsPanel(QWidget):
             self.refresh()
 
         self._submit(run, done)
+
+    @property
+    def target(self) -> ConversationTarget:
+        """The conversation new messages go to now (pass it back to :meth:`add_exchange`)."""
+        return self._target
+
+    def is_current(self, target: ConversationTarget) -> bool:
+        """Whether ``target`` (from :attr:`target`, earlier) is the conversation shown now."""
+        return target is self._target or (target.id is not None and target.id == self._target.id)
+
+    def add_exchange(self, target: ConversationTarget, question: str, message: Message) -> None:
+        """Save ``question`` and its answer ``message`` to ``target``'s conversation, which is
+        not the one shown (a summary that finished after the user moved on); a conversation
+        that was never saved (an empty new chat) is created, titled after ``question``."""
+
+        def run(store: ConversationStore) -> None:
+            if target.id is None:
+                target.id = store.create(question[:80])
+            store.add(target.id, Message("user", question))
+            message.id = store.add(target.id, message)
+
+        self._submit(run, lambda _: self.refresh())
 
     def add_answer(self, message: Message) -> None:
         """Add an answer, saved to the current conversation (kept in memory when there is
