@@ -190,7 +190,7 @@ def main() -> None:
         print(f"index: {summary.indexed} new, {summary.unchanged} unchanged, "
               f"{time.perf_counter() - t0:.1f} s ({home})")  # fmt: skip
         print(f"{'pair':<30} {'differ':>6} {'verified':>8} {'precision':>9} {'unequal span':>12} "
-              f"{'same':>5} {'both':>5} {'only a':>6} {'only b':>6} {'time s':>7}")  # fmt: skip
+              f"{'same':>5} {'both':>5} {'changed':>7} {'only a':>6} {'only b':>6} {'time s':>7}")  # fmt: skip
         total = verified_total = 0
         for a, b in pairs:
             t = time.perf_counter()
@@ -215,7 +215,7 @@ def main() -> None:
             total += n
             verified_total += verified
             print(f"{a + ' → ' + b[-4:]:<30} {n:>6} {verified:>8} {verified / max(n, 1):>9.3f} "
-                  f"{unequal:>12} {result.figures_same:>5} {len(result.both):>5} "
+                  f"{unequal:>12} {result.figures_same:>5} {len(result.both):>5} {len(result.changed):>7} "
                   f"{len(result.only_a):>6} {len(result.only_b):>6} {elapsed:>7.2f}")  # fmt: skip
             if args.show_failures:
                 for f, why_a, why_b in failures:

@@ -125,6 +125,7 @@ def test_passages_both_and_only(filings: Engine) -> None:
 def test_a_document_compared_with_itself(filings: Engine) -> None:
     _, result = run(filings, Q2, Q2)
     assert result.figures_differ == [] and result.only_a == [] and result.only_b == []
+    assert result.changed == [], "a document has no changes against itself"
     assert result.figures_same > 50
     assert len(result.both) == result.stats["chunks_a"]
 
@@ -233,3 +234,85 @@ def test_prior_year_first_and_header_below_the_rows() -> None:
         2,
         "Three Months Ended September 30 2023",
     )
+
+
+_POLICY = {
+    "Purpose": [
+        "This policy sets out how employees of Northwind Ltd may work away from the office. "
+        "It applies to every permanent employee and to contractors engaged for more than three "
+        "months.",
+    ],
+    "Eligibility": [
+        "An employee may request remote work after completing the probation period. The "
+        "request is made in writing to the line manager, who answers within 10 working days.",
+        "Roles that need presence on site, such as laboratory and reception staff, are not "
+        "eligible.",
+    ],
+    "Equipment and expenses": [
+        "The company provides a laptop and a headset to every remote worker. Internet costs "
+        "are reimbursed up to $50 per month against receipts submitted with the monthly "
+        "expense claim.",
+        "Furniture is not reimbursed. Employees keep company equipment in a safe place and "
+        "report a loss or theft to the service desk at once.",
+    ],
+    "Ending the arrangement": [
+        "Either party may end a remote work arrangement by giving 30 days written notice. The "
+        "employee then returns to the office on the date the notice ends.",
+    ],
+}
+
+
+def _write_policy(path: Path, sections: dict[str, list[str]]) -> None:
+    import docx
+
+    document = docx.Document()
+    document.add_heading("Remote Work Policy", 0)
+    for heading, paragraphs in sections.items():
+        document.add_heading(heading, 1)
+        for text in paragraphs:
+            document.add_paragraph(text)
+    document.save(str(path))
+
+
+def test_two_versions_of_a_policy(tmp_path: Path, embedder: Embedder) -> None:
+    """Version 2 of a real-shaped policy (DOCX): a longer notice, a higher allowance, a new
+    section, a dropped sentence, and a paragraph inserted early so every later chunk boundary
+    moves. The changes are found as edits with both pages cited; unchanged sentences are not."""
+    v2 = {k: list(v) for k, v in _POLICY.items()}
+    v2["Purpose"].insert(0, "Northwind Ltd supports flexible work where the role allows it.")
+    v2["Equipment and expenses"][0] = v2["Equipment and expenses"][0].replace("$50", "$75")
+    v2["Ending the arrangement"][0] = v2["Ending the arrangement"][0].replace("30 days", "60 days")
+    v2["Eligibility"] = v2["Eligibility"][:1]
+    v2["Security"] = [
+        "Remote workers connect only through the company VPN and lock their screen whenever "
+        "they leave the device unattended."
+    ]
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    _write_policy(docs / "policy v1.docx", _POLICY)
+    _write_policy(docs / "policy v2.docx", v2)
+    paths = AppPaths(tmp_path / "data", tmp_path / "config", tmp_path / "cache", tmp_path / "logs")
+    engine = Engine(paths, Settings(), embedder=embedder)
+    try:
+        assert engine.index_all([docs]).indexed == 2
+        _, result = run(engine, "policy v1.docx", "policy v2.docx")
+    finally:
+        engine.close()
+    edits = [e for ch in result.changed for e in ch["edits"]]
+    assert {(e["a"], e["b"]) for e in edits} >= {("$50", "$75"), ("30", "60")}, edits
+    # The new section's sentence is added; the dropped one removed; nothing else changed.
+    added = [t for ch in result.changed for t in ch["added"]]
+    added += [p["text"] for p in result.only_b]
+    removed = [t for ch in result.changed for t in ch["removed"]]
+    removed += [p["text"] for p in result.only_a]
+    assert any("company VPN" in t for t in added), added
+    assert any("laboratory and reception" in t for t in removed), removed
+    assert not any("provides a laptop" in t or "Furniture" in t for t in added + removed)
+    # Figures in the text that differ, each cited to its file (no statements here).
+    values = {(f["a"]["value"], f["b"]["value"]) for f in result.figures_differ}
+    assert values == {("$50", "$75"), ("30", "60")}, result.figures_differ
+    assert all(f["statement"] == "passage" and f["a"]["file"].endswith("policy v1.docx")
+               and f["b"]["file"].endswith("policy v2.docx") for f in result.figures_differ)  # fmt: skip
+    md = result.to_markdown()
+    assert "## Changed passages" in md and "~~30~~ **60**" in md
+    assert result.to_json()["changed"] == result.changed

@@ -80,11 +80,13 @@ class CompareDialog(QDialog):
         self.figures.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.figures.cellClicked.connect(self._figure_clicked)
         self.only_a, self.only_b, self.both = QListWidget(), QListWidget(), QListWidget()
-        for view in (self.only_a, self.only_b, self.both):
+        self.changed = QListWidget()
+        for view in (self.changed, self.only_a, self.only_b, self.both):
             view.setWordWrap(True)
             view.itemClicked.connect(self._passage_clicked)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.figures, "Figures that differ")
+        self.tabs.addTab(self.changed, "Changed passages")
         self.tabs.addTab(self.only_a, "Only in the first")
         self.tabs.addTab(self.only_b, "Only in the second")
         self.tabs.addTab(self.both, "What both say")
@@ -184,14 +186,19 @@ class CompareDialog(QDialog):
             view.clear()
             for p in items:
                 _add(view, f"{p['topic']} — page {p['page']}: {_excerpt(p['text'])}", p)
+        self.changed.clear()
+        for ch in c.changed:
+            _add(self.changed, f"{ch['topic'] or 'Passage'} — {name_a} page {ch['a']['page']}, "
+                               f"{name_b} page {ch['b']['page']}: {_changes_text(ch)}", ch["b"])  # fmt: skip
         self.both.clear()
         for p in c.both:
             _add(self.both, f"{p['topic']} — {name_a} page {p['a']['page']}, {name_b} page "
                             f"{p['b']['page']}: {_excerpt(p['a']['text'])}", p["a"])  # fmt: skip
         self.tabs.setTabText(0, f"Figures that differ ({len(c.figures_differ)})")
-        self.tabs.setTabText(1, f"Only in {name_a} ({len(c.only_a)})")
-        self.tabs.setTabText(2, f"Only in {name_b} ({len(c.only_b)})")
-        self.tabs.setTabText(3, f"What both say ({len(c.both)})")
+        self.tabs.setTabText(1, f"Changed passages ({len(c.changed)})")
+        self.tabs.setTabText(2, f"Only in {name_a} ({len(c.only_a)})")
+        self.tabs.setTabText(3, f"Only in {name_b} ({len(c.only_b)})")
+        self.tabs.setTabText(4, f"What both say ({len(c.both)})")
         self.status.setText(
             f"{len(c.figures_differ)} figures differ, {c.figures_same} are the same; "
             f"{c.timings.get('total_s', 0.0):.1f} s. Click a figure or passage to see its page."
@@ -214,7 +221,20 @@ class CompareDialog(QDialog):
 
 
 def _figure_text(side: dict[str, Any]) -> str:
-    return f"{side['value']} ({side.get('period') or ''}, page {side['page']})"
+    where = ", ".join(x for x in (side.get("period") or "", f"page {side['page']}") if x)
+    return f"{side['value']} ({where})"
+
+
+def _changes_text(change: dict[str, Any]) -> str:
+    """A changed passage's edits as "…context [old → new] context…" (or its removed and added
+    sentences when no sentence was edited)."""
+    if change["edits"]:
+        parts = [f"…{e['before']} [{e['a'] or '∅'} → {e['b'] or '∅'}] {e['after']}…"
+                 for e in change["edits"][:4]]  # fmt: skip
+        more = len(change["edits"]) - 4
+        return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+    return "; ".join([*(f"removed: {_excerpt(t, 90)}" for t in change["removed"][:2]),
+                      *(f"added: {_excerpt(t, 90)}" for t in change["added"][:2])])  # fmt: skip
 
 
 def _excerpt(text: str, limit: int = 180) -> str:

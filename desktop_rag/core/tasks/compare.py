@@ -18,6 +18,14 @@ Passages are aligned by topic first, then by meaning:
   with whether their topic exists in the other document (a new section, or a new passage in a
   section both have).
 
+Changes inside what both say (two versions of a contract or a policy, or the narrative of two
+reports): a sentence of a passage in ``both`` that occurs nowhere in the other document
+(compared whole-document, so a chunk boundary that moved is not a change) is a changed
+sentence; each removed sentence is paired with the added one most like it (difflib ratio >=
+:data:`EDIT_MIN_RATIO`) and their word-level difference (difflib's opcodes, as a redline shows
+it) gives the edits, "30 days" -> "60 days". Where neither document has financial statements,
+an edit that replaces a number with another is also a figure that differs, cited to both pages.
+
 Figures: the rows of each primary statement (balance sheet, operations, comprehensive income,
 cash flows, equity: :mod:`~desktop_rag.core.text.statements`) are parsed from the stored page
 text (cells joined by :data:`~desktop_rag.core.text.citations.CELL_SEP`), each row keyed by
@@ -32,8 +40,10 @@ fit the header is left out rather than guessed.
 
 from __future__ import annotations
 
+import difflib
 import re
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +56,7 @@ from numpy.typing import NDArray
 
 from desktop_rag.core.errors import UserError
 from desktop_rag.core.index.store import FileRow
+from desktop_rag.core.search.grounding import figures, sentence_spans
 from desktop_rag.core.tasks.document import document_chunks, resolve_files
 from desktop_rag.core.text.citations import CELL_SEP, label_for
 from desktop_rag.core.text.statements import statement_of_context, statement_of_heading
@@ -70,6 +81,11 @@ ASPECT_ITEM_STRONG = 0.85
 #: ``ALIGN_BLOCK x len(B)`` float32 similarities).
 READ_BATCH = 512
 ALIGN_BLOCK = 256
+#: difflib's similarity ratio (2 * matches / total words) at which a removed and an added
+#: sentence are one sentence edited rather than one dropped and another written.
+EDIT_MIN_RATIO = 0.5
+#: Words of context shown on each side of an edit.
+EDIT_CONTEXT_WORDS = 5
 
 #: Kinds of statement as shown (see :data:`~desktop_rag.core.text.statements.KINDS`).
 STATEMENT_NAMES = {
@@ -121,7 +137,11 @@ class Comparison:
     """The result of :func:`compare`.
 
     ``both``: ``{topic, similarity, a: passage, b: passage}``, one per passage of A with a
-    counterpart in B, in A's order; a passage is ``{text, file, page, start, end}`` (``file``
+    counterpart in B, in A's order; ``changed``: the pairs of ``both`` whose sentences differ,
+    ``{topic, a: passage, b: passage, removed: [sentence], added: [sentence], edits: [{a, b,
+    before, after}]}`` (``removed``/``added``: sentences found nowhere in the other document;
+    ``edits``: word spans replaced, inserted (``a`` "") or deleted (``b`` ""), with
+    :data:`EDIT_CONTEXT_WORDS` words of context); a passage is ``{text, file, page, start, end}`` (``file``
     the indexed path, ``page`` 1-based or None, ``start:end`` the chunk's offsets in the page's
     stored text). ``only_a`` / ``only_b``: ``{topic, topic_in_other, text, file, page, start,
     end}``. ``figures_differ``: ``{item, statement, period, same_span, a: figure, b: figure}``
@@ -136,6 +156,7 @@ class Comparison:
     b: str
     aspect: str | None
     both: list[dict[str, Any]] = field(default_factory=list)
+    changed: list[dict[str, Any]] = field(default_factory=list)
     only_a: list[dict[str, Any]] = field(default_factory=list)
     only_b: list[dict[str, Any]] = field(default_factory=list)
     figures_differ: list[dict[str, Any]] = field(default_factory=list)
@@ -144,13 +165,14 @@ class Comparison:
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict: ``a``, ``b``, ``aspect``, ``both``, ``only_a``, ``only_b``,
-        ``figures_differ``, ``figures_same``, ``stats``, ``timings``."""
+        """A JSON-ready dict: ``a``, ``b``, ``aspect``, ``both``, ``changed``, ``only_a``,
+        ``only_b``, ``figures_differ``, ``figures_same``, ``stats``, ``timings``."""
         return {
             "a": self.a,
             "b": self.b,
             "aspect": self.aspect,
             "both": self.both,
+            "changed": self.changed,
             "only_a": self.only_a,
             "only_b": self.only_b,
             "figures_differ": self.figures_differ,
@@ -160,9 +182,9 @@ class Comparison:
         }
 
     def to_markdown(self, max_items: int = 50) -> str:
-        """Markdown: a table of the figures that differ, then lists of what only A, only B and
-        both say (at most ``max_items`` each, both grouped by topic), every item cited by file
-        and page."""
+        """Markdown: a table of the figures that differ, then the changed passages (each edit as
+        ~~removed~~ **added**), lists of what only A, only B and both say (at most
+        ``max_items`` each, both grouped by topic), every item cited by file and page."""
         name_a, name_b = Path(self.a).name, Path(self.b).name
         out = [f"# {name_a} compared with {name_b}"]
         if self.aspect:
@@ -185,6 +207,16 @@ class Comparison:
             out += _more(len(self.figures_differ), max_items)
         else:
             out.append("None found.")
+        out.append("\n## Changed passages\n")
+        for ch in self.changed[:max_items]:
+            where = f"{label_for(ch['a']['file'], ch['a']['page'])} → " \
+                    f"{label_for(ch['b']['file'], ch['b']['page'])}"  # fmt: skip
+            shown = [_redline(e) for e in ch["edits"]] or [
+                *(f"~~{_inline(_excerpt(t))}~~" for t in ch["removed"]),
+                *(f"**{_inline(_excerpt(t))}**" for t in ch["added"]),
+            ]
+            out.append(f"- **{_inline(ch['topic']) or 'Passage'}** ({where}): " + "; ".join(shown))
+        out += _more(len(self.changed), max_items) if self.changed else ["None."]
         for title, items in (
             (f"Only in {name_a}", self.only_a),
             (f"Only in {name_b}", self.only_b),
@@ -214,6 +246,17 @@ def _cell(text: str) -> str:
 
 def _inline(text: str) -> str:
     return " ".join(str(text).split())
+
+
+def _redline(edit: dict[str, str]) -> str:
+    """One edit as Markdown: context, ~~removed~~ **added**, context."""
+    a = f"~~{_inline(edit['a'])}~~" if edit["a"] else ""
+    b = f"**{_inline(edit['b'])}**" if edit["b"] else ""
+    return " ".join(
+        x
+        for x in (f"…{_inline(edit['before'])}", a, b, f"{_inline(edit['after'])}…")
+        if x.strip("…")
+    )
 
 
 def _excerpt(text: str, limit: int = 160) -> str:
@@ -272,6 +315,7 @@ class _Doc:
     topic_names: list[str] = field(default_factory=list)
     topic_index: dict[str, int] = field(default_factory=dict)  # topic_key -> index
     emb: NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    sentences: set[int] = field(default_factory=set)  # sentence_key of every whole sentence
     # page -> [(chunk start, statement kind or None, header)] for the pages of a statement
     statement_chunks: dict[int, list[tuple[int, str | None, str]]] = field(default_factory=dict)
 
@@ -302,6 +346,7 @@ def _load(engine: Engine, doc: _Doc, cancel: CancelToken) -> Iterator[int]:
             doc.ids.append(chunk.id)
             doc.pages.append(chunk.page)
             doc.topics.append(t)
+            doc.sentences.update(sentence_key(x) for x in whole_sentences(chunk.text))
             kind = statement_of_context(chunk.context)
             if chunk.page is not None and (kind is not None or chunk.page in doc.statement_chunks):
                 doc.statement_chunks.setdefault(chunk.page, []).append(
@@ -309,6 +354,84 @@ def _load(engine: Engine, doc: _Doc, cancel: CancelToken) -> Iterator[int]:
                 )
         yield len(batch)
     doc.emb = emb[:n] if emb is not None else np.zeros((0, dim or 1), dtype=np.float32)
+
+
+_SENTENCE_END = re.compile(r"[.!?;:][\"'”’)\]]*$")
+
+
+def whole_sentences(text: str) -> list[str]:
+    """The sentences of a chunk's ``text`` (:func:`sentence_spans`) that are whole: one that
+    begins mid-sentence (lower case: the chunk started inside it) or does not end with
+    punctuation (the chunk ended inside it) is left out, so a chunk boundary that moved between
+    two versions is not taken for a change."""
+    out = []
+    for a, b in sentence_spans(text):
+        sent = text[a:b].strip()
+        if len(sent.split()) < 3 or sent[:1].islower() or not _SENTENCE_END.search(sent):
+            continue
+        out.append(sent)
+    return out
+
+
+def sentence_key(sentence: str) -> int:
+    """A sentence's identity across documents: CRC-32 of its words, lower case, without
+    punctuation or line breaks (8 bytes a sentence in a set; a 1,000-page PDF holds ~50k)."""
+    return zlib.crc32(" ".join(re.findall(r"\w+", sentence.lower())).encode())
+
+
+def edits_between(a: str, b: str) -> list[dict[str, str]]:
+    """The word-level edits that turn sentence ``a`` into ``b`` (difflib.SequenceMatcher over
+    whitespace-separated words): ``{a, b, before, after}`` per replaced, deleted (``b`` "") or
+    inserted (``a`` "") span, with :data:`EDIT_CONTEXT_WORDS` words of ``a``'s context on each
+    side."""
+    wa, wb = a.split(), b.split()
+    out = []
+    n = EDIT_CONTEXT_WORDS
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, wa, wb, autojunk=False).get_opcodes():
+        if op == "equal":
+            continue
+        out.append({"a": " ".join(wa[i1:i2]), "b": " ".join(wb[j1:j2]),
+                    "before": " ".join(wa[max(0, i1 - n) : i1]), "after": " ".join(wa[i2 : i2 + n])})  # fmt: skip
+    return out
+
+
+def _changes(
+    pa: str, pb: str, da: _Doc, db: _Doc, seen: set[tuple[int, int]]
+) -> tuple[list[str], list[str], list[dict[str, str]]]:
+    """The sentences of passage ``pa`` found nowhere in ``db`` (removed) and of ``pb`` nowhere
+    in ``da`` (added), skipping those in ``seen`` (already reported; updated), and the edits of
+    each removed sentence paired with the added one most like it."""
+    removed: list[str] = []
+    added: list[str] = []
+    for text, other, out, side in ((pa, db, removed, 0), (pb, da, added, 1)):
+        for sent in whole_sentences(text):
+            key = sentence_key(sent)
+            if key not in other.sentences and (side, key) not in seen:
+                seen.add((side, key))
+                out.append(sent)
+    edits: list[dict[str, str]] = []
+    free = list(added)
+    for sent in removed:
+        best: str | None = None
+        ratio = EDIT_MIN_RATIO
+        for cand in free:
+            r = difflib.SequenceMatcher(None, sent.split(), cand.split(), autojunk=False).ratio()
+            if r >= ratio:
+                best, ratio = cand, r
+        if best is not None:
+            free.remove(best)
+            edits += edits_between(sent, best)
+    return removed, added, edits
+
+
+def _number_edits(edits: Sequence[dict[str, str]]) -> list[tuple[dict[str, str], str, str]]:
+    """The edits that replace one number with another: ``(edit, value a, value b)``."""
+    out = []
+    for e in edits:
+        fa, fb = figures(e["a"]), figures(e["b"])
+        if len(fa) == 1 and len(fb) == 1 and fa[0].value != fb[0].value:
+            out.append((e, e["a"][fa[0].start : fa[0].end], e["b"][fb[0].start : fb[0].end]))
+    return out
 
 
 def _statement_header(context: str) -> str:
@@ -778,6 +901,12 @@ def compare(
         topic = ta if topic_key(ta) == topic_key(tb) else f"{ta} ↔ {tb}"
         result.both.append({"topic": topic, "similarity": round(sim, 3),
                             "a": passage(da, i), "b": passage(db, j)})  # fmt: skip
+    seen: set[tuple[int, int]] = set()
+    for pair in result.both:
+        removed, added, edits = _changes(pair["a"]["text"], pair["b"]["text"], da, db, seen)
+        if removed or added:
+            result.changed.append({"topic": pair["topic"], "a": pair["a"], "b": pair["b"],
+                                   "removed": removed, "added": added, "edits": edits})  # fmt: skip
     for doc, other, idx, out in ((da, db, unmatched_a, result.only_a),
                                  (db, da, unmatched_b, result.only_b)):  # fmt: skip
         for i in idx:
@@ -798,9 +927,22 @@ def compare(
         result.figures_differ.append({"item": ra.item, "statement": ra.kind, "period": period,
                                       "same_span": ra.span == rb.span,
                                       "a": _figure(ra, fa.path), "b": _figure(rb, fb.path)})  # fmt: skip
+    if not rows_a and not rows_b:  # no statements: a contract, a policy: figures in the text
+        for ch in result.changed:
+            for e, va, vb in _number_edits(ch["edits"]):
+                item = " ".join(x for x in (f"{ch['topic']}:" if ch["topic"] else "",
+                                            f"…{e['before']} _ {e['after']}…") if x)  # fmt: skip
+                result.figures_differ.append({
+                    "item": item, "statement": "passage", "period": None, "same_span": True,
+                    "a": {"value": va, "number": None, "period": None, "file": fa.path,
+                          "page": ch["a"]["page"]},
+                    "b": {"value": vb, "number": None, "period": None, "file": fb.path,
+                          "page": ch["b"]["page"]},
+                })  # fmt: skip
     done = total
     result.stats = {
         "chunks_a": len(da.ids), "chunks_b": len(db.ids), "pairs": len(pairs),
+        "changed": len(result.changed),
         "statement_rows_a": len(rows_a), "statement_rows_b": len(rows_b),
         "line_items_matched": len(matched),
     }  # fmt: skip
