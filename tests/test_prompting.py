@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from desktop_rag.core.engine import _drop_repeated_lines, _repeats_a_line
+from desktop_rag.core.pipeline import drop_repeated_lines, repeats_a_line
 from desktop_rag.core.generate.prompting import attribute_citations, is_abstention, pack_prompt
 from desktop_rag.core.text.citations import cited_numbers, clean_citations
 from desktop_rag.core.types import Hit
@@ -41,10 +41,10 @@ def test_only_given_sources_count_as_citations() -> None:
 
 def test_degenerate_repetition_is_cut() -> None:
     text = "Net sales were $81.8 billion in the quarter.\nThe iPhone was the largest category.\n"
-    assert not _repeats_a_line(text)
+    assert not repeats_a_line(text)
     looped = text + "Net sales were $81.8 billion in the quarter.\n"
-    assert _repeats_a_line(looped)
-    assert _drop_repeated_lines(looped) == text.strip()
+    assert repeats_a_line(looped)
+    assert drop_repeated_lines(looped) == text.strip()
 
 
 def test_uncited_sentences_are_attributed_to_their_evidence() -> None:

@@ -15,17 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from desktop_rag.core import pipeline
 from desktop_rag.core.embed.embedding import Embedder
 from desktop_rag.core.errors import AdapterError, BackendError, NothingIndexedError
-from desktop_rag.core.generate.constrained import AllowedFigures
 from desktop_rag.core.generate.llm import LocalLLM
 from desktop_rag.core.generate.owner import Priority
 from desktop_rag.core.generate.prompting import (
     NOT_FOUND,
-    attribute_citations,
-    is_abstention,
     pack_prompt,
-    strip_images,
 )
 from desktop_rag.core.generate.server import ServerLLM
 from desktop_rag.core.index.postings import LexicalIndex
@@ -39,29 +36,20 @@ from desktop_rag.core.paths import AppPaths, app_paths
 from desktop_rag.core.search.grounding import (
     SentenceScores,
     Similarity,
-    check_answer,
-    failed_check_text,
-    figure_strings,
-    focus,
-    quote_evidence,
     score_sentences,
-    select_evidence,
 )
 from desktop_rag.core.search.retrieval import Mode, RetrievalConfig, RetrievalResult, Retriever
 from desktop_rag.core.search.thresholds import Thresholds
 from desktop_rag.core.settings import Settings
 from desktop_rag.core.text.analysis import query_words
-from desktop_rag.core.text.citations import cited_numbers, clean_citations
 from desktop_rag.core.types import (
     Answer,
     CancelToken,
-    Citation,
     EvidenceFound,
     Hit,
     IndexSummary,
     Progress,
     TextBox,
-    Timings,
 )
 
 log = logging.getLogger(__name__)
@@ -377,123 +365,45 @@ class Engine:
                 before anything is generated; the model stays loaded and usable).
         """
         cancel = cancel or CancelToken()
-        style = self.settings.answer_style
+        settings = self.settings
         adapter_path, warnings = (
-            self._adapter_for(adapter, adapter_scale) if style != "evidence" else (None, ())
+            self._adapter_for(adapter, adapter_scale)
+            if settings.answer_style != "evidence"
+            else (None, ())
         )
         uncalibrated = self.thresholds().warning  # an embedding model without calibrated values
         if uncalibrated:
             warnings = (*warnings, uncalibrated)
-        result = self.search(question, k, collections=collections)
+        # The stages of :mod:`desktop_rag.core.pipeline`, in order.
+        result = self.search(question, k, collections=collections)  # 1. retrieve
         if not self.is_relevant(result, question):
             yield EvidenceFound(())
             yield NOT_FOUND
-            yield Answer(
-                NOT_FOUND,
-                True,
-                tuple(Citation(i + 1, h, False) for i, h in enumerate(result.hits)),
-                Timings(result.retrieval_ms, 0.0, 0.0),
-                warnings=warnings,
-            )
+            yield pipeline.not_found(result, warnings)
             return
         t0 = time.perf_counter()
-        scores = self.sentence_scores(question, result)
-        found = select_evidence(scores, self.settings.evidence_sentences)
-        # The "generated" style shows no quotes (they stay the fallback of a failed check).
-        evidence = found if style != "generated" else ()
-        yield EvidenceFound(evidence)
-        if style == "evidence":
-            text = quote_evidence(evidence) if evidence else NOT_FOUND
-            quoted = {e.n for e in evidence}
-            yield text
-            yield Answer(
-                text,
-                not evidence,
-                tuple(Citation(i + 1, h, i + 1 in quoted) for i, h in enumerate(result.hits)),
-                Timings(result.retrieval_ms, 0.0, 0.0),
-                warnings=warnings,
-                evidence=evidence,
-            )
+        scores = self.sentence_scores(question, result)  # 2. evidence
+        found, shown = pipeline.evidence(scores, settings)
+        yield EvidenceFound(shown)
+        if settings.answer_style == "evidence":
+            answer = pipeline.quoted(result, shown, warnings)
+            yield answer.text
+            yield answer
             return
         llm = self.llm
-        budget = llm.context_size - self.settings.max_answer_tokens
-        n_focus = self.settings.focus_sentences
-        texts = focus(scores, n_focus) if n_focus > 0 else None
-        packed = pack_prompt(question, result.hits, budget, llm.count_tokens, texts)
-        pieces: list[str] = []
-        allowed = None
-        if self.settings.constrain_figures:  # the numbers the check will look for
-            bodies = [f"{h.context}\n{h.text}" for h in packed.hits]
-            allowed = AllowedFigures(figure_strings(bodies), len(packed.hits))
-        stats_start = time.perf_counter()
+        packed, allowed = pipeline.prompt(question, result, scores, llm, settings)  # 3. prompt
         backend = self.backend_label
-        try:
-            tokens = llm.stream(packed.messages, max_tokens=self.settings.max_answer_tokens,
-                                temperature=self.settings.temperature, cancel=cancel,
-                                adapter=adapter_path, adapter_scale=adapter_scale,
-                                priority=priority, figures=allowed)  # fmt: skip
-            try:
-                for piece in tokens:
-                    pieces.append(piece)
-                    yield piece
-                    if "\n" in piece and _repeats_a_line("".join(pieces)):
-                        break  # a small model stuck in a loop: stop instead of filling it
-            finally:
-                tokens.close()  # the model stops at its next token (also when not read on)
+        generation = pipeline.Generation()
+        try:  # 4. generate
+            yield from pipeline.generate(llm, packed, generation, settings, cancel=cancel,
+                                         adapter=adapter_path, adapter_scale=adapter_scale,
+                                         priority=priority, figures=allowed)  # fmt: skip
         except BackendError as exc:
-            # The server failed (down, refused, cut the stream): the evidence found is the
-            # answer, with the reason; nothing the server wrote is shown unchecked.
-            quoted = {e.n for e in found}
-            reason = f"No answer from the model: {exc.message}"
-            reason += "" if reason[-1] in ".?!" else "."
-            yield Answer(
-                text=f"{reason}\n{quote_evidence(found)}" if found else reason,
-                abstained=not found,
-                citations=tuple(
-                    Citation(i + 1, h, i + 1 in quoted) for i, h in enumerate(packed.hits)
-                ),
-                timings=Timings(result.retrieval_ms, 0.0, 0.0),
-                warnings=(*warnings, str(exc)),
-                evidence=evidence or found,
-                backend=backend,
-                error=str(exc),
-            )
+            yield pipeline.backend_failed(exc, result, packed, found, shown, warnings, backend)
             return
-        stats = tokens.stats
-        n = len(packed.hits)
-        generated = clean_citations(strip_images(_drop_repeated_lines("".join(pieces))), n)
-        abstained = is_abstention(generated)
-        if not cited_numbers(generated, n) and not abstained:
-            generated = attribute_citations(generated, [h.text for h in packed.hits])
-        checked = check_answer(generated, packed.hits)
-        generated = checked.text
-        grounded = checked.passed or abstained
-        text = generated if grounded else failed_check_text(found)
-        cited = set(cited_numbers(generated, n) if grounded else [e.n for e in found])
-        citations = tuple(Citation(i + 1, h, (i + 1) in cited) for i, h in enumerate(packed.hits))
-        # Time to first token counts from the end of retrieval (choosing the evidence, packing
-        # the prompt) to the first generated token: the prompt evaluation is most of it.
-        ttft = (stats.ttft_s + (stats_start - t0)) if stats else 0.0
-        yield Answer(
-            text=text,
-            abstained=abstained,
-            citations=citations,
-            timings=Timings(
-                result.retrieval_ms,
-                ttft,
-                stats.tokens_per_s if stats else 0.0,
-                stats.prompt_tokens if stats else 0,
-                stats.completion_tokens if stats else 0,
-            ),
-            adapter=adapter_path.stem if adapter_path else None,
-            adapter_scale=adapter_scale if adapter_path else 0.0,
-            warnings=warnings,
-            evidence=evidence,
-            generated=generated,
-            checks=checked.checks,
-            grounded=grounded,
-            backend=backend,
-        )
+        yield pipeline.checked(generation, result, packed, found, shown,  # 5. check
+                               prepared_s=generation.started - t0, adapter=adapter_path,
+                               adapter_scale=adapter_scale, warnings=warnings, backend=backend)  # fmt: skip
 
     def sentence_scores(self, question: str, result: RetrievalResult) -> SentenceScores:
         """Every sentence of the retrieved hits scored as evidence for ``question`` (lexical
@@ -605,29 +515,6 @@ class Engine:
                 self._llm = None
             self.sandbox.close()
             self.store.close()
-
-
-def _complete_lines(text: str) -> list[str]:
-    return [" ".join(line.split()) for line in text.split("\n")[:-1]]
-
-
-def _repeats_a_line(text: str) -> bool:
-    """True when the last complete line (of 20+ characters) already occurred in ``text``."""
-    lines = [ln for ln in _complete_lines(text) if ln]
-    return len(lines) > 1 and len(lines[-1]) >= 20 and lines[-1] in lines[:-1]
-
-
-def _drop_repeated_lines(text: str) -> str:
-    """Remove second and later copies of lines of 20+ characters (degenerate repetition)."""
-    seen: set[str] = set()
-    out = []
-    for line in text.split("\n"):
-        key = " ".join(line.split())
-        if len(key) >= 20 and key in seen:
-            continue
-        seen.add(key)
-        out.append(line)
-    return "\n".join(out).strip()
 
 
 def term_coverage(question: str, hits: Sequence[Hit]) -> float:
