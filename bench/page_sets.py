@@ -1,7 +1,7 @@
 """Page hit@5, doc hit@5 and MRR on every page-level gold set, and covidqa answer-span hit@5.
 
-Usage: python bench/page_sets.py [--sets NAME ...] [--cache DIR] [--filings DIR] [--out FILE]
-                                 [--show-misses]
+Usage: python bench/page_sets.py [--sets NAME ...] [--cache DIR] [--code HASH] [--filings DIR]
+                                 [--out FILE] [--baseline FILE] [--show-misses]
 
 One table, one row a set (issue 32: measured on more than one set). The sets:
 
@@ -21,12 +21,18 @@ One table, one row a set (issue 32: measured on more than one set). The sets:
 Every documents folder is indexed once into ``CACHE/<code>/<folder>`` (``--cache``, default
 ``/tmp/page-sets``), where ``<code>`` is a hash of the ``desktop_rag`` sources imported: a change
 to the app's code gets a fresh index, the same code reuses it (docugami takes about 4 minutes to
-index on two free cores, covidqa and the 10-Ks 2-3 each). Retrieval is the app's default mode,
+index on two free cores, covidqa and the filings about as long). ``--code HASH`` reuses the index
+of the run that printed that hash instead, for a change that leaves extraction, chunking and
+indexing alone: the indexer re-extracts a file only when the file, its extractor's version or
+the chunker's settings change (``Indexer.pipeline``), so an index reused across an ingest change
+that bumps none of them is stale. Retrieval is the app's default mode,
 top 10 (MRR@10) of which the first 5 count for hit@5, searched in that folder's collection only;
 the metrics are :class:`desktop_rag.core.evaluation.RetrievalScores`, as ``desktop-rag eval``
 computes them (without its abstention and evidence passes). ``--out`` writes every question's
-hits as JSON lines (set, id, page_hit, doc_hit, rr, top 5 as [file, page]) so two runs can be
-compared question by question; ``--show-misses`` prints the page misses. Not a test.
+hits as JSON lines (set, id, page_hit, doc_hit, rr, top 5 as [file, page]); ``--baseline
+FILE`` (an earlier run's ``--out``) lists, per set, the questions that became or stopped being
+page hits (document hits for the sets without pages); ``--show-misses`` prints the page misses.
+Not a test.
 """
 
 from __future__ import annotations
@@ -161,10 +167,12 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path("/tmp/page-sets"))
     ap.add_argument("--filings", type=Path, default=DATA / "filings",
                     help="folder of the Lyft/Uber 10-K and 10-Q PDFs")  # fmt: skip
+    ap.add_argument("--code", help="reuse the index built for this code hash (see the docstring)")
     ap.add_argument("--out", type=Path, help="write every question's hits here (JSON lines)")
+    ap.add_argument("--baseline", type=Path, help="an earlier run's --out: list what changed")
     ap.add_argument("--show-misses", action="store_true")
     args = ap.parse_args()
-    cache = args.cache / code_hash()
+    cache = args.cache / (args.code or code_hash())
     print(f"code {cache.name}, index cache {cache}, load {os.getloadavg()[0]:.1f}")
     rows, records = [], []
     for s in page_sets(args.filings):
@@ -183,6 +191,32 @@ def main() -> None:
     if args.out:
         args.out.write_text("".join(json.dumps(r) + "\n" for r in records))
         print(f"\nper-question hits -> {args.out}")
+    if args.baseline:
+        compare(records, args.baseline)
+
+
+def compare(records: list[dict], baseline: Path) -> None:
+    """Print, per set, the questions whose page hit (doc hit where no pages) changed."""
+    before = {}
+    for line in baseline.read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            before[(r["set"], r["id"])] = r
+    print(f"\nchanges against {baseline} (+ now a hit, - no longer a hit):")
+    for name in dict.fromkeys(r["set"] for r in records):
+        key = (
+            "page_hit"
+            if any(r["page_hit"] is not None for r in records if r["set"] == name)
+            else "doc_hit"
+        )
+        gained, lost = [], []
+        for r in records:
+            b = before.get((name, r["id"])) if r["set"] == name else None
+            if b is not None and bool(b[key]) != bool(r[key]):
+                (gained if r[key] else lost).append(r["id"])
+        print(f"  {name} ({key}): +{len(gained)} -{len(lost)}"
+              + (f"  + {' '.join(gained)}" if gained else "")
+              + (f"  - {' '.join(lost)}" if lost else ""))  # fmt: skip
 
 
 if __name__ == "__main__":
