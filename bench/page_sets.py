@@ -12,9 +12,9 @@ One table, one row a set (issue 32: measured on more than one set). The sets:
   line says how in ``how``);
 * ``docugami_docs``: all 195 docugami questions, document-level gold only (doc hit@5 and MRR by
   document, as in the issue 16 table);
-* ``filings_10k``: ``bench/data/filings_pages.jsonl``, questions of our own on Lyft's and Uber's
-  2021 10-Ks and Uber's 2022 10-Qs (``bench/data/filings/``, or ``--filings``), pages found by
-  reading;
+* ``filings_10k`` and ``filings_10q``: ``bench/data/filings_pages.jsonl``, questions of our own
+  on Lyft's and Uber's 2021 10-Ks and on Uber's 2022 10-Qs, searched in one collection of the
+  five filings (``bench/data/filings/``, or ``--filings``), pages found by reading;
 * ``covidqa``: the shared covidqa set (673 questions, text files, no pages): doc hit@5, MRR by
   passage and answer-span hit@5 (a top-5 chunk of the gold document holds the answer span).
 
@@ -60,6 +60,7 @@ class PageSet:
     docs: Path
     questions: Path
     kind: str
+    ids: tuple[str, ...] = ()  # only the questions whose id starts with one of these
 
 
 def page_sets(filings: Path) -> list[PageSet]:
@@ -71,7 +72,9 @@ def page_sets(filings: Path) -> list[PageSet]:
         PageSet("docugami_cited", docugami, DATA / "docugami_cited_pages.jsonl",
                 "10-Q, pages a reader cites"),
         PageSet("filings_10k", filings, DATA / "filings_pages.jsonl",
-                "10-K and 10-Q (Lyft, Uber), pages a reader cites"),
+                "10-K (Lyft, Uber 2021), pages a reader cites", ("lyft10k", "uber10k")),
+        PageSet("filings_10q", filings, DATA / "filings_pages.jsonl",
+                "10-Q (Uber 2022), pages a reader cites", ("uber10q",)),
         PageSet("docugami_docs", docugami, EVAL / "docugami_sec10q" / "questions.jsonl",
                 "10-Q, documents only"),
         PageSet("covidqa", EVAL / "covidqa" / "docs", EVAL / "covidqa" / "questions.jsonl",
@@ -118,7 +121,7 @@ def measure(s: PageSet, cache: Path, show_misses: bool) -> tuple[dict[str, Any],
                 "SELECT text FROM pages WHERE file_id=? ORDER BY page", (f.id,)
             )
             texts[Path(f.path).name] = normalise(" ".join(r[0] for r in rows))
-        questions = load_questions(s.questions)
+        questions = [q for q in load_questions(s.questions) if q.id.startswith(s.ids or "")]
         retriever = engine.retriever()
         scores = RetrievalScores(K)
         records = []
