@@ -418,6 +418,7 @@ DOCUGAMI_ITEMS = [
         id="docugami_sec10q_096",
         cited=[
             ("2022 Q3 MSFT.pdf", 17, "Note 6 Inventories", "^Finished goods"),
+            ("2022 Q3 MSFT.pdf", 5, "balance sheets [pooled]", "^Inventories"),
         ],
     ),
     Item(
@@ -464,6 +465,18 @@ DOCUGAMI_ITEMS = [
                 24,
                 "Note 15 Segment Information, revenue by specialized market",
                 "^Gaming$",
+            ),
+            (
+                "2023 Q3 NVDA.pdf",
+                28,
+                "MD&A Gaming [pooled]",
+                "^Gaming revenue for the third quarter",
+            ),
+            (
+                "2023 Q3 NVDA.pdf",
+                29,
+                "MD&A Professional Visualization [pooled]",
+                "^Professional Visualization revenue for the third quarter",
             ),
         ],
     ),
@@ -644,6 +657,12 @@ DOCUGAMI_ITEMS = [
                 12,
                 "Note 2 Operating Segments, net revenue by segment",
                 "^Data Center and AI$",
+            ),
+            (
+                "2023 Q3 INTC.pdf",
+                28,
+                "MD&A Data Center and AI revenue summary [pooled]",
+                "^Revenue was \\$3.8 billion",
             ),
         ],
     ),
@@ -899,6 +918,12 @@ DOCUGAMI_ITEMS = [
                 "agreement to acquire iRobot Corporation",
             ),
             ("2023 Q2 AMZN.pdf", 9, "Note 1 Acquisition Activity", "^Acquisition Activity"),
+            (
+                "2023 Q2 AMZN.pdf",
+                10,
+                "Note 1 Acquisition Activity, One Medical (continued) [pooled]",
+                "effects of the One Medical acquisition",
+            ),
         ],
     ),
     Item(
@@ -928,6 +953,7 @@ FILINGS_ITEMS = [
                 "MD&A overview, 2021 financial highlights",
                 "^Total revenue was \\$3.2 billion",
             ),
+            ("lyft_2021.pdf", 63, "MD&A results of operations table", "^Revenue"),
         ],
     ),
     Item(
@@ -965,6 +991,7 @@ FILINGS_ITEMS = [
                 "MD&A overview, 2021 financial highlights",
                 "^Net loss was \\$1.0 billion",
             ),
+            ("lyft_2021.pdf", 63, "MD&A results of operations table", "^Net loss"),
         ],
     ),
     Item(
@@ -1090,6 +1117,7 @@ FILINGS_ITEMS = [
                 "Lyft consolidated statements of operations",
                 "^Research and development",
             ),
+            ("lyft_2021.pdf", 63, "MD&A results of operations table", "^Research and development"),
         ],
     ),
     Item(
@@ -1110,6 +1138,12 @@ FILINGS_ITEMS = [
         cited=[
             ("uber_2021.pdf", 77, "Uber consolidated statements of operations", "^Revenue"),
             ("uber_2021.pdf", 53, "MD&A financial and operational highlights", "^Revenue"),
+            (
+                "uber_2021.pdf",
+                60,
+                "MD&A segment results of operations, revenue by segment",
+                "^Total revenue",
+            ),
         ],
     ),
     Item(
@@ -1161,6 +1195,12 @@ FILINGS_ITEMS = [
         question="How much revenue did Uber's Delivery business generate in 2021?",
         cited=[
             ("uber_2021.pdf", 98, "Note 2 Revenue, revenue by offering", "^Delivery revenue"),
+            (
+                "uber_2021.pdf",
+                60,
+                "MD&A segment results of operations, revenue by segment",
+                "^Delivery",
+            ),
         ],
     ),
     Item(
@@ -1179,6 +1219,12 @@ FILINGS_ITEMS = [
                 65,
                 "MD&A liquidity, operating activities",
                 "^Net cash used in operating activities was \\$445 million",
+            ),
+            (
+                "uber_2021.pdf",
+                82,
+                "Uber consolidated statements of cash flows [pooled]",
+                "^Net cash used in operating activities$",
             ),
         ],
     ),
@@ -1246,6 +1292,7 @@ FILINGS_ITEMS = [
                 "MD&A financial and operational highlights",
                 "^Mobility Adjusted EBITDA",
             ),
+            ("uber_2021.pdf", 61, "MD&A segment adjusted EBITDA table [pooled]", "^Mobility"),
         ],
     ),
     Item(
@@ -1295,6 +1342,12 @@ FILINGS_ITEMS = [
                 "Uber consolidated statements of operations",
                 "^Provision for \\(benefit from\\) income taxes",
             ),
+            (
+                "uber_2021.pdf",
+                60,
+                "MD&A Provision for (Benefit from) Income Taxes table [pooled]",
+                "^Provision for \\(benefit from\\) income taxes$",
+            ),
         ],
     ),
     Item(
@@ -1324,6 +1377,12 @@ FILINGS_ITEMS = [
                 48,
                 "MD&A liquidity, operating activities",
                 "^Net cash provided by operating activities was \\$15 million",
+            ),
+            (
+                "uber_10q_march_2022.pdf",
+                10,
+                "condensed consolidated statements of cash flows [pooled]",
+                "^Net cash provided by \\(used in\\) operating activities",
             ),
         ],
     ),
