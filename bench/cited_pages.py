@@ -11,7 +11,9 @@ income statement for a year's revenue, the debt note for the terms of the notes,
 for legal proceedings, the MD&A paragraph that explains a change), found by reading the filing's
 pages (PyMuPDF text) and kept only when its text answers. A question may cite a second page
 that answers it as well (a figure both in a statement and in the MD&A table that discusses it);
-a retrieved chunk on any cited page is a page hit. Questions whose answer is an absence ("no
+a retrieved chunk on any cited page is a page hit. Pages whose section ends in ``[pooled]`` were
+added after the first measurement, from reading the top-5 pages of the questions it missed
+(``bench/data/README.md``). Questions whose answer is an absence ("no
 acquisitions were reported") or spread over a whole section (risk factors) were left out.
 
 Each :class:`Item` records, for every cited page, the section it belongs to and a pattern of the
