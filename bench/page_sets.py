@@ -45,7 +45,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -127,7 +127,10 @@ def measure(s: PageSet, cache: Path, show_misses: bool) -> tuple[dict[str, Any],
         records = []
         for q in questions:
             res = retriever.search(
-                q.question, max(10, K), mode=RETRIEVAL_MODES["default"], collections=[cid]
+                q.question,
+                max(10, K),
+                mode=cast(Any, RETRIEVAL_MODES["default"]),
+                collections=[cid],
             )
             supported = passage_supported(q, texts)
             n_rr = len(scores.rr)
@@ -212,7 +215,8 @@ def compare(records: list[dict], baseline: Path) -> None:
             if any(r["page_hit"] is not None for r in records if r["set"] == name)
             else "doc_hit"
         )
-        gained, lost = [], []
+        gained: list[str] = []
+        lost: list[str] = []
         for r in records:
             b = before.get((name, r["id"])) if r["set"] == name else None
             if b is not None and bool(b[key]) != bool(r[key]):
