@@ -28,6 +28,7 @@ import numpy as np
 
 from desktop_rag.core.search.evidence import QueryTerms, bm25_scores, evidence_features
 from desktop_rag.core.text.analysis import bm25_idf, fts5_idf
+from desktop_rag.core.text.filings import is_financial
 from desktop_rag.core.text.periods import Period, asks_latest, document_period, question_periods
 from desktop_rag.core.text.statements import question_statements, statement_of_context
 from desktop_rag.core.types import Hit
@@ -215,10 +216,12 @@ class Retriever:
             rows = self.store.chunks_by_id(ranked[:k])
         if mode == "hybrid" and ranked:
             ranked, fused = self._rerank(terms, n_docs, df, ranked, fused, rows)
-            ranked, fused = self._match_statements(kinds, ranked, fused, rows)
+            # Document-level preferences first; then the statement preference reorders the
+            # chunks within each document, never the documents (see _match_statements).
             docs = _documents(ranked, rows)
             ranked, fused = self._match_periods(query, ranked, fused, rows, docs)
             ranked, fused = self._match_titles(query, ranked, fused, rows, docs)
+            ranked, fused = self._match_statements(kinds, ranked, fused, rows)
         if mode == "hybrid":
             ranked = self._spread_pages(ranked, rows, k)
         ranked = ranked[:k]
@@ -235,6 +238,7 @@ class Retriever:
                 score=float(fused[c]),
                 dense=dense_of.get(c),
                 bm25=bm25_of.get(c),
+                genre=r.genre,
             )
             for c in ranked
             if (r := rows.get(c)) is not None
@@ -313,10 +317,11 @@ class Retriever:
         return sorted(cand, key=lambda c: -score[c]), score
 
     def _spread_pages(self, ranked: list[int], rows: dict[int, ChunkRow], k: int) -> list[int]:
-        """``ranked`` with at most ``max_per_page`` chunks of one page of a paged document in
-        the top ``k`` (the others move down, in order): adjacent chunks of one page say the
-        same thing, and the sources shown should point at different pages. Documents without
-        pages (text, Markdown) are not limited."""
+        """``ranked`` with at most ``max_per_page`` chunks of one page of a financial filing or
+        report in the top ``k`` (the others move down, in order): adjacent chunks of one
+        statement page say the same thing, and the sources shown should point at different
+        pages. Other documents (a paper's page holds several answers; text without pages) are
+        not limited."""
         m = self.config.max_per_page
         if m <= 0:
             return ranked
@@ -325,7 +330,11 @@ class Retriever:
         seen: dict[tuple[int, int], int] = {}
         for c in ranked:
             r = rows.get(c)
-            key = (r.file_id, r.page) if r is not None and r.page is not None else None
+            key = (
+                (r.file_id, r.page)
+                if r is not None and r.page is not None and is_financial(r.genre)
+                else None
+            )
             if len(top) < k and (key is None or seen.get(key, 0) < m):
                 top.append(c)
                 if key is not None:
@@ -349,6 +358,7 @@ class Retriever:
         from it, so neither retriever brings them; they are taken from the first
         ``statement_files`` documents of the dense and lexical rankings (interleaved), by the
         statement title in their context line, and then scored like every other candidate.
+        Only documents detected as filings or financial reports (:mod:`.filings`) count.
         """
         if not kinds or self.config.statement_weight <= 0.0:
             return []
@@ -356,7 +366,7 @@ class Retriever:
         for pair in zip_longest(dense, lexical):
             for item in pair:
                 r = rows.get(item[0]) if item is not None else None
-                if r is not None and r.file_id not in files:
+                if r is not None and r.file_id not in files and is_financial(r.genre):
                     files.append(r.file_id)
         files = files[: self.config.statement_files]
         found = self.store.contexts_like(files, ("sheet", "statement", "financial position"))
@@ -368,14 +378,36 @@ class Retriever:
         self, kinds: frozenset[str], ranked: list[int], score: dict[int, float],
         rows: dict[int, ChunkRow],
     ) -> tuple[list[int], dict[int, float]]:  # fmt: skip
-        """Add ``statement_weight`` to the chunks of the financial statements ``kinds`` that
-        the question's terms belong to (by the statement title in the chunk's context line)."""
+        """Prefer, within each document, the chunks of the financial statements ``kinds`` that
+        the question's terms belong to (by the statement title in the chunk's context line):
+        ``statement_weight`` is added to their scores, in filings and financial reports only.
+
+        The documents keep their places: the i-th chunk of ``ranked`` is replaced by the best
+        remaining chunk (by the new scores) of the same document. Boosting across documents
+        put the statement pages of other companies' filings (which hold the same line items)
+        above the right filing's prose, and the right document fell out of the top 5
+        (docugami doc hit@5 0.974 -> see docs/benchmarks.md, "Filing rules where they apply").
+        """
         w = self.config.statement_weight
         if not kinds or w <= 0.0:
             return ranked, score
-        out = {c: score[c] + (w if statement_of_context(rows[c].context) in kinds else 0.0)
+        out = {c: score[c] + (w if is_financial(rows[c].genre)
+                              and statement_of_context(rows[c].context) in kinds else 0.0)
                for c in ranked}  # fmt: skip
-        return sorted(ranked, key=lambda c: -out[c]), out
+        by_doc: dict[int, list[int]] = {}
+        for c in sorted(ranked, key=lambda c: -out[c]):
+            by_doc.setdefault(rows[c].file_id, []).append(c)
+        taken = {f: 0 for f in by_doc}
+        new: list[int] = []
+        for c in ranked:
+            f = rows[c].file_id
+            new.append(by_doc[f][taken[f]])
+            taken[f] += 1
+        # Scores stay monotone in the new order (callers read them as relevance).
+        final: dict[int, float] = {}
+        for i, c in enumerate(new):
+            final[c] = min(out[c], final[new[i - 1]]) if i else out[c]
+        return new, final
 
     def _match_titles(
         self, query: str, ranked: list[int], score: dict[int, float],
@@ -457,7 +489,9 @@ def _documents(ranked: Sequence[int], rows: dict[int, ChunkRow]) -> dict[int, _D
         r = rows[c]
         if r.file_id not in docs:
             stem, title = PurePath(r.path).stem, r.context.split(" › ")[0]
-            period, series = document_period(stem, title)
+            # Only filings and reports are read as documents of a series of periods: a paper's
+            # or a deck's name ("Q3 2023 roadmap") is no reporting period.
+            period, series = document_period(stem, title) if is_financial(r.genre) else (None, "")
             stems = (
                 frozenset(QueryTerms.of(f"{stem} {title}").stems)
                 if period is not None
