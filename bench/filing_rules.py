@@ -1,24 +1,25 @@
-"""Page and document recall of the filing rules, with the statement preference within a document
-(the app) or across documents (as before issue 32), on one index.
+"""Page and document recall of the statement preference, capped per document (the app) or not
+(as before issue 32), on one index.
 
 Usage: DESKTOP_RAG_HOME=DIR python bench/filing_rules.py [--docs DIR] [--pages FILE]
-[--questions FILE] [--explain]
+[--questions FILE] [--explain] [--only NAME ...] [--pages-only]
 
 Indexes ``--docs`` (default: the 20 docugami 10-Qs; an index in DIR is reused) and asks the
 questions of ``--pages`` (default bench/data/docugami_pages.jsonl: gold pages, see
 bench/filing_pages.py) and of ``--questions`` (default: all 195 docugami questions, gold
 documents) with the default retriever, in these variants:
 
-- ``app``: the statement preference reorders the chunks within each document once the documents
-  are ranked (Retriever._match_statements);
-- ``across documents``: ``statement_weight`` added to every statement chunk of the candidates,
-  whatever its document (the rule before issue 32);
+- ``app``: the statement preference lifts one statement chunk a document at most (the first in
+  the ranking; ``RetrievalConfig.statement_per_file`` 1);
+- ``2 chunks a document``: ``statement_per_file`` 2;
+- ``uncapped (before)``: every statement chunk of the candidates lifted (the rule before issue 32);
+- ``within each document``: the documents keep their places, the bonus only reorders the chunks
+  of each document;
 - ``no statement preference``: ``statement_weight`` 0.
 
 Prints page hit@5 (a top-5 chunk on a gold page), document hit@5 and MRR@10 by document, and
 retrieval p50 / p95 per variant; with ``--explain``, each question whose gold document the
-across-documents variant loses from the top 5 and the documents whose statement chunks took
-its places. Not a test.
+variant loses from the top 5, with the top 5 documents. Not a test.
 """
 
 from __future__ import annotations
@@ -33,16 +34,28 @@ ROOT = Path(__file__).resolve().parents[1]
 SET = ROOT.parent / "shared" / "eval" / "docugami_sec10q"
 
 
-def _across(self, kinds, ranked, score, rows):  # type: ignore[no-untyped-def]
-    """The statement preference as it was: a bonus to every statement chunk, any document."""
+def _within(self, kinds, ranked, score, rows):  # type: ignore[no-untyped-def]
+    """The statement preference within each document: the documents keep their places in
+    ``ranked``, each place taken by its document's best chunk once the bonus is added."""
+    from desktop_rag.core.text.filings import is_financial
     from desktop_rag.core.text.statements import statement_of_context
 
     w = self.config.statement_weight
     if not kinds or w <= 0.0:
         return ranked, score
-    out = {c: score[c] + (w if statement_of_context(rows[c].context) in kinds else 0.0)
+    out = {c: score[c] + (w if is_financial(rows[c].genre)
+                          and statement_of_context(rows[c].context) in kinds else 0.0)
            for c in ranked}  # fmt: skip
-    return sorted(ranked, key=lambda c: -out[c]), out
+    by_doc: dict[int, list[int]] = {}
+    for c in sorted(ranked, key=lambda c: -out[c]):
+        by_doc.setdefault(rows[c].file_id, []).append(c)
+    taken = dict.fromkeys(by_doc, 0)
+    new = []
+    for c in ranked:
+        f = rows[c].file_id
+        new.append(by_doc[f][taken[f]])
+        taken[f] += 1
+    return new, out
 
 
 def _pct(xs: list[float], p: float) -> float:
@@ -56,6 +69,8 @@ def main() -> None:
     ap.add_argument("--pages", type=Path, default=ROOT / "bench" / "data" / "docugami_pages.jsonl")
     ap.add_argument("--questions", type=Path, default=SET / "questions.jsonl")
     ap.add_argument("--explain", action="store_true")
+    ap.add_argument("--only", nargs="*", help="variant names to run (default: all)")
+    ap.add_argument("--pages-only", action="store_true", help="no document-level questions")
     args = ap.parse_args()
     print(f"load average {os.getloadavg()}")
 
@@ -71,16 +86,19 @@ def main() -> None:
     every = load_questions(args.questions)
     app = Retriever._match_statements
     variants = {
-        "app (within a document)": (app, None),
-        "across documents (before)": (_across, None),
-        "no statement preference": (app, 0.0),
+        "app (1 chunk a document)": (app, {}),
+        "2 chunks a document": (app, {"statement_per_file": 2}),
+        "uncapped (before)": (app, {"statement_per_file": 0}),
+        "within each document": (_within, {}),
+        "no statement preference": (app, {"statement_weight": 0.0}),
     }
     lost: dict[str, list[tuple[str, list[str]]]] = {}
-    for name, (rule, weight) in variants.items():
+    if args.only:
+        variants = {k: v for k, v in variants.items() if k in args.only}
+    for name, (rule, change) in variants.items():
         Retriever._match_statements = rule  # type: ignore[method-assign]
         retriever = engine.retriever()
-        if weight is not None:
-            retriever.config = replace(retriever.config, statement_weight=weight)
+        retriever.config = replace(retriever.config, **change)
         for q in every[:5]:  # warm-up
             retriever.search(q.question, 10)
         page_hit = []
@@ -88,7 +106,7 @@ def main() -> None:
             hits = retriever.search(q.question, 10).hits[:5]
             page_hit.append(any((Path(h.path).name, h.page) in q.pages for h in hits))
         doc_hit, rr, ms = [], [], []
-        for q in every:
+        for q in every if not args.pages_only else paged:
             res = retriever.search(q.question, 10)
             ms.append(res.retrieval_ms)
             names = [Path(h.path).name for h in res.hits]

@@ -1,8 +1,8 @@
 """The filing rules apply where a document is a filing or a financial report, and nowhere else.
 
 Each rule (statement titles as headings, "Item N." levels and PART lines dropped in the PDF
-extractor; periods from file names, names selecting a series, statement preference, one chunk a
-page in the retriever; "total" and "net" as non-names in the claim check) is shown changing
+extractor; periods from file names, names selecting a series, statement preference (and its cap
+of one chunk a document), one chunk a page in the retriever; "total" and "net" as non-names in the claim check) is shown changing
 nothing on a document it must not touch: a paper (covidqa's text, set as a PDF), a contract and
 a slide deck; and the detection (core/text/filings.py) on real filings and papers, stored per
 file, migrated for an old index and shown by ``status --json``.
@@ -10,9 +10,9 @@ file, migrated for an old index and shown by ``status --json``.
 
 from __future__ import annotations
 
-import itertools
 import json
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -295,20 +295,23 @@ def test_retrieval_rules_change_nothing_on_a_contract_and_a_deck(
     assert top[:2] == [filing[0], other[0]]  # in a filing, one chunk a page
 
 
-def test_statement_preference_reorders_within_a_document_never_the_documents(
+def test_statement_preference_lifts_one_chunk_a_document(
     fake_engine: Engine, tmp_path: Path
 ) -> None:
-    """The statement pages of another company's filing are never lifted above the right
-    filing: the documents keep their places, each document's statement chunk takes its own
-    first place."""
+    """Another company's balance sheet over several pages no longer takes the top places from
+    the right filing: one statement chunk of each document is lifted, the others keep their
+    scores (uncapped, ``statement_per_file`` 0, all of them were)."""
     docs = tmp_path / "docs"
     docs.mkdir()
-    for ticker in ("ACME", "GLBX"):
+    sheet = [
+        ("CONDENSED CONSOLIDATED BALANCE SHEETS", True),
+        ("Inventories | 3,071 | 2,950", False),
+    ]
+    for ticker, sheets in (("ACME", 1), ("GLBX", 3)):
         _pdf(docs / f"2023 Q3 {ticker}.pdf", [
             [(COVER.replace("Acme Robotics", ticker), False),
              ("Inventory levels rose with demand for robots in Europe.", False)],
-            [("CONDENSED CONSOLIDATED BALANCE SHEETS", True),
-             ("Inventories | 3,071 | 2,950", False)],
+            *[sheet] * sheets,
         ])  # fmt: skip
     fake_engine.index_all([docs])
     store = fake_engine.store
@@ -316,14 +319,20 @@ def test_statement_preference_reorders_within_a_document_never_the_documents(
     ids = [int(r[0]) for r in store.con.execute("SELECT id FROM chunks ORDER BY id")]
     rows = store.chunks_by_id(ids)
     name = {c: Path(rows[c].path).stem[-4:] for c in ids}
-    sheet = {c: "BALANCE" in rows[c].context for c in ids}
-    # ACME's prose first, then GLBX's prose, then the balance sheets.
-    ranked = sorted(ids, key=lambda c: (sheet[c], name[c] != "ACME"))
-    score = {c: 1.0 - 0.1 * i for i, c in enumerate(ranked)}
-    new, out = retriever._match_statements(frozenset({"balance"}), ranked, score, rows)
-    assert [name[c] for c in new] == [name[c] for c in ranked]  # documents keep their places
-    assert sheet[new[0]] and name[new[0]] == "ACME"  # ACME's sheet leads
-    assert all(out[a] >= out[b] for a, b in itertools.pairwise(new))
+    is_sheet = {c: "BALANCE" in rows[c].context for c in ids}
+    # GLBX's sheets first, then ACME's prose, then ACME's sheet and GLBX's prose.
+    ranked = sorted(ids, key=lambda c: (not (is_sheet[c] and name[c] == "GLBX"),
+                                        name[c] != "ACME", not is_sheet[c]))  # fmt: skip
+    score = {c: 1.0 - 0.05 * i for i, c in enumerate(ranked)}
+    kinds = frozenset({"balance"})
+    _, out = retriever._match_statements(kinds, ranked, score, rows)
+    lifted = [c for c in ids if out[c] > score[c]]
+    assert sorted(name[c] for c in lifted) == ["ACME", "GLBX"]  # one each
+    assert all(is_sheet[c] for c in lifted)
+    uncapped = fake_engine.retriever()
+    uncapped.config = replace(uncapped.config, statement_per_file=0)
+    _, out = uncapped._match_statements(kinds, ranked, score, rows)
+    assert sum(out[c] > score[c] for c in ids) == sum(is_sheet.values()) == 4
 
 
 # -- the claim check ------------------------------------------------------------------------

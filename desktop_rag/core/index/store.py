@@ -163,6 +163,10 @@ class Store:
         self._members: (
             tuple[tuple[tuple[int, ...], int], NDArray[np.int64], NDArray[np.float32] | None] | None
         ) = None
+        # statement_chunks: per file, its chunks under a financial statement's title, valid for
+        # one vectors_version
+        self._statements: dict[int, list[tuple[int, str]]] = {}
+        self._statements_version = -1
         # SQL for the optional columns: "NULL" where a read-only index lacks one (see _migrate)
         self._pipeline_column = "pipeline"
         self._headings_column = "headings"
@@ -756,18 +760,42 @@ class Store:
             r = rows[-1]
             last = (int(r[3] or 0), int(r[4]), int(r[0]))
 
-    def contexts_like(self, file_ids: Sequence[int], words: Sequence[str]) -> list[tuple[int, str]]:
-        """(chunk id, context line) of the chunks of ``file_ids`` whose context line contains
-        any of ``words`` (case-insensitive for ASCII, SQLite's LIKE), in id order."""
-        if not file_ids or not words:
-            return []
+    def statement_chunks(self, file_ids: Sequence[int]) -> dict[int, list[tuple[int, str]]]:
+        """Per file of ``file_ids``: (chunk id, statement) of its chunks whose context line names
+        a financial statement (:func:`~desktop_rag.core.text.statements.statement_of_context`),
+        in id order. Read once a file and cached until the chunks change
+        (:meth:`vectors_version`): the retriever asks for the leading candidate documents of
+        every question about a line item, and a context scan of eight 10-Qs took 20-45 ms of a
+        search (bench/retrieval_stages.py)."""
+        from desktop_rag.core.text.statements import statement_of_context
+
+        version = self.vectors_version()
+        if version != self._statements_version:
+            self._statements, self._statements_version = {}, version
+        missing = [f for f in dict.fromkeys(file_ids) if f not in self._statements]
+        if missing:
+            found: dict[int, list[tuple[int, str]]] = {f: [] for f in missing}
+            # Every statement title holds one of these words; the notes' headings do too, and
+            # statement_of_context leaves them out.
+            for c, f, ctx in self._contexts_like(
+                missing, ("sheet", "statement", "financial position")
+            ):
+                kind = statement_of_context(ctx)
+                if kind is not None:
+                    found[f].append((c, kind))
+            self._statements.update(found)
+        return {f: self._statements[f] for f in file_ids if f in self._statements}
+
+    def _contexts_like(
+        self, file_ids: Sequence[int], words: Sequence[str]
+    ) -> list[tuple[int, int, str]]:
         like = " OR ".join("context LIKE ?" for _ in words)
-        out: list[tuple[int, str]] = []
+        out: list[tuple[int, int, str]] = []
         for part in _parts(file_ids):
-            q = (f"SELECT id, context FROM chunks WHERE file_id IN ({','.join('?' * len(part))})"
-                 f" AND ({like}) ORDER BY id")  # fmt: skip
+            q = (f"SELECT id, file_id, context FROM chunks WHERE file_id IN "
+                 f"({','.join('?' * len(part))}) AND ({like}) ORDER BY id")  # fmt: skip
             out += [
-                (int(r[0]), str(r[1]))
+                (int(r[0]), int(r[1]), str(r[2]))
                 for r in self.con.execute(q, [*part, *(f"%{w}%" for w in words)])
             ]
         return out

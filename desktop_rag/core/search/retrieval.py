@@ -78,12 +78,19 @@ class RetrievalConfig:
     see :mod:`.periods`: 0.446 -> 0.527. ``statement_weight`` is added to the chunks of the
     financial statements the question's line items belong to, which are also brought in from
     the first ``statement_files`` candidate documents (see :mod:`.statements`): 0.4 measured
-    best (0.2: 0.536, 0.4: 0.582, 0.6: 0.518 with 2 chunks a page). ``max_per_page`` chunks of
+    best (0.2: 0.536, 0.4: 0.582, 0.6: 0.518 with 2 chunks a page); ``statement_per_file``
+    caps how many chunks of one document it lifts (issue 32, see
+    :meth:`Retriever._match_statements`). ``max_per_page`` chunks of
     one page at most in the top k (1: 0.636, 2: 0.600; documents without pages are not
     limited). ``title_weight`` prefers, among dated documents, those whose title or file name
     holds the names in the question (0.2: 0.664, doc hit@5 1.000 on all 195 questions; see
     :meth:`Retriever._match_titles`). None of these changes covidqa (no dated file names, no
     statements, no pages): doc hit@5 0.862, answer hit@5 0.802 before and after.
+
+    Where they apply (issue 32): each of these rules reads or changes only the chunks of
+    documents detected as filings or financial reports (``ChunkRow.genre``, see
+    :mod:`desktop_rag.core.text.filings`); a paper's, a contract's or a deck's chunks keep their
+    scores and places.
     """
 
     candidates: int = 50
@@ -95,6 +102,7 @@ class RetrievalConfig:
     period_weight: float = 0.2
     statement_weight: float = 0.4
     statement_files: int = 8
+    statement_per_file: int = 1
     max_per_page: int = 1
     title_weight: float = 0.2
 
@@ -369,8 +377,10 @@ class Retriever:
                 if r is not None and r.file_id not in files and is_financial(r.genre):
                     files.append(r.file_id)
         files = files[: self.config.statement_files]
-        found = self.store.contexts_like(files, ("sheet", "statement", "financial position"))
-        extra = [c for c, ctx in found if c not in rows and statement_of_context(ctx) in kinds]
+        found = self.store.statement_chunks(files)
+        extra = sorted(
+            c for f in files for c, kind in found.get(f, ()) if c not in rows and kind in kinds
+        )
         rows.update(self.store.chunks_by_id(extra))
         return [c for c in extra if c in rows]
 
@@ -378,36 +388,29 @@ class Retriever:
         self, kinds: frozenset[str], ranked: list[int], score: dict[int, float],
         rows: dict[int, ChunkRow],
     ) -> tuple[list[int], dict[int, float]]:  # fmt: skip
-        """Prefer, within each document, the chunks of the financial statements ``kinds`` that
-        the question's terms belong to (by the statement title in the chunk's context line):
-        ``statement_weight`` is added to their scores, in filings and financial reports only.
+        """Add ``statement_weight`` to the chunks of the financial statements ``kinds`` that
+        the question's terms belong to (by the statement title in the chunk's context line), in
+        filings and financial reports only, and to the first ``statement_per_file`` of them of
+        each document at most (in ``ranked`` order; 0: all).
 
-        The documents keep their places: the i-th chunk of ``ranked`` is replaced by the best
-        remaining chunk (by the new scores) of the same document. Boosting across documents
-        put the statement pages of other companies' filings (which hold the same line items)
-        above the right filing's prose, and the right document fell out of the top 5
-        (docugami doc hit@5 0.974 -> see docs/benchmarks.md, "Filing rules where they apply").
+        Uncapped, every statement chunk of the leading candidate documents was lifted: a
+        question on inventories lifts every balance sheet, and the statement pages of other
+        filings (which hold the same line items) took the top 5 from the right filing.
         """
         w = self.config.statement_weight
         if not kinds or w <= 0.0:
             return ranked, score
-        out = {c: score[c] + (w if is_financial(rows[c].genre)
-                              and statement_of_context(rows[c].context) in kinds else 0.0)
-               for c in ranked}  # fmt: skip
-        by_doc: dict[int, list[int]] = {}
-        for c in sorted(ranked, key=lambda c: -out[c]):
-            by_doc.setdefault(rows[c].file_id, []).append(c)
-        taken = {f: 0 for f in by_doc}
-        new: list[int] = []
+        cap = self.config.statement_per_file
+        lifted: dict[int, int] = {}
+        out = dict(score)
         for c in ranked:
-            f = rows[c].file_id
-            new.append(by_doc[f][taken[f]])
-            taken[f] += 1
-        # Scores stay monotone in the new order (callers read them as relevance).
-        final: dict[int, float] = {}
-        for i, c in enumerate(new):
-            final[c] = min(out[c], final[new[i - 1]]) if i else out[c]
-        return new, final
+            r = rows[c]
+            if not is_financial(r.genre) or statement_of_context(r.context) not in kinds:
+                continue
+            if cap <= 0 or lifted.get(r.file_id, 0) < cap:
+                out[c] += w
+                lifted[r.file_id] = lifted.get(r.file_id, 0) + 1
+        return sorted(ranked, key=lambda c: -out[c]), out
 
     def _match_titles(
         self, query: str, ranked: list[int], score: dict[int, float],
