@@ -17,8 +17,9 @@ documents) with the default retriever, in these variants:
   of each document;
 - ``no statement preference``: ``statement_weight`` 0.
 
-Prints page hit@5 (a top-5 chunk on a gold page), document hit@5 and MRR@10 by document, and
-retrieval p50 / p95 per variant; with ``--explain``, each question whose gold document the
+Prints page hit@5 (a top-5 chunk on a gold page), document hit@5 and @1, how many of the top 5
+are statement chunks of documents that are not gold (what pushes the right document out), MRR@10
+by document, and retrieval p50 / p95 per variant; with ``--explain``, each question whose gold document the
 variant loses from the top 5, with the top 5 documents. Not a test.
 """
 
@@ -77,6 +78,7 @@ def main() -> None:
     from desktop_rag.core.engine import Engine
     from desktop_rag.core.evaluation import load_questions
     from desktop_rag.core.search.retrieval import Retriever
+    from desktop_rag.core.text.statements import statement_of_context
 
     engine = Engine()
     t0 = time.perf_counter()
@@ -105,18 +107,24 @@ def main() -> None:
         for q in paged:
             hits = retriever.search(q.question, 10).hits[:5]
             page_hit.append(any((Path(h.path).name, h.page) in q.pages for h in hits))
-        doc_hit, rr, ms = [], [], []
+        doc_hit, doc_hit1, foreign, rr, ms = [], [], [], [], []
         for q in every if not args.pages_only else paged:
             res = retriever.search(q.question, 10)
             ms.append(res.retrieval_ms)
             names = [Path(h.path).name for h in res.hits]
             doc_hit.append(any(n in q.docs for n in names[:5]))
+            doc_hit1.append(bool(names) and names[0] in q.docs)
+            foreign.append(sum(Path(h.path).name not in q.docs
+                               and statement_of_context(h.context) is not None
+                               for h in res.hits[:5]))  # fmt: skip
             rr.append(next((1.0 / (i + 1) for i, n in enumerate(names) if n in q.docs), 0.0))
             if not doc_hit[-1]:
                 lost.setdefault(name, []).append((q.question, names[:5]))
         n, m = len(page_hit), len(doc_hit)
         print(f"{name:<28} page hit@5 {sum(page_hit) / n:.3f} ({n})  doc hit@5 "
-              f"{sum(doc_hit) / m:.3f} ({m})  MRR@10 {sum(rr) / m:.3f}  retrieval p50 "
+              f"{sum(doc_hit) / m:.3f} ({m})  doc hit@1 {sum(doc_hit1) / m:.3f}  other "
+              f"documents' statement chunks in the top 5 {sum(foreign) / m:.2f}  "
+              f"MRR@10 {sum(rr) / m:.3f}  retrieval p50 "
               f"{_pct(ms, 50):.1f} ms p95 {_pct(ms, 95):.1f} ms")  # fmt: skip
     Retriever._match_statements = app  # type: ignore[method-assign]
     if args.explain:
