@@ -532,6 +532,18 @@ def status(as_json: bool) -> None:
             "data_dir": str(engine.paths.data),
             "backend": backend,
             "collections": [c.__dict__ for c in cols],
+            # Per file: whether it is a financial filing or report (the filing rules apply to
+            # those only) and what in its text said so (core/text/filings.py).
+            "files": [
+                {
+                    "path": f.path,
+                    "collection_id": f.collection_id,
+                    "status": f.status,
+                    "genre": f.genre,
+                    "genre_basis": f.genre_basis,
+                }
+                for f in engine.store.files()
+            ],
             "chunks": engine.store.chunk_count(),
             "embedding_model": ident,
             "index": index,

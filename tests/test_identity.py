@@ -108,8 +108,11 @@ def test_a_version_1_index_is_migrated_with_its_data(
 
     eng = Engine(engine.paths, Settings(), embedder=embedder)
     store = eng.store
-    assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "5"
+    assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "6"
     assert "pipeline" in {r[1] for r in store.con.execute("PRAGMA table_info(files)")}
+    assert {"genre", "genre_basis"} <= {r[1] for r in store.con.execute("PRAGMA table_info(files)")}
+    # Each file's genre is detected from its stored pages (the corpus holds no filing).
+    assert {f.genre for f in store.files() if f.status == "indexed"} == {"other"}
     assert "headings" in {r[1] for r in store.con.execute("PRAGMA table_info(pages)")}
     assert "boxes" in {r[1] for r in store.con.execute("PRAGMA table_info(pages)")}
     kept = _chunks(store)

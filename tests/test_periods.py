@@ -11,6 +11,10 @@ from desktop_rag.core.search.retrieval import _documents
 from desktop_rag.core.text.periods import Period, asks_latest, document_period, question_periods
 from tests.conftest import make_pdf
 
+# What makes a document a filing (core/text/filings.py): the period and name preferences apply
+# to filings and financial reports only.
+COVER = "SECURITIES AND EXCHANGE COMMISSION\nFORM 10-Q\n\n"
+
 
 @pytest.mark.parametrize(
     ("question", "periods"),
@@ -49,7 +53,22 @@ def test_year_covers_its_quarters_only() -> None:
 def test_asks_latest() -> None:
     assert asks_latest("How did R&D in the most recent quarter compare?")
     assert asks_latest("In the latest 10-Q, what is the debt?")
+    assert asks_latest("What did the last 10-Q say about debt?")
     assert not asks_latest("What is the debt?")
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What was revenue last year?",
+        "How did last quarter's revenue compare with the year before?",
+        "Compare last quarter's revenue with the same quarter of 2022.",
+        "What was the debt in the latest quarter, Q3 2023?",  # names its period
+        "In the most recent fiscal 2022 report, what was the margin?",
+    ],
+)
+def test_asks_latest_not_on_a_question_naming_a_period(question: str) -> None:
+    assert not asks_latest(question)
 
 
 def test_retrieval_prefers_the_filing_of_the_asked_quarter(engine: Engine, tmp_path: Path) -> None:
@@ -60,7 +79,7 @@ def test_retrieval_prefers_the_filing_of_the_asked_quarter(engine: Engine, tmp_p
     figures = {(2022, 4): "9,120", (2023, 1): "9,480", (2023, 2): "9,730", (2023, 3): "10,050"}
     for (year, q), fig in figures.items():
         make_pdf(docs / f"{year} Q{q} ACME.pdf", [
-            f"Acme Corp quarterly report.\n\nResearch and development expense was ${fig} million "
+            f"{COVER}Acme Corp quarterly report.\n\nResearch and development expense was ${fig} million "
             "for the quarter, driven by headcount in the robotics division.",
             "Acme Corp sells industrial robots to automotive plants in Europe and Asia.",
         ])  # fmt: skip
@@ -86,7 +105,7 @@ def test_a_name_in_the_question_prefers_its_series_among_dated_documents(
     for name, ticker in (("Acme Robotics", "ACME"), ("Globex Industries", "GLBX")):
         for q in (1, 2):
             make_pdf(docs / f"2023 Q{q} {ticker}.pdf",
-                     [f"Research and development spending was ${9000 + 110 * q:,} million."],
+                     [f"{COVER}Research and development spending was ${9000 + 110 * q:,} million."],
                      title=f"{name} Form 10-Q")  # fmt: skip
     for paper in ("acme-paper", "globex-paper"):
         make_pdf(docs / f"{paper}.pdf", ["Research on robot arms at Acme and Globex."],

@@ -94,11 +94,18 @@ class Page:
 
 @dataclass(frozen=True)
 class Document:
-    """An extracted document: its title and pages in reading order."""
+    """An extracted document: its title and pages in reading order.
+
+    ``genre`` is what the document is (:func:`~desktop_rag.core.text.filings.detect_genre`:
+    "filing", "financial_report" or "other"; None: not detected by the extractor, the indexer
+    detects it from the pages) and ``genre_basis`` why, in words.
+    """
 
     title: str
     pages: tuple[Page, ...]
     kind: str  # a format name of formats.SUPPORTED_SUFFIXES: "pdf", "docx", "xlsx", "image", ...
+    genre: str | None = None
+    genre_basis: str = ""
 
 
 @dataclass(frozen=True)
@@ -138,6 +145,7 @@ class Hit:
     score: float
     dense: float | None = None
     bm25: float | None = None
+    genre: str | None = None  # its document's genre (core/text/filings.py; None: not known)
 
     @property
     def file_name(self) -> str:

@@ -41,9 +41,12 @@ if TYPE_CHECKING:
 #   2: ``chunks.terms``, each chunk's lexical analysis (evidence.encode_terms);
 #   3: ``files.pipeline``, the extractor and chunker that made a file's chunks;
 #   4: ``pages.headings``, each page's headings, so chunks can be cut again without re-extracting;
-#   5: ``pages.boxes``, where an OCR page's text was recognised (the viewer highlights there).
+#   5: ``pages.boxes``, where an OCR page's text was recognised (the viewer highlights there);
+#   6: ``files.genre`` and ``files.genre_basis``: whether a file is a financial filing or report
+#      (core/text/filings.py; the filing rules apply to those only) and why. Detected from the
+#      stored pages of the files already indexed when the columns are added.
 # Versions 2 and 3 were first added without a bump: an index saying 1 may hold either column.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # (version, table, column, declaration): the columns added since version 1, in order.
 _MIGRATIONS: tuple[tuple[int, str, str, str], ...] = (
@@ -51,6 +54,8 @@ _MIGRATIONS: tuple[tuple[int, str, str, str], ...] = (
     (3, "files", "pipeline", "TEXT"),
     (4, "pages", "headings", "TEXT"),
     (5, "pages", "boxes", "TEXT"),
+    (6, "files", "genre", "TEXT"),
+    (6, "files", "genre_basis", "TEXT"),
 )
 
 _SCHEMA = """
@@ -63,7 +68,7 @@ CREATE TABLE IF NOT EXISTS files(
     path TEXT NOT NULL UNIQUE, size INTEGER, mtime_ns INTEGER, sha256 TEXT, kind TEXT, title TEXT,
     status TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
     pages INTEGER NOT NULL DEFAULT 0, chunks INTEGER NOT NULL DEFAULT 0, indexed_at REAL,
-    pipeline TEXT);
+    pipeline TEXT, genre TEXT, genre_basis TEXT);
 CREATE INDEX IF NOT EXISTS files_collection ON files(collection_id);
 CREATE TABLE IF NOT EXISTS pages(
     file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
@@ -107,6 +112,9 @@ class FileRow:
     chunks: int
     # What extracted and chunked it (see Indexer.pipeline): another value means re-extract.
     pipeline: str | None = None
+    # What it is (core/text/filings.py: filing, financial_report, other; None: not known) and why
+    genre: str | None = None
+    genre_basis: str | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,7 @@ class ChunkRow:
     text: str
     context: str
     terms: str | None = None  # evidence.encode_terms(text), stored at indexing (None: older index)
+    genre: str | None = None  # its file's genre (core/text/filings.py; None: not known)
 
 
 @dataclass(frozen=True)
@@ -154,10 +163,15 @@ class Store:
         self._members: (
             tuple[tuple[tuple[int, ...], int], NDArray[np.int64], NDArray[np.float32] | None] | None
         ) = None
+        # statement_chunks: per file, its chunks under a financial statement's title, valid for
+        # one vectors_version
+        self._statements: dict[int, list[tuple[int, str]]] = {}
+        self._statements_version = -1
         # SQL for the optional columns: "NULL" where a read-only index lacks one (see _migrate)
         self._pipeline_column = "pipeline"
         self._headings_column = "headings"
         self._boxes_column = "boxes"
+        self._genre_columns = "genre, genre_basis"
         self._terms_column = "c.terms"  # or a CASE hiding analyses not yet recomputed
         self.read_only = False
         self._migrate()
@@ -230,6 +244,8 @@ class Store:
                     _set_meta(con, "schema_version", str(SCHEMA_VERSION))
                 if int(analysis) != ANALYSIS_VERSION:
                     self._start_analysis_upgrade(con, ANALYSIS_VERSION)
+                if not fresh and any(a.startswith("files.genre ") for a in added):
+                    _detect_stored_genres(con)
             if not fresh and (added or recorded != SCHEMA_VERSION):
                 log.info("index %s: schema version %s -> %d, added %s", self.path, recorded,
                          SCHEMA_VERSION, ", ".join(added) or "no columns")  # fmt: skip
@@ -241,6 +257,8 @@ class Store:
         self._pipeline_column = "pipeline" if "pipeline" in _columns(self.con, "files") else "NULL"
         self._headings_column = "headings" if "headings" in _columns(self.con, "pages") else "NULL"
         self._boxes_column = "boxes" if "boxes" in _columns(self.con, "pages") else "NULL"
+        genre = "genre" in _columns(self.con, "files")
+        self._genre_columns = "genre, genre_basis" if genre else "NULL, NULL"
         self._terms_column = self._terms_sql()
 
     def _recorded_version(self) -> int | None:
@@ -466,7 +484,7 @@ class Store:
         """Rows of ``files`` (of one collection, or all)."""
         sql = (
             "SELECT id, collection_id, path, size, mtime_ns, sha256, status, reason, pages, chunks,"
-            f" {self._pipeline_column} FROM files"
+            f" {self._pipeline_column}, {self._genre_columns} FROM files"
         )
         args: tuple[object, ...] = ()
         if collection_id is not None:
@@ -478,7 +496,7 @@ class Store:
         """The ``files`` row of an absolute path, or None."""
         row = self.con.execute(
             "SELECT id, collection_id, path, size, mtime_ns, sha256, status, reason, pages, chunks,"
-            f" {self._pipeline_column} FROM files WHERE path=?",
+            f" {self._pipeline_column}, {self._genre_columns} FROM files WHERE path=?",
             (path,),
         ).fetchone()
         return None if row is None else FileRow(*row)
@@ -515,12 +533,15 @@ class Store:
         chunks: Sequence[Chunk],
         embeddings: NDArray[np.float32],
         pipeline: str | None = None,
+        genre: str | None = None,
+        genre_basis: str = "",
     ) -> tuple[list[int], list[int]]:
         """Replace a file's pages, chunks and embeddings in one transaction.
 
         ``embeddings`` is ``(len(chunks), dim)`` float32; ``pipeline`` names the extraction and
-        chunking that made them (kept in ``files.pipeline``). Returns (new chunk ids, removed
-        chunk ids).
+        chunking that made them (kept in ``files.pipeline``); ``genre`` and ``genre_basis`` what
+        the document is and why (:func:`~desktop_rag.core.text.filings.detect_genre`). Returns
+        (new chunk ids, removed chunk ids).
         """
         assert embeddings.shape[0] == len(chunks)
         from desktop_rag.core.text.analysis import encode_terms
@@ -546,6 +567,9 @@ class Store:
             removed = self._delete_chunks(con, file_id)
             if self._pipeline_column != "NULL":
                 con.execute("UPDATE files SET pipeline=? WHERE id=?", (pipeline, file_id))
+            if self._genre_columns != "NULL, NULL":
+                con.execute("UPDATE files SET genre=?, genre_basis=? WHERE id=?",
+                            (genre, genre_basis, file_id))  # fmt: skip
             con.executemany(  # (only a read-only index lacks the column: no write gets here)
                 "INSERT INTO pages(file_id, page, text, headings, boxes) VALUES (?, ?, ?, ?, ?)",
                 [
@@ -598,6 +622,8 @@ class Store:
             )
             if self._pipeline_column != "NULL":
                 con.execute("UPDATE files SET pipeline=? WHERE id=?", (pipeline, file_id))
+            if self._genre_columns != "NULL, NULL":
+                con.execute("UPDATE files SET genre=NULL, genre_basis=NULL WHERE id=?", (file_id,))
             removed = self._delete_chunks(con, file_id)
             if removed:
                 self._bump_version(con)
@@ -704,7 +730,7 @@ class Store:
         for part in _parts(ids):
             q = (
                 'SELECT c.id, c.file_id, f.path, c.page, c.start, c."end", c.text, c.context, '
-                f"{self._terms_column} "
+                f"{self._terms_column}, {self._genre_columns.split(',')[0]} "
                 "FROM chunks c JOIN files f ON f.id = c.file_id "
                 f"WHERE c.id IN ({','.join('?' * len(part))})"
             )
@@ -734,18 +760,42 @@ class Store:
             r = rows[-1]
             last = (int(r[3] or 0), int(r[4]), int(r[0]))
 
-    def contexts_like(self, file_ids: Sequence[int], words: Sequence[str]) -> list[tuple[int, str]]:
-        """(chunk id, context line) of the chunks of ``file_ids`` whose context line contains
-        any of ``words`` (case-insensitive for ASCII, SQLite's LIKE), in id order."""
-        if not file_ids or not words:
-            return []
+    def statement_chunks(self, file_ids: Sequence[int]) -> dict[int, list[tuple[int, str]]]:
+        """Per file of ``file_ids``: (chunk id, statement) of its chunks whose context line names
+        a financial statement (:func:`~desktop_rag.core.text.statements.statement_of_context`),
+        in id order. Read once a file and cached until the chunks change
+        (:meth:`vectors_version`): the retriever asks for the leading candidate documents of
+        every question about a line item, and a context scan of eight 10-Qs took 20-45 ms of a
+        search (bench/retrieval_stages.py)."""
+        from desktop_rag.core.text.statements import statement_of_context
+
+        version = self.vectors_version()
+        if version != self._statements_version:
+            self._statements, self._statements_version = {}, version
+        missing = [f for f in dict.fromkeys(file_ids) if f not in self._statements]
+        if missing:
+            found: dict[int, list[tuple[int, str]]] = {f: [] for f in missing}
+            # Every statement title holds one of these words; the notes' headings do too, and
+            # statement_of_context leaves them out.
+            for c, f, ctx in self._contexts_like(
+                missing, ("sheet", "statement", "financial position")
+            ):
+                kind = statement_of_context(ctx)
+                if kind is not None:
+                    found[f].append((c, kind))
+            self._statements.update(found)
+        return {f: self._statements[f] for f in file_ids if f in self._statements}
+
+    def _contexts_like(
+        self, file_ids: Sequence[int], words: Sequence[str]
+    ) -> list[tuple[int, int, str]]:
         like = " OR ".join("context LIKE ?" for _ in words)
-        out: list[tuple[int, str]] = []
+        out: list[tuple[int, int, str]] = []
         for part in _parts(file_ids):
-            q = (f"SELECT id, context FROM chunks WHERE file_id IN ({','.join('?' * len(part))})"
-                 f" AND ({like}) ORDER BY id")  # fmt: skip
+            q = (f"SELECT id, file_id, context FROM chunks WHERE file_id IN "
+                 f"({','.join('?' * len(part))}) AND ({like}) ORDER BY id")  # fmt: skip
             out += [
-                (int(r[0]), str(r[1]))
+                (int(r[0]), int(r[1]), str(r[2]))
                 for r in self.con.execute(q, [*part, *(f"%{w}%" for w in words)])
             ]
         return out
@@ -787,7 +837,9 @@ class Store:
         """The document as extracted when the file was indexed (title, kind, pages with their
         headings), to cut it into chunks again without extracting it; None when that cannot be
         done exactly: no such file, or pages stored before their headings were (schema < 4)."""
-        row = self.con.execute("SELECT title, kind FROM files WHERE id=?", (file_id,)).fetchone()
+        row = self.con.execute(
+            f"SELECT title, kind, {self._genre_columns} FROM files WHERE id=?", (file_id,)
+        ).fetchone()
         if row is None or self._headings_column == "NULL":
             return None
         pages: list[Page] = []
@@ -800,7 +852,7 @@ class Store:
                 return None
             found = tuple(Heading(int(o), int(lv), str(t)) for o, lv, t in json.loads(headings))
             pages.append(Page(int(number) or None, str(text), found, _decode_boxes(boxes)))
-        return Document(str(row[0] or ""), tuple(pages), str(row[1] or ""))
+        return Document(str(row[0] or ""), tuple(pages), str(row[1] or ""), row[2], row[3] or "")
 
     def file_embeddings(self, file_id: int) -> dict[tuple[str, str], NDArray[np.float32]]:
         """A file's stored embeddings by (context, text) of their chunks: a chunk cut again with
@@ -1023,6 +1075,21 @@ def _decode_boxes(raw: str | None) -> tuple[TextBox, ...]:
         return ()
     return tuple(TextBox(int(s), int(e), float(x0), float(y0), float(x1), float(y1))
                  for s, e, x0, y0, x1, y1 in json.loads(raw))  # fmt: skip
+
+
+def _detect_stored_genres(con: sqlite3.Connection) -> None:
+    """Fill ``files.genre`` of the indexed files from their stored pages (schema 6 migration):
+    the same text the extractor detects it from, so an old index needs no re-extraction."""
+    from desktop_rag.core.text.filings import detect_genre
+
+    ids = [int(r[0]) for r in con.execute("SELECT id FROM files WHERE status='indexed'")]
+    for file_id in ids:
+        texts = (str(r[0]) for r in con.execute(
+            "SELECT text FROM pages WHERE file_id=? ORDER BY page", (file_id,)))  # fmt: skip
+        genre, basis = detect_genre(texts)
+        con.execute("UPDATE files SET genre=?, genre_basis=? WHERE id=?", (genre, basis, file_id))
+    if ids:
+        log.info("detected the genre of %d indexed files from their stored pages", len(ids))
 
 
 def _columns(con: sqlite3.Connection, table: str) -> set[str]:

@@ -37,6 +37,7 @@ from desktop_rag.core.index.store import FileRow, Store
 from desktop_rag.core.index.vectors import VectorIndex
 from desktop_rag.core.ingest.chunking import Chunker, embedding_text
 from desktop_rag.core.ingest.extract import EXTRACTOR_VERSIONS, OCR_KINDS, extract
+from desktop_rag.core.text.filings import detect_genre
 from desktop_rag.core.types import CancelToken, Chunk, Document, FileResult, IndexSummary, Progress
 
 log = logging.getLogger(__name__)
@@ -490,6 +491,9 @@ class Indexer:
             log.info("%s: %s, %d of %d chunks kept their embedding", path,
                      "stored pages cut again" if prep.stored else "extracted again",
                      len(chunks) - len(todo), len(chunks))  # fmt: skip
+        genre, basis = prep.doc.genre, prep.doc.genre_basis
+        if genre is None:  # an extractor that does not detect it itself (all but PDF)
+            genre, basis = detect_genre(p.text for p in prep.doc.pages)
         t0 = time.perf_counter()
         added, removed = self.store.write_file(
             collection_id=cand.collection_id,
@@ -503,6 +507,8 @@ class Indexer:
             chunks=chunks,
             embeddings=vecs,
             pipeline=self.pipeline(cand.path),
+            genre=genre,
+            genre_basis=basis,
         )
         t1 = time.perf_counter()
         self.vectors.apply(added, vecs, removed, self.store.vectors_version())

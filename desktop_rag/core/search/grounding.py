@@ -26,6 +26,7 @@ from itertools import pairwise
 from desktop_rag.core.search.evidence import QueryTerms
 from desktop_rag.core.text.analysis import STOPWORDS, TOKEN_RE, content_terms, fold
 from desktop_rag.core.text.citations import CITE_RE, cited_numbers
+from desktop_rag.core.text.filings import is_financial
 from desktop_rag.core.types import Answer, Check, ClaimKind, Evidence, Hit
 
 # -- sentences -------------------------------------------------------------------------------
@@ -370,10 +371,11 @@ _ENTITY_STOP = STOPWORDS | frozenset(
         "the",
         "a",
         "an",
-        "total",
-        "net",
     ]
 )
+# In answers from filings and financial reports, the words that begin line items ("Total net
+# sales", "Net income") name nothing either; elsewhere "Net" may be a name (a product, ".NET").
+_FILING_STOP = _ENTITY_STOP | frozenset({"total", "net"})
 
 
 @dataclass(frozen=True)
@@ -461,17 +463,20 @@ def figure_supported(fig: Figure, source_figures: Sequence[Figure]) -> bool:
     return False
 
 
-def entities(text: str) -> list[tuple[int, int, str]]:
+def entities(text: str, *, filing: bool = False) -> list[tuple[int, int, str]]:
     """Named entities in ``text`` as ``(start, end, text)``: capitalised words and runs of them
     ("Apple", "New York", "DC-SIGNR"; a leading "The" and a trailing "'s" left out) and
     identifiers that mix letters and digits ("IFITM3", "COVID-19"). Single capitalised words
     that are stop words or discourse words ("However", "Overall") are skipped; other words
-    that start a sentence are kept (a checked ordinary word is found in the sources anyway)."""
+    that start a sentence are kept (a checked ordinary word is found in the sources anyway).
+    With ``filing`` (the text answers from a filing or financial report), "Total" and "Net"
+    are stop words too ("Total Net Sales" -> "Sales")."""
+    stop = _FILING_STOP if filing else _ENTITY_STOP
     out = []
     for m in _ENTITY_RE.finditer(text):
         word, start = m.group(0), m.start()
         first = word.split()[0]
-        if first.lower() in _ENTITY_STOP:
+        if first.lower() in stop:
             if " " not in word:
                 continue
             rest = word[len(first) :].lstrip()  # "The Company" -> "Company"
@@ -479,7 +484,7 @@ def entities(text: str) -> list[tuple[int, int, str]]:
         offset = 0
         for part in re.split(r"(['’]s\s+|['’]s$)", word):  # "Apple's DC-SIGNR": two names
             name = part and not re.fullmatch(r"['’]s\s*", part) and not part.isdigit()
-            if name and part.lower() not in _ENTITY_STOP:
+            if name and part.lower() not in stop:
                 out.append((start + offset, start + offset + len(part), part))
             offset += len(part)
     return out
@@ -565,6 +570,7 @@ def check_answer(text: str, sources: Sequence[Hit]) -> CheckedAnswer:
     the returned text.
     """
     bodies = [f"{h.context}\n{h.text}" for h in sources]
+    filing = any(is_financial(h.genre) for h in sources)
     src_figs = [figures(b) for b in bodies]
     src_norm = [_norm(b) for b in bodies]
     every = list(range(1, len(sources) + 1))
@@ -586,7 +592,7 @@ def check_answer(text: str, sources: Sequence[Hit]) -> CheckedAnswer:
                 found = [i for i in every if figure_supported(f, src_figs[i - 1])]
             _name_source(found, cited, added)
             claims.append((f.start, f.end, body[f.start : f.end], "figure", found))
-        for s, e, word in entities(body):
+        for s, e, word in entities(body, filing=filing):
             key = _norm(word)
             found = [i for i in own if key in src_norm[i - 1]]
             if not found and cited:

@@ -28,6 +28,7 @@ import numpy as np
 
 from desktop_rag.core.search.evidence import QueryTerms, bm25_scores, evidence_features
 from desktop_rag.core.text.analysis import bm25_idf, fts5_idf
+from desktop_rag.core.text.filings import is_financial
 from desktop_rag.core.text.periods import Period, asks_latest, document_period, question_periods
 from desktop_rag.core.text.statements import question_statements, statement_of_context
 from desktop_rag.core.types import Hit
@@ -77,12 +78,19 @@ class RetrievalConfig:
     see :mod:`.periods`: 0.446 -> 0.527. ``statement_weight`` is added to the chunks of the
     financial statements the question's line items belong to, which are also brought in from
     the first ``statement_files`` candidate documents (see :mod:`.statements`): 0.4 measured
-    best (0.2: 0.536, 0.4: 0.582, 0.6: 0.518 with 2 chunks a page). ``max_per_page`` chunks of
+    best (0.2: 0.536, 0.4: 0.582, 0.6: 0.518 with 2 chunks a page); ``statement_per_file``
+    caps how many chunks of one document it lifts (issue 32, see
+    :meth:`Retriever._match_statements`). ``max_per_page`` chunks of
     one page at most in the top k (1: 0.636, 2: 0.600; documents without pages are not
     limited). ``title_weight`` prefers, among dated documents, those whose title or file name
     holds the names in the question (0.2: 0.664, doc hit@5 1.000 on all 195 questions; see
     :meth:`Retriever._match_titles`). None of these changes covidqa (no dated file names, no
     statements, no pages): doc hit@5 0.862, answer hit@5 0.802 before and after.
+
+    Where they apply (issue 32): each of these rules reads or changes only the chunks of
+    documents detected as filings or financial reports (``ChunkRow.genre``, see
+    :mod:`desktop_rag.core.text.filings`); a paper's, a contract's or a deck's chunks keep their
+    scores and places.
     """
 
     candidates: int = 50
@@ -94,6 +102,7 @@ class RetrievalConfig:
     period_weight: float = 0.2
     statement_weight: float = 0.4
     statement_files: int = 8
+    statement_per_file: int = 1
     max_per_page: int = 1
     title_weight: float = 0.2
 
@@ -215,10 +224,12 @@ class Retriever:
             rows = self.store.chunks_by_id(ranked[:k])
         if mode == "hybrid" and ranked:
             ranked, fused = self._rerank(terms, n_docs, df, ranked, fused, rows)
-            ranked, fused = self._match_statements(kinds, ranked, fused, rows)
+            # Document-level preferences first, so the statement chunk the statement preference
+            # lifts in each document is that document's first after them (_match_statements).
             docs = _documents(ranked, rows)
             ranked, fused = self._match_periods(query, ranked, fused, rows, docs)
             ranked, fused = self._match_titles(query, ranked, fused, rows, docs)
+            ranked, fused = self._match_statements(kinds, ranked, fused, rows)
         if mode == "hybrid":
             ranked = self._spread_pages(ranked, rows, k)
         ranked = ranked[:k]
@@ -235,6 +246,7 @@ class Retriever:
                 score=float(fused[c]),
                 dense=dense_of.get(c),
                 bm25=bm25_of.get(c),
+                genre=r.genre,
             )
             for c in ranked
             if (r := rows.get(c)) is not None
@@ -313,10 +325,11 @@ class Retriever:
         return sorted(cand, key=lambda c: -score[c]), score
 
     def _spread_pages(self, ranked: list[int], rows: dict[int, ChunkRow], k: int) -> list[int]:
-        """``ranked`` with at most ``max_per_page`` chunks of one page of a paged document in
-        the top ``k`` (the others move down, in order): adjacent chunks of one page say the
-        same thing, and the sources shown should point at different pages. Documents without
-        pages (text, Markdown) are not limited."""
+        """``ranked`` with at most ``max_per_page`` chunks of one page of a financial filing or
+        report in the top ``k`` (the others move down, in order): adjacent chunks of one
+        statement page say the same thing, and the sources shown should point at different
+        pages. Other documents (a paper's page holds several answers; text without pages) are
+        not limited."""
         m = self.config.max_per_page
         if m <= 0:
             return ranked
@@ -325,7 +338,11 @@ class Retriever:
         seen: dict[tuple[int, int], int] = {}
         for c in ranked:
             r = rows.get(c)
-            key = (r.file_id, r.page) if r is not None and r.page is not None else None
+            key = (
+                (r.file_id, r.page)
+                if r is not None and r.page is not None and is_financial(r.genre)
+                else None
+            )
             if len(top) < k and (key is None or seen.get(key, 0) < m):
                 top.append(c)
                 if key is not None:
@@ -349,6 +366,7 @@ class Retriever:
         from it, so neither retriever brings them; they are taken from the first
         ``statement_files`` documents of the dense and lexical rankings (interleaved), by the
         statement title in their context line, and then scored like every other candidate.
+        Only documents detected as filings or financial reports (:mod:`.filings`) count.
         """
         if not kinds or self.config.statement_weight <= 0.0:
             return []
@@ -356,11 +374,13 @@ class Retriever:
         for pair in zip_longest(dense, lexical):
             for item in pair:
                 r = rows.get(item[0]) if item is not None else None
-                if r is not None and r.file_id not in files:
+                if r is not None and r.file_id not in files and is_financial(r.genre):
                     files.append(r.file_id)
         files = files[: self.config.statement_files]
-        found = self.store.contexts_like(files, ("sheet", "statement", "financial position"))
-        extra = [c for c, ctx in found if c not in rows and statement_of_context(ctx) in kinds]
+        found = self.store.statement_chunks(files)
+        extra = sorted(
+            c for f in files for c, kind in found.get(f, ()) if c not in rows and kind in kinds
+        )
         rows.update(self.store.chunks_by_id(extra))
         return [c for c in extra if c in rows]
 
@@ -369,12 +389,30 @@ class Retriever:
         rows: dict[int, ChunkRow],
     ) -> tuple[list[int], dict[int, float]]:  # fmt: skip
         """Add ``statement_weight`` to the chunks of the financial statements ``kinds`` that
-        the question's terms belong to (by the statement title in the chunk's context line)."""
+        the question's terms belong to (by the statement title in the chunk's context line), in
+        filings and financial reports only, and to the first ``statement_per_file`` of them of
+        each document at most (in ``ranked`` order; 0: all).
+
+        Uncapped, every statement chunk of the leading candidate documents was lifted: a
+        question on inventories lifted every page of every candidate balance sheet, and the
+        statement pages of other filings (which hold the same line items) could fill the top 5
+        without the right filing. Capped at one, each document gets one lifted chunk, so
+        another filing holds at most one more place than without the preference (page hit@5
+        0.664 -> 0.673 on docugami, 0.800 -> 0.825 on the Lyft/Uber filings; docs/benchmarks.md).
+        """
         w = self.config.statement_weight
         if not kinds or w <= 0.0:
             return ranked, score
-        out = {c: score[c] + (w if statement_of_context(rows[c].context) in kinds else 0.0)
-               for c in ranked}  # fmt: skip
+        cap = self.config.statement_per_file
+        lifted: dict[int, int] = {}
+        out = dict(score)
+        for c in ranked:
+            r = rows[c]
+            if not is_financial(r.genre) or statement_of_context(r.context) not in kinds:
+                continue
+            if cap <= 0 or lifted.get(r.file_id, 0) < cap:
+                out[c] += w
+                lifted[r.file_id] = lifted.get(r.file_id, 0) + 1
         return sorted(ranked, key=lambda c: -out[c]), out
 
     def _match_titles(
@@ -457,7 +495,9 @@ def _documents(ranked: Sequence[int], rows: dict[int, ChunkRow]) -> dict[int, _D
         r = rows[c]
         if r.file_id not in docs:
             stem, title = PurePath(r.path).stem, r.context.split(" › ")[0]
-            period, series = document_period(stem, title)
+            # Only filings and reports are read as documents of a series of periods: a paper's
+            # or a deck's name ("Q3 2023 roadmap") is no reporting period.
+            period, series = document_period(stem, title) if is_financial(r.genre) else (None, "")
             stems = (
                 frozenset(QueryTerms.of(f"{stem} {title}").stems)
                 if period is not None

@@ -53,10 +53,15 @@ _QUARTER_PATTERNS: tuple[tuple[re.Pattern[str], int, int], ...] = (
 _FISCAL_YEAR = re.compile(rf"(?<![a-z0-9])(?:fy\s*'?|fiscal\s+(?:year\s+)?){_YEAR}(?!\d)")
 _FY_SHORT = re.compile(r"(?<![a-z0-9])fy'?(\d\d)(?![\d])")
 _BARE_YEAR = re.compile(rf"(?<![\d,.$]){_YEAR}(?![\d,])")
+_DOCUMENT_WORDS = r"(?:report|filing|10-?q|10-?k|8-?k|statement|results|document|version|release)"
+_PERIOD_WORDS = r"(?:quarter|period|year|month|fiscal\s+year)"
 _LATEST = re.compile(
-    r"\b(?:latest|most\s+recent|newest|last|current|recent)\s+"
-    r"(?:reported\s+|quarterly\s+|annual\s+|available\s+)*"
-    r"(?:quarter|period|report|filing|10-?q|10-?k|statement|year|results|document|version)",
+    r"\b(?:latest|most\s+recent|newest|current|recent)\s+"
+    r"(?:reported\s+|quarterly\s+|annual\s+|available\s+|fiscal\s+)*"
+    rf"(?:{_PERIOD_WORDS}|{_DOCUMENT_WORDS})"
+    # "last" names the newest document only before a document word ("the last 10-Q"); before
+    # a period word it names a period relative to today ("last year", "last quarter's revenue").
+    rf"|\blast\s+(?:reported\s+|quarterly\s+|annual\s+|available\s+)*{_DOCUMENT_WORDS}",
     re.IGNORECASE,
 )
 
@@ -113,8 +118,13 @@ def question_periods(question: str) -> frozenset[Period]:
 
 def asks_latest(question: str) -> bool:
     """Whether ``question`` asks about the newest document of a series ("the latest quarter",
-    "the most recent 10-Q", "last report")."""
-    return _LATEST.search(question) is not None
+    "the most recent 10-Q", "the last report").
+
+    False for a question that names a period ("Q3 2023", "fiscal 2022", "in 2023":
+    :func:`question_periods`) and for "last" before a period word: "last year" and "last
+    quarter's revenue compared with ..." name a period relative to when the question is asked,
+    which no file name gives, not the newest filing."""
+    return _LATEST.search(question) is not None and not question_periods(question)
 
 
 @lru_cache(maxsize=16384)

@@ -29,8 +29,9 @@ INVISIBLE_RE = re.compile(
 # version are extracted again on the next run (see Indexer.pipeline). pdf 2: table rows on one
 # line, headings from bold and large type carried across pages. pdf 3: financial statements' titles
 # are headings (in any type) with their tables' units and column dates, other headings nest under
-# them.
-EXTRACTOR_VERSIONS: dict[str, int] = {"pdf": 3}
+# them. pdf 4: those filing rules (and "Item N." levels, PART lines dropped) only in documents
+# detected as filings or financial reports (core/text/filings.py).
+EXTRACTOR_VERSIONS: dict[str, int] = {"pdf": 4}
 
 #: The formats whose text can come from text recognition (OCR): their pipeline names whether OCR
 #: was on, so turning it on or off extracts them again.

@@ -10,6 +10,7 @@ from pathlib import Path
 from desktop_rag.core.errors import ExtractionError
 from desktop_rag.core.ingest.extract.ocr import OcrProgress, needs_ocr, recognise_page
 from desktop_rag.core.text.citations import CELL_SEP
+from desktop_rag.core.text.filings import detect_genre, is_financial
 from desktop_rag.core.text.statements import statement_of_heading, statement_of_title
 from desktop_rag.core.types import Document, Heading, Page
 
@@ -58,12 +59,12 @@ def extract_pdf(
         body = body_font_size(doc)
         # The default order is the order of the page's content stream, which is the reading
         # order the author's tool wrote; a geometric sort interleaves columns.
-        layouts = []
+        lines: list[list[_Row]] = []
         scans: list[int] = []  # pages to recognise (0-based)
         for i in range(doc.page_count):
             page = doc.load_page(i)
-            layouts.append(page_layout(page, body))
-            if ocr and needs_ocr(page, layouts[-1][0]):
+            lines.append(page_rows(page))
+            if ocr and needs_ocr(page, _rows_text(lines[-1])):
                 scans.append(i)
         recognised: dict[int, Page] = {}
         if scans and on_ocr_page is not None:
@@ -72,20 +73,28 @@ def extract_pdf(
             try:
                 recognised[i] = recognise_page(doc.load_page(i), i + 1)
             except ExtractionError as exc:
-                if not any(text.strip() for text, _ in layouts):
+                if not any(rows for rows in lines):
                     raise
                 log.warning("%s: pages without text not recognised: %s", path, exc.message)
                 break
             if on_ocr_page is not None:
                 on_ocr_page(done, len(scans))
+        texts = [recognised[i].text if i in recognised else _rows_text(rows)
+                 for i, rows in enumerate(lines)]  # fmt: skip
+        # The filing rules (statement titles, "Item N.", PART lines) only where the document's
+        # own text says it is a filing or a financial report.
+        genre, basis = detect_genre(texts)
+        filing = is_financial(genre)
         pages = []
         carried: list[Heading] = []  # the section a page continues from the pages before it
-        for i, (text, found) in enumerate(layouts):
+        for i, rows in enumerate(lines):
             scan = recognised.get(i)
             if scan is not None:
                 text = scan.text
                 found = [(h.offset, h.level, h.text) for h in scan.headings]
-            if not _continues_table(text, found):
+            else:
+                text, found = _layout(rows, body, filing=filing)
+            if filing and not _continues_table(text, found):
                 carried = [h for h in carried if statement_of_heading(h.text) is None]
             heads = [Heading(0, h.level, h.text) for h in carried]
             own = [Heading(off, level, title) for off, level, title in found]
@@ -94,7 +103,8 @@ def extract_pdf(
             # A statement's title goes on to the next page once at most (a statement longer
             # than two pages repeats its title).
             carried = [h for h in _open_sections(heads + own)
-                       if statement_of_heading(h.text) is None or any(h is o for o in own)]  # fmt: skip
+                       if not filing or statement_of_heading(h.text) is None
+                       or any(h is o for o in own)]  # fmt: skip
         meta = _clean_title(doc.metadata.get("title") if doc.metadata else None, "")
         if 0 in recognised:  # a scanned cover: its tallest line
             cover = next((h.text for h in recognised[0].headings), "")
@@ -104,7 +114,7 @@ def extract_pdf(
         # The file name often says what the title does not (a period, a ticker, a version).
         if title != path.stem and sum(ch.isalpha() for ch in path.stem) >= 3:
             title = f"{path.stem}: {title}"
-    return Document(title=title, pages=tuple(pages), kind="pdf")
+    return Document(title=title, pages=tuple(pages), kind="pdf", genre=genre, genre_basis=basis)
 
 
 # Text a reader cannot see is not indexed: it is where prompt injections hide ("hidden text" in
@@ -217,15 +227,22 @@ def _join_cells(cells: list[str]) -> str:
     return CELL_SEP.join(out)
 
 
-def _heading_level(text: str) -> int | None:
-    """2 for an "Item 2." heading of a filing, 3 for the title of a financial statement
-    (:func:`~desktop_rag.core.text.statements.statement_of_title`: its line items nest under it) and
-    for "Notes to the financial statements", 4 for any other; None for a part title (PART I:
-    it would crowd the context line out) or a line that cannot be a heading."""
+def _heading_level(text: str, filing: bool = True) -> int | None:
+    """The level of a heading line, or None for a line that cannot be a heading.
+
+    In a filing or financial report (``filing``): 2 for an "Item 2." heading, 3 for the title
+    of a financial statement (:func:`~desktop_rag.core.text.statements.statement_of_title`: its
+    line items nest under it) and for "Notes to the financial statements", 4 for any other;
+    None for a part title (PART I: it would crowd the context line out). In any other document
+    every heading is level 3 ("Part II", "Item 1." and "Balance sheet" included)."""
     words = text.split()
     if not words or len(words) > MAX_HEADING_WORDS or sum(ch.isalpha() for ch in text) < 5:
         return None
-    if words[0].upper() == "PART" or text.endswith((",", ":")) or not text[0].isalpha():
+    if text.endswith((",", ":")) or not text[0].isalpha():
+        return None
+    if not filing:
+        return 3
+    if words[0].upper() == "PART":
         return None
     if words[0].lower() == "item" and len(words) > 1 and words[1][:1].isdigit():
         return 2
@@ -234,8 +251,11 @@ def _heading_level(text: str) -> int | None:
     return 4
 
 
+_Row = tuple[tuple[float, ...], list[str], bool, float]  # bbox, cells, bold, size
+
+
 def page_layout(
-    page: object, body_size: float | None = None
+    page: object, body_size: float | None = None, *, filing: bool = True
 ) -> tuple[str, list[tuple[int, int, str]]]:
     """The page's visible text with table rows on one line, and its headings.
 
@@ -245,15 +265,23 @@ def page_layout(
     signs and closing brackets stay with their figure). Headings: (character offset, level,
     text) of single-cell lines set in bold, or at least 1.5 pt larger than ``body_size`` (the
     document's most common size), and never smaller than it less 0.3 pt (table column heads are
-    bold but small), and of the title lines of financial statements in any type; see
-    :func:`_heading_level` for the levels.
+    bold but small); with ``filing`` (a filing or financial report, see
+    :mod:`desktop_rag.core.text.filings`), also the title lines of financial statements in any
+    type, with their table's header. See :func:`_heading_level` for the levels. The text does
+    not depend on ``filing``.
     """
+    return _layout(page_rows(page), body_size, filing=filing)
+
+
+def page_rows(page: object) -> list[_Row]:
+    """The visible lines of ``page`` as rows of cells (see :func:`page_layout`): (bbox, cells,
+    bold, size in pt)."""
     import pymupdf
 
     tp = page.get_textpage(flags=pymupdf.TEXTFLAGS_TEXT)  # type: ignore[attr-defined]
     data = page.get_text("dict", textpage=tp)  # type: ignore[attr-defined]
     cache: dict[str, list] = {}
-    rows: list[tuple[tuple[float, ...], list[str], bool, float]] = []  # bbox, cells, bold, size
+    rows: list[_Row] = []
     for block in data["blocks"]:
         for line in block.get("lines", []):
             spans = [sp for sp in line["spans"] if hidden_reason(sp, page, cache) is None]
@@ -270,6 +298,16 @@ def page_layout(
                 rows[-1] = (merged, [*prev[1], text.strip()], False, max(prev[3], size))
             else:
                 rows.append((bbox, [text.rstrip()], bold, size))
+    return rows
+
+
+def _rows_text(rows: Sequence[_Row]) -> str:
+    return "".join((_join_cells(r[1]) if len(r[1]) > 1 else r[1][0]) + "\n" for r in rows)
+
+
+def _layout(
+    rows: Sequence[_Row], body_size: float | None, *, filing: bool
+) -> tuple[str, list[tuple[int, int, str]]]:
     parts: list[str] = []
     headings: list[tuple[int, int, str]] = []
     pos = 0
@@ -277,11 +315,13 @@ def page_layout(
         line = _join_cells(cells) if len(cells) > 1 else cells[0]
         if len(cells) == 1 and body_size is not None:
             title = " ".join(line.split())
-            level = _heading_level(title)
+            level = _heading_level(title, filing)
             big = size >= body_size + 1.5
-            # A statement's title is a heading in any type: filers set it in body type too.
-            if level is not None and (big or level == 3 or (bold and size >= body_size - 0.3)):
-                if statement_of_title(title) is not None:
+            # A statement's title (and the notes') is a heading in any type in a filing:
+            # filers set it in body type too.
+            anytype = filing and level == 3
+            if level is not None and (big or anytype or (bold and size >= body_size - 0.3)):
+                if anytype and statement_of_title(title) is not None:
                     header = table_header([r[1] for r in rows[i + 1 : i + 1 + HEADER_ROWS]])
                     title = f"{title} · {header}" if header else title
                 headings.append((pos + len(line) - len(line.lstrip()), level, title))
