@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from desktop_rag.core.pipeline import drop_repeated_lines, repeats_a_line
 from desktop_rag.core.generate.prompting import attribute_citations, is_abstention, pack_prompt
+from desktop_rag.core.pipeline import drop_repeated_lines, repeats_a_line
 from desktop_rag.core.text.citations import cited_numbers, clean_citations
 from desktop_rag.core.types import Hit
 
