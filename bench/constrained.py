@@ -56,7 +56,7 @@ def _grammar_timing(engine: Any, cid: int, questions: list[Any], n: int) -> dict
 
     from desktop_rag.core.generate.constrained import AllowedFigures
     from desktop_rag.core.generate.prompting import pack_prompt
-    from desktop_rag.core.search.grounding import figure_strings
+    from desktop_rag.core.search.claims import figure_strings
 
     llm = engine.llm
     rates: dict[str, list[float]] = {"free": [], "mask": [], "grammar": []}

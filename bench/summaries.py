@@ -45,7 +45,7 @@ from typing import Any
 def _numbers(text: str) -> set[str]:
     """The figures of ``text`` as the claim check reads them (digits inside names such as
     "Q1" or "COVID-19" are not figures), by value as written: "$1.5 billion" and "1.50" -> "1.5"."""
-    from desktop_rag.core.search.grounding import figures
+    from desktop_rag.core.search.claims import figures
 
     return {f"{f.raw:g}" for f in figures(text)}
 

@@ -19,7 +19,8 @@ from desktop_rag.core.answer_text import (
 )
 from desktop_rag.core.conversations import ConversationStore, Message
 from desktop_rag.core.engine import Engine
-from desktop_rag.core.search.grounding import check_answer, score_sentences, select_evidence
+from desktop_rag.core.search.claims import check_answer
+from desktop_rag.core.search.selection import score_sentences, select_evidence
 from desktop_rag.core.types import Answer, Citation, Hit, Timings
 from tests.test_extract import make_pptx
 from tests.test_extract_sheets import make_ledger

@@ -11,7 +11,7 @@ import pytest
 
 from desktop_rag.core.generate.constrained import AllowedFigures, FigureConstraint, VocabDigits
 from desktop_rag.core.generate.llm import LocalLLM
-from desktop_rag.core.search.grounding import figure_strings, figures
+from desktop_rag.core.search.claims import figure_strings, figures
 
 # A vocabulary in the shape of SmolLM2's: single digits, punctuation runs, words.
 VOCAB = ["<eos>", " ", "a", ",", ".", ". ", ".\n", "[", "]", " million", "\n", ")", "-", "COVID",

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from desktop_rag.core.engine import Engine
 from desktop_rag.core.index.store import Store
 from desktop_rag.core.ingest.extract.pdf import extract_pdf
-from desktop_rag.core.search.grounding import check_answer, entities
+from desktop_rag.core.search.claims import check_answer, entities
 from desktop_rag.core.search.retrieval import _documents
 from desktop_rag.core.text.filings import FILING, FINANCIAL_REPORT, OTHER, detect_genre
 from desktop_rag.core.types import Hit

@@ -11,17 +11,16 @@ from click.testing import CliRunner
 from desktop_rag.cli import cli
 from desktop_rag.core.engine import Engine
 from desktop_rag.core.evaluation import unmarked_unsupported
-from desktop_rag.core.search.grounding import (
+from desktop_rag.core.search.claims import (
     answer_sentences,
     check_answer,
     entities,
     failed_check_text,
     figure_supported,
     figures,
-    select_evidence,
-    sentence_spans,
     shown_text,
 )
+from desktop_rag.core.search.selection import select_evidence, sentence_spans
 from desktop_rag.core.settings import Settings
 from desktop_rag.core.types import Answer, Citation, Hit, Timings
 
@@ -84,7 +83,7 @@ def test_the_issue_example_fails_the_check_and_shows_the_evidence() -> None:
 
 
 def select_evidence_for(question: str, hits: list[Hit]):  # type: ignore[no-untyped-def]
-    from desktop_rag.core.search.grounding import score_sentences
+    from desktop_rag.core.search.selection import score_sentences
 
     return select_evidence(score_sentences(question, hits), 1)
 

@@ -33,12 +33,8 @@ from desktop_rag.core.ingest.indexer import Indexer
 from desktop_rag.core.ingest.sandbox import ExtractionSandbox
 from desktop_rag.core.models import ModelInfo, resolve_model
 from desktop_rag.core.paths import AppPaths, app_paths
-from desktop_rag.core.search.grounding import (
-    SentenceScores,
-    Similarity,
-    score_sentences,
-)
 from desktop_rag.core.search.retrieval import Mode, RetrievalConfig, RetrievalResult, Retriever
+from desktop_rag.core.search.selection import SentenceScores, Similarity, score_sentences
 from desktop_rag.core.search.thresholds import Thresholds
 from desktop_rag.core.settings import Settings
 from desktop_rag.core.text.analysis import query_words
@@ -354,7 +350,7 @@ class Engine:
         ``min_relevance`` setting), the answer is the abstention sentence and the LLM is not run.
         The ``answer_style`` setting chooses what is shown (see :class:`Settings`): with
         ``"evidence"`` the LLM does not run either. A generated answer is claim-checked against
-        its sources (:func:`~desktop_rag.core.search.grounding.check_answer`); when it fails as a whole,
+        its sources (:func:`~desktop_rag.core.search.claims.check_answer`); when it fails as a whole,
         ``Answer.text`` says so and quotes the evidence instead.
         ``adapter`` names a LoRA style adapter (see :mod:`desktop_rag.core.generate.adapters`) applied at
         ``adapter_scale`` (0 to 1.5); None answers with the base model alone. ``priority``: a
@@ -408,7 +404,7 @@ class Engine:
     def sentence_scores(self, question: str, result: RetrievalResult) -> SentenceScores:
         """Every sentence of the retrieved hits scored as evidence for ``question`` (lexical
         features and the embedding model's similarity; see
-        :func:`~desktop_rag.core.search.grounding.score_sentences`). About 0.2 s for 5 hits on 2 cores."""
+        :func:`~desktop_rag.core.search.selection.score_sentences`). About 0.2 s for 5 hits on 2 cores."""
         return score_sentences(
             question, result.hits, result.idf, similarity=self._similarity(question)
         )

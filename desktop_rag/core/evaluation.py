@@ -232,7 +232,7 @@ def unmarked_unsupported_figures(answer: Any) -> tuple[int, list[str]]:
     (any scale), or lie inside a span the claim check marked unsupported. A failed answer is
     not shown, so it counts (0, []); quoted evidence is the sources' own text.
     """
-    from desktop_rag.core.search.grounding import is_list_marker
+    from desktop_rag.core.search.claims import is_list_marker
 
     if answer.generated is None or answer.grounded is False or answer.abstained:
         return 0, []
@@ -267,7 +267,7 @@ def _graded(q: Question) -> bool:
 class AnswerScores:
     """Per-answer metrics of a ``--generate`` run.
 
-    ``correct`` grades what a reader is shown by default (:func:`~desktop_rag.core.search.grounding.
+    ``correct`` grades what a reader is shown by default (:func:`~desktop_rag.core.search.claims.
     shown_text`: the quoted evidence and the checked answer), ``generated_correct`` the model's
     text alone, ``evidence_correct`` the quoted sentences alone. ``records`` keeps one dict per
     answerable question (id, question, gold, shown text, unmarked unsupported figures, the
@@ -292,7 +292,8 @@ class AnswerScores:
 
     def add(self, q: Question, answer: Any, out_of_corpus: bool) -> None:
         """Score one :class:`~desktop_rag.core.types.Answer`."""
-        from desktop_rag.core.search.grounding import quote_evidence, shown_text
+        from desktop_rag.core.search.claims import shown_text
+        from desktop_rag.core.search.selection import quote_evidence
 
         if out_of_corpus:
             self.ooc_abstained.append(float(answer.abstained))
@@ -391,7 +392,7 @@ def run_eval(
         UserError: a bad mode name (and anything indexing raises).
     """
     from desktop_rag.core.errors import UserError
-    from desktop_rag.core.search.grounding import quote_evidence, select_evidence
+    from desktop_rag.core.search.selection import quote_evidence, select_evidence
 
     for m in modes:
         if m not in RETRIEVAL_MODES:

@@ -6,7 +6,7 @@ a function of what the one before produced, so a reader sees an answer's path on
 1. **retrieve**: the engine's hybrid search (:meth:`Engine.search`) and its relevance gate
    (:meth:`Engine.is_relevant`); nothing relevant ends in :func:`not_found` (no model run).
 2. **evidence**: :func:`evidence`, the sentences of the hits that answer best
-   (:func:`~desktop_rag.core.search.grounding.select_evidence`); ``answer_style="evidence"``
+   (:func:`~desktop_rag.core.search.selection.select_evidence`); ``answer_style="evidence"``
    ends in :func:`quoted` (no model run).
 3. **prompt**: :func:`prompt`, the numbered sources packed into the model's context window
    (:func:`~desktop_rag.core.generate.prompting.pack_prompt`) and the figures the model may
@@ -14,7 +14,7 @@ a function of what the one before produced, so a reader sees an answer's path on
 4. **generate**: :func:`generate` streams the model's tokens (stopping a degenerate loop); a
    backend that fails ends in :func:`backend_failed` (the evidence, with the reason).
 5. **check**: :func:`checked`, the claim check of the generated text against its sources
-   (:func:`~desktop_rag.core.search.grounding.check_answer`); a failed check shows the evidence.
+   (:func:`~desktop_rag.core.search.claims.check_answer`); a failed check shows the evidence.
 
 The stages hold no state of their own: the engine passes its settings and model in.
 """
@@ -39,16 +39,9 @@ from desktop_rag.core.generate.prompting import (
     strip_images,
 )
 from desktop_rag.core.generate.server import ServerLLM
-from desktop_rag.core.search.grounding import (
-    SentenceScores,
-    check_answer,
-    failed_check_text,
-    figure_strings,
-    focus,
-    quote_evidence,
-    select_evidence,
-)
+from desktop_rag.core.search.claims import check_answer, failed_check_text, figure_strings
 from desktop_rag.core.search.retrieval import RetrievalResult
+from desktop_rag.core.search.selection import SentenceScores, focus, quote_evidence, select_evidence
 from desktop_rag.core.settings import Settings
 from desktop_rag.core.text.citations import cited_numbers, clean_citations
 from desktop_rag.core.types import Answer, CancelToken, Citation, Evidence, Hit, Timings
@@ -214,7 +207,7 @@ def checked(
     """The final answer: the generated text with its citations cleaned (numbers above the
     sources dropped; attributed by overlap when the model cited none), claim-checked against
     the sources it was given. An answer that fails the check shows the evidence instead
-    (:func:`~desktop_rag.core.search.grounding.failed_check_text`). ``prepared_s``: seconds from
+    (:func:`~desktop_rag.core.search.claims.failed_check_text`). ``prepared_s``: seconds from
     the end of retrieval to the start of generation (choosing the evidence, packing the
     prompt), counted in the time to first token."""
     n = len(packed.hits)

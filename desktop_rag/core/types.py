@@ -179,7 +179,7 @@ class Evidence:
 
     ``start``/``end`` are character offsets into the page text of ``hit`` (like ``Hit.start``),
     so ``text`` is exactly what the viewer highlights; ``score`` is its evidence score (higher
-    is better; see :mod:`desktop_rag.core.search.grounding`).
+    is better; see :mod:`desktop_rag.core.search.selection`).
     """
 
     n: int

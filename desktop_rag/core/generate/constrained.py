@@ -1,6 +1,6 @@
 """Figure-constrained decoding: the model can write only numbers its sources contain.
 
-The claim check (:func:`~desktop_rag.core.search.grounding.check_answer`) finds an invented
+The claim check (:func:`~desktop_rag.core.search.claims.check_answer`) finds an invented
 figure after the fact, and the answer is then replaced by its evidence. A
 :class:`FigureConstraint` makes the invention impossible instead: before each token is sampled,
 every token that would start or continue a number that is not (a prefix of) one of the allowed
@@ -54,7 +54,7 @@ TAIL_CHARS: Final = 48
 @dataclass(frozen=True)
 class AllowedFigures:
     """What a generation may write as numbers: ``figures`` as written in its sources (see
-    :func:`~desktop_rag.core.search.grounding.figure_strings`) and the number of sources
+    :func:`~desktop_rag.core.search.claims.figure_strings`) and the number of sources
     (citation markers ``[1]..[n_sources]``). Hand it to
     :meth:`~desktop_rag.core.generate.llm.LocalLLM.stream`."""
 
@@ -84,7 +84,7 @@ class VocabDigits:
 
 class FigureConstraint:
     """The numbers an answer may write: ``figures`` as written in its sources ("82,959",
-    "1.26", "2023"; see :func:`~desktop_rag.core.search.grounding.figure_strings`), and
+    "1.26", "2023"; see :func:`~desktop_rag.core.search.claims.figure_strings`), and
     ``n_sources`` for the citation markers ``[1]..[n]``.
 
     :meth:`apply` masks the logits of one step; its work per state of the number being written

@@ -138,7 +138,7 @@ def strip_images(text: str) -> str:
 
 def format_source(n: int, hit: Hit, text: str | None = None) -> str:
     """One numbered source block for the prompt (instruction-like text neutralised); ``text``
-    replaces the hit's text (its focused sentences, see :func:`~desktop_rag.core.search.grounding.focus`)."""
+    replaces the hit's text (its focused sentences, see :func:`~desktop_rag.core.search.selection.focus`)."""
     # The context line names the document and section; it is worth its tokens only when it says
     # more than the file name already does.
     ctx = hit.context if " › " in hit.context else ""

@@ -56,7 +56,8 @@ from numpy.typing import NDArray
 
 from desktop_rag.core.errors import UserError
 from desktop_rag.core.index.store import FileRow
-from desktop_rag.core.search.grounding import figures, sentence_spans
+from desktop_rag.core.search.claims import figures
+from desktop_rag.core.search.selection import sentence_spans
 from desktop_rag.core.tasks.document import document_chunks, resolve_files
 from desktop_rag.core.text.citations import CELL_SEP, label_for
 from desktop_rag.core.text.statements import statement_of_context, statement_of_heading

@@ -48,13 +48,8 @@ from desktop_rag.core.generate.constrained import AllowedFigures
 from desktop_rag.core.generate.owner import Priority
 from desktop_rag.core.generate.prompting import neutralize_instructions, strip_images
 from desktop_rag.core.index.store import ChunkRow
-from desktop_rag.core.search.grounding import (
-    answer_sentences,
-    check_answer,
-    figure_strings,
-    figures,
-    sentence_spans,
-)
+from desktop_rag.core.search.claims import answer_sentences, check_answer, figure_strings, figures
+from desktop_rag.core.search.selection import sentence_spans
 from desktop_rag.core.tasks.document import document_chunks, resolve_files
 from desktop_rag.core.text.analysis import TOKEN_RE
 from desktop_rag.core.text.citations import cited_numbers, clean_citations, source_label

@@ -4,7 +4,7 @@ The extractor, the retriever and the claim check have rules made for 10-Ks, 10-Q
 earnings releases: statement titles as headings, "Item N." headings, "PART" lines dropped
 (:mod:`desktop_rag.core.ingest.extract.pdf`); periods read from file names, names selecting a
 series, statement preference, one chunk a page (:mod:`desktop_rag.core.search.retrieval`);
-"total" and "net" as non-names (:mod:`desktop_rag.core.search.grounding`). On a paper, a contract
+"total" and "net" as non-names (:mod:`desktop_rag.core.search.claims`). On a paper, a contract
 or a slide deck they do harm (a paper's "Part II" heading dropped, two good chunks of one page
 demoted, "Q3 2023 roadmap.pptx" read as a reporting period), so each runs only on a document
 whose own text says it is a filing or a financial report (:func:`detect_genre`, decided once at
