@@ -38,7 +38,7 @@ def child(home: Path, questions: Path, n: int, lexical: str) -> dict[str, float]
     engine = Engine()
     if lexical == "fts5":  # the lexical leg on FTS5 alone, as before the in-memory postings
         engine.lexicon.close()
-        engine.store.lexicon = None
+        engine.lexical.postings = None
     lat = [engine.search(q, 5).retrieval_ms for q in qs]
     engine.close()
     pct = statistics.quantiles(lat, n=100)

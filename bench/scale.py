@@ -113,7 +113,7 @@ def query(home: Path, n_queries: int, lexical: str) -> dict[str, float]:
     engine.embedder.wait_query_encoder()  # exported by the build (or now, once per --keep DIR)
     if lexical == "fts5":  # the lexical leg on FTS5 alone, as before the in-memory postings
         engine.lexicon.close()
-        engine.store.lexicon = None
+        engine.lexical.postings = None
     t0 = time.perf_counter()
     engine.embedder.load()
     _ = engine.vectors  # loads (and verifies) the hnswlib cache

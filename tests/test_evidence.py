@@ -60,7 +60,7 @@ def test_idf_is_the_bm25_form() -> None:
 def test_document_frequencies_come_from_the_index(fake_engine: Engine, corpus: Path) -> None:
     engine = fake_engine
     engine.index_all([corpus])
-    n, df = engine.store.document_frequencies(["orchard", "apples", "zeppelin", 'qu"ote'])
+    n, df = engine.lexical.document_frequencies(["orchard", "apples", "zeppelin", 'qu"ote'])
     assert n == engine.store.chunk_count()
     # Porter stemming in FTS5: "orchard" is on every page of orchard.pdf (in the title, too).
     assert df["orchard"] >= 3 and df["apples"] >= 2
@@ -98,18 +98,18 @@ def test_python_bm25_equals_fts5_bm25(fake_engine: Engine, corpus: Path) -> None
     from desktop_rag.core.text.analysis import fts5_idf
 
     engine.index_all([corpus, ROOT / "resources" / "samples"])
-    store = engine.store
+    store, lexical = engine.store, engine.lexical
     ids = [int(r[0]) for r in store.con.execute("SELECT id FROM chunks")]
     rows = store.chunks_by_id(ids)
     assert all(r.terms for r in rows.values())  # stored at indexing
-    n_fts, avg = store.fts_stats()
+    n_fts, avg = lexical.fts_stats()
     assert n_fts == len(ids) and avg > 10
     for question in ("How are interrupted indexing runs resumed?", "crème brûlée au café",
                      "Which file formats does the app index, and is the network used?"):  # fmt: skip
-        ref = dict(store.bm25(question, 1000, context_weight=2.0))
+        ref = dict(lexical.bm25(question, 1000, context_weight=2.0))
         assert ref, question
         terms = QueryTerms.of(question)
-        n, df = store.document_frequencies([terms.words[s] for s in terms.stems])
+        n, df = lexical.document_frequencies([terms.words[s] for s in terms.stems])
         idf = {s: fts5_idf(n, df[terms.words[s]]) for s in terms.stems if df[terms.words[s]]}
         cand = list(ref)
         ours = bm25_scores(terms, idf, [(rows[c].text, rows[c].context) for c in cand], avg,
@@ -126,18 +126,18 @@ def test_lexical_candidates_stay_within_the_posting_budget(
 ) -> None:
     engine = fake_engine
     engine.index_all([corpus, ROOT / "resources" / "samples"])
-    store = engine.store
+    lexical = engine.lexical
     words = ["indexing", "interrupted", "resumes"]
-    _n, df = store.document_frequencies(words)
-    full = store.lexical_candidates(words, df, 50, budget=10**9, context_weight=2.0)
+    _n, df = lexical.document_frequencies(words)
+    full = lexical.lexical_candidates(words, df, 50, budget=10**9, context_weight=2.0)
     assert [c for c, _ in full] == [
-        c for c, _ in store.bm25(" ".join(words), 50, context_weight=2.0)
+        c for c, _ in lexical.bm25(" ".join(words), 50, context_weight=2.0)
     ]
     rare = min(words, key=lambda w: df[w])
-    tight = store.lexical_candidates(words, df, 50, budget=df[rare], context_weight=2.0)
-    rare_only = store.bm25(rare, 50, context_weight=2.0)
+    tight = lexical.lexical_candidates(words, df, 50, budget=df[rare], context_weight=2.0)
+    rare_only = lexical.bm25(rare, 50, context_weight=2.0)
     assert [c for c, _ in tight] == [c for c, _ in rare_only]  # only the rarest word fitted
-    assert store.lexical_candidates(words, df, 50, budget=df[rare] - 1) == []  # all common
+    assert lexical.lexical_candidates(words, df, 50, budget=df[rare] - 1) == []  # all common
 
 
 def test_index_made_before_stored_analyses_still_answers(fake_engine: Engine, corpus: Path) -> None:

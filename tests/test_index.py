@@ -101,7 +101,7 @@ def test_incremental_reindex_embeds_only_what_changed(fake_engine: Engine, corpu
             "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (f'"{word}"',)
         ).fetchone()[0])  # fmt: skip
 
-    n0, df0 = engine.store.document_frequencies(["ferry", "heather"])
+    n0, df0 = engine.lexical.document_frequencies(["ferry", "heather"])
     assert (n0, df0) == (engine.store.chunk_count(), {w: fts5_df(w) for w in df0})
 
     # modify one, add one, delete one
@@ -122,7 +122,7 @@ def test_incremental_reindex_embeds_only_what_changed(fake_engine: Engine, corpu
         "deleted file is not searchable"
     )
     assert "heather moor" in engine.search("where did the hives move", 1).hits[0].text
-    n1, df1 = engine.store.document_frequencies(["ferry", "heather"])
+    n1, df1 = engine.lexical.document_frequencies(["ferry", "heather"])
     assert n1 == engine.store.chunk_count() != n0
     assert df1["ferry"] == df0["ferry"] + 1 and df1["heather"] == df0["heather"] + 1
     assert df1 == {w: fts5_df(w) for w in df1}
@@ -283,12 +283,13 @@ def test_a_second_indexer_is_refused_while_one_indexes(tmp_path: Path) -> None:
 def test_a_failed_lexical_search_is_logged_not_silent(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    from desktop_rag.core.index.lexical import LexicalSearch
     from desktop_rag.core.index.store import Store
 
     store = Store(tmp_path / "index.sqlite3")
     store.con.execute("DROP TABLE chunks_fts")
-    with caplog.at_level("WARNING", logger="desktop_rag.core.index.store"):
-        assert store.bm25("apple orchard", 5) == []
+    with caplog.at_level("WARNING", logger="desktop_rag.core.index.lexical"):
+        assert LexicalSearch(store).bm25("apple orchard", 5) == []
     assert any("lexical search" in r.getMessage() and "chunks_fts" in r.getMessage()
                for r in caplog.records)  # fmt: skip
     store.close()

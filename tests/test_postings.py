@@ -14,6 +14,7 @@ import pytest
 
 from desktop_rag.core.engine import Engine
 from desktop_rag.core.index import postings
+from desktop_rag.core.index.lexical import LexicalSearch
 from desktop_rag.core.index.postings import LexicalIndex, Postings, build_segment, fts5_terms
 from desktop_rag.core.index.store import Store
 from desktop_rag.core.search.evidence import QueryTerms
@@ -64,7 +65,7 @@ def _assert_same_as_fts5(store: Store, snap: Postings, questions: list[str],
         if not words or any(len(t) != 1 for t in terms.values()):
             continue
         for weight in (2.0, 0.5):
-            ref = store._ranked(_match(words), 50, weight, collections)
+            ref = LexicalSearch(store)._ranked(_match(words), 50, weight, collections)  # FTS5
             ours = snap.rank([terms[w][0] for w in words], 50, weight, members)
             assert len(ours) == len(ref), q
             ref_of = dict(ref)
@@ -104,7 +105,9 @@ def test_postings_are_fts5s_postings_and_bm25(fake_engine: Engine, articles: Pat
     engine.index_all([articles, corpus])
     store = engine.store
     snap = _current(engine)
-    assert (snap.n_live, snap.avg_tokens) == pytest.approx(store.fts_stats(), rel=1e-12)
+    assert (snap.n_live, snap.avg_tokens) == pytest.approx(
+        LexicalSearch(store).fts_stats(), rel=1e-12
+    )
     vocab = _fts5_vocabulary(store)
     assert {t: snap.df(t) for t in vocab} == vocab  # FTS5's stemming and tokens, accents too
     assert set(snap.segments[0].vocab) == set(vocab)
@@ -114,11 +117,11 @@ def test_postings_are_fts5s_postings_and_bm25(fake_engine: Engine, articles: Pat
 
     # document_frequencies and lexical_candidates answer from the postings, as FTS5 would
     words = _words("What is the incubation period of COVID-19 in children?")
-    n, df = store.document_frequencies(words)
-    fts_n, fts_df = store._fts5_document_frequencies(words)
-    assert (n, df) == (fts_n, fts_df)
-    got = store.lexical_candidates(words, df, 20, context_weight=2.0)
-    ref = store._ranked(_match(sorted(words, key=lambda w: df[w])), 20, 2.0)
+    fts5 = LexicalSearch(store)  # no postings: FTS5 answers
+    n, df = engine.lexical.document_frequencies(words)
+    assert (n, df) == fts5.document_frequencies(words)
+    got = engine.lexical.lexical_candidates(words, df, 20, context_weight=2.0)
+    ref = fts5.lexical_candidates(words, df, 20, budget=10**9, context_weight=2.0)
     assert [c for c, _ in got] == [c for c, _ in ref]
 
 
@@ -135,8 +138,8 @@ def test_collection_filter_inside_the_ranking(fake_engine: Engine, articles: Pat
                                     only) >= 1  # fmt: skip
         members = set(store.collection_chunk_ids(only).tolist())
         words = _words("How many tonnes of apples did the orchard and the virus yield?")
-        _, df = store.document_frequencies(words)
-        got = store.lexical_candidates(words, df, 50, context_weight=2.0, collections=only)
+        _, df = engine.lexical.document_frequencies(words)
+        got = engine.lexical.lexical_candidates(words, df, 50, context_weight=2.0, collections=only)
         assert got and {c for c, _ in got} <= members
     everywhere = engine.search("How many tonnes of apples did the orchard yield in 2022?", 3)
     assert everywhere.hits[0].file_name == "orchard.pdf"
@@ -183,7 +186,9 @@ def test_staleness_after_files_are_added_and_removed(
     removed = _current(engine)
     assert removed.dead is not None and removed.dead.any()
     assert removed.n_live == store.chunk_count()
-    assert (removed.n_live, removed.avg_tokens) == pytest.approx(store.fts_stats(), rel=1e-12)
+    assert (removed.n_live, removed.avg_tokens) == pytest.approx(
+        LexicalSearch(store).fts_stats(), rel=1e-12
+    )
     vocab = _fts5_vocabulary(store)
     assert {t: removed.df(t) for t in vocab} == vocab
     assert _assert_same_as_fts5(store, removed, _questions()[:80]) > 10
@@ -245,9 +250,9 @@ def test_the_cache_file_is_reused_and_rebuilt_when_lost_or_damaged(
     assert "corrupt or partly written" in caplog.text and "lexical postings built" in caplog.text
 
     # the engine's own search gives the same hits with the postings as with FTS5 alone
-    store.lexicon = None
+    engine.lexical.postings = None  # FTS5 alone
     alone = engine.search(question, 5).hits
-    store.lexicon = lexicon
+    engine.lexical.postings = lexicon
     assert [h.chunk_id for h in alone] == [c for c, _ in reference]
     assert [h.score for h in alone] == pytest.approx([s for _, s in reference], rel=1e-9)
 
@@ -275,7 +280,7 @@ def test_close_joins_the_background_thread(fake_engine: Engine, corpus: Path) ->
     engine = fake_engine
     engine.index_all([corpus])
     engine.lexicon.wait(60)
-    engine.store.lexicon.start() if engine.store.lexicon else None  # nothing to do: ends at once
+    engine.lexicon.start()  # a second start: nothing to do, ends at once
     engine.close()
     assert not [t for t in threading.enumerate() if t.name == "postings"]
     assert engine.lexicon.current(engine.store.vectors_version() + 1) is None  # closed: no restart

@@ -25,6 +25,7 @@ from desktop_rag.core.generate.prompting import (
     pack_prompt,
 )
 from desktop_rag.core.generate.server import ServerLLM
+from desktop_rag.core.index.lexical import LexicalSearch
 from desktop_rag.core.index.postings import LexicalIndex
 from desktop_rag.core.index.store import Store
 from desktop_rag.core.index.vectors import VectorIndex
@@ -75,8 +76,8 @@ class Engine:
         # The lexical leg's in-memory postings: loaded or built in the background from now on
         # (FTS5 answers until they are current); kept beside the vector cache.
         self.lexicon = LexicalIndex(self.paths.vectors_dir, self.store)
-        self.store.lexicon = self.lexicon
         self.lexicon.start()
+        self.lexical = LexicalSearch(self.store, self.lexicon)  # the lexical queries
         self.chunker_config = chunker_config
         self.retrieval_config = retrieval_config
         self._lock = threading.RLock()
@@ -242,7 +243,8 @@ class Engine:
 
     def retriever(self) -> Retriever:
         """A retriever over the current index."""
-        return Retriever(self.store, self.vectors, self.embedder, self.retrieval_config)
+        return Retriever(self.store, self.lexical, self.vectors, self.embedder,
+                         self.retrieval_config)  # fmt: skip
 
     # -- indexing ----------------------------------------------------------------------------
     def index(

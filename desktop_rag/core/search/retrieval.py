@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from desktop_rag.core.embed.embedding import Embedder
+    from desktop_rag.core.index.lexical import LexicalSearch
     from desktop_rag.core.index.store import ChunkRow, Store
     from desktop_rag.core.index.vectors import VectorIndex
 
@@ -65,7 +66,7 @@ class RetrievalConfig:
 
     Defaults chosen on both dev sets together with ``desktop-rag eval`` (covidqa answer-span hit@5 /
     docugami document hit@5). ``lexical_budget`` bounds the postings FTS5 ranks for the lexical
-    candidates (see :meth:`~desktop_rag.core.index.store.Store.lexical_candidates`). Fusion alone:
+    candidates (see :meth:`~desktop_rag.core.index.lexical.LexicalSearch.lexical_candidates`). Fusion alone:
     dense weight 0.4 gave 0.771 / 0.780, 0.5 gave 0.759 / 0.872, 0.6 gave 0.746 / 0.887 (covidqa questions reuse the article's words; docugami questions
     name companies the text calls "the Company"). With the evidence features the best region moves
     to dense weight 0.7-0.8 and both sets gain: 0.802 / 0.897 with the defaults here. Tried and left
@@ -128,11 +129,13 @@ class Retriever:
     def __init__(
         self,
         store: Store,
+        lexical: LexicalSearch,
         vectors: VectorIndex,
         embedder: Embedder,
         config: RetrievalConfig | None = None,
     ) -> None:
         self.store = store
+        self.lexical = lexical
         self.vectors = vectors
         self.embedder = embedder
         self.config = config or RetrievalConfig()
@@ -188,14 +191,14 @@ class Retriever:
         terms = QueryTerms.of(query)
         words = [terms.words[s] for s in terms.stems]
         hybrid = mode in ("hybrid", "fused")
-        n_docs, df = self.store.document_frequencies(words) if hybrid else (0, {})
+        n_docs, df = self.lexical.document_frequencies(words) if hybrid else (0, {})
         if hybrid:
-            lexical = self.store.lexical_candidates(
+            lexical = self.lexical.lexical_candidates(
                 words, df, n_cand, budget=cfg.lexical_budget, context_weight=cfg.context_weight,
                 collections=collections,
             )  # fmt: skip
         elif mode != "dense":  # the reference modes keep FTS5's exact BM25 top-k
-            lexical = self.store.bm25(
+            lexical = self.lexical.bm25(
                 query, n_cand, context_weight=cfg.context_weight, collections=collections
             )
         else:
@@ -283,7 +286,7 @@ class Retriever:
             vecs = self.store.embeddings_for(missing_dense)
             for c, v in vecs.items():
                 dense_of[c] = float(np.dot(v, qvec))
-        n_fts, avg_tokens = self.store.fts_stats()
+        n_fts, avg_tokens = self.lexical.fts_stats()
         idf = {
             s: fts5_idf(n_fts, df[terms.words[s]]) for s in terms.stems if df.get(terms.words[s])
         }
