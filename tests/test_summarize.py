@@ -14,7 +14,6 @@ from click.testing import CliRunner
 from desktop_rag.cli import cli
 from desktop_rag.core.engine import Engine
 from desktop_rag.core.errors import UserError
-from desktop_rag.core.index.store import ChunkRow
 from desktop_rag.core.resources import resources_dir
 from desktop_rag.core.tasks.document import document_chunks, resolve_files
 from desktop_rag.core.tasks.summarize import (
@@ -29,7 +28,7 @@ from desktop_rag.core.tasks.summarize import (
     spherical_kmeans,
     summarize,
 )
-from desktop_rag.core.types import CancelToken
+from desktop_rag.core.types import CancelToken, Hit
 from tests.conftest import DOCUGAMI, requires_docugami
 
 
@@ -158,7 +157,7 @@ def test_cli_summarises_a_filing_with_figures_and_json(home: Path, tmp_path: Pat
 def _chunks_of(texts: list[str]) -> _Chunks:
     chunks = _Chunks()
     for i, text in enumerate(texts):
-        chunks.rows.append(ChunkRow(i, 1, "call.txt", 1, 0, len(text), text, ""))
+        chunks.rows.append(Hit(i, 1, "call.txt", 1, 0, len(text), text, "", 0.0))
     return chunks
 
 

@@ -127,11 +127,16 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Hit:
-    """A retrieved chunk with its fused score and the per-retriever evidence.
+    """A chunk with its file path: as stored (``score`` 0.0; what
+    :meth:`~desktop_rag.core.index.store.Store.chunks_by_id` and ``iter_file_chunks`` return) or
+    retrieved, with its fused score and the per-retriever evidence. One type for both, so a
+    stored chunk becomes a hit without a copy of its fields.
 
-    ``score`` is the fused relevance in [0, 1] (higher is better); ``dense`` is the cosine similarity
-    of the query and chunk embeddings (None if the dense retriever did not return it); ``bm25`` is the
-    FTS5 BM25 score made positive (None if the lexical retriever did not return it).
+    ``start``/``end`` are character offsets in its page's stored text; ``score`` is the fused
+    relevance in [0, 1] (higher is better); ``dense`` is the cosine similarity of the query and
+    chunk embeddings (None if the dense retriever did not return it); ``bm25`` is the FTS5 BM25
+    score made positive (None if the lexical retriever did not return it); ``terms`` its stored
+    lexical analysis (``evidence.encode_terms(text)``, None: an older index or not read).
     """
 
     chunk_id: int
@@ -146,6 +151,7 @@ class Hit:
     dense: float | None = None
     bm25: float | None = None
     genre: str | None = None  # its document's genre (core/text/filings.py; None: not known)
+    terms: str | None = None
 
     @property
     def file_name(self) -> str:

@@ -20,13 +20,13 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from desktop_rag.core.embed.identity import EmbeddingIdentity
 from desktop_rag.core.errors import EmbeddingMismatchError, UserError
-from desktop_rag.core.types import Chunk, Document, Heading, Page, TextBox
+from desktop_rag.core.types import Chunk, Document, Heading, Hit, Page, TextBox
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -111,22 +111,6 @@ class FileRow:
     # What it is (core/text/filings.py: filing, financial_report, other; None: not known) and why
     genre: str | None = None
     genre_basis: str | None = None
-
-
-@dataclass(frozen=True)
-class ChunkRow:
-    """A chunk with its file path (for building hits and citations)."""
-
-    id: int
-    file_id: int
-    path: str
-    page: int | None
-    start: int
-    end: int
-    text: str
-    context: str
-    terms: str | None = None  # evidence.encode_terms(text), stored at indexing (None: older index)
-    genre: str | None = None  # its file's genre (core/text/filings.py; None: not known)
 
 
 @dataclass(frozen=True)
@@ -714,9 +698,9 @@ class Store:
                 out[int(cid)] = np.frombuffer(blob, dtype=np.float32)
         return out
 
-    def chunks_by_id(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
+    def chunks_by_id(self, ids: Sequence[int]) -> dict[int, Hit]:
         """Chunks with their file paths, by id (ids no longer in the store are left out)."""
-        out: dict[int, ChunkRow] = {}
+        out: dict[int, Hit] = {}
         for part in _parts(ids):
             q = (
                 'SELECT c.id, c.file_id, f.path, c.page, c.start, c."end", c.text, c.context, '
@@ -725,12 +709,12 @@ class Store:
                 f"WHERE c.id IN ({','.join('?' * len(part))})"
             )
             for r in self.con.execute(q, part):
-                out[int(r[0])] = ChunkRow(*r)
+                out[int(r[0])] = _stored_hit(r, r[8], r[9])
         return out
 
     def iter_file_chunks(
         self, file_id: int, batch: int = 512
-    ) -> Iterator[list[tuple[ChunkRow, NDArray[np.float32]]]]:
+    ) -> Iterator[list[tuple[Hit, NDArray[np.float32]]]]:
         """A file's chunks in document order (page, then offset), each with its embedding
         ``(dim,)`` float32, in lists of at most ``batch``: a 1,000-page file is read a part at a
         time (whole-document summaries and comparisons)."""
@@ -746,7 +730,7 @@ class Store:
             ).fetchall()
             if not rows:
                 return
-            yield [(ChunkRow(*r[:9]), np.frombuffer(r[9], dtype=np.float32)) for r in rows]
+            yield [(_stored_hit(r, r[8]), np.frombuffer(r[9], dtype=np.float32)) for r in rows]
             r = rows[-1]
             last = (int(r[3] or 0), int(r[4]), int(r[0]))
 
@@ -870,6 +854,13 @@ class Store:
             "SELECT text FROM pages WHERE file_id=? AND page=?", (file_id, page or 0)
         ).fetchone()
         return None if row is None else str(row[0])
+
+
+def _stored_hit(r: Sequence[Any], terms: str | None, genre: str | None = None) -> Hit:
+    """A chunk row ``(id, file_id, path, page, start, end, text, context, ...)`` as a
+    :class:`~desktop_rag.core.types.Hit` of score 0.0."""
+    return Hit(int(r[0]), int(r[1]), str(r[2]), r[3], int(r[4]), int(r[5]), str(r[6]),
+               str(r[7]), 0.0, terms=terms, genre=genre)  # fmt: skip
 
 
 def _encode_headings(page: Page) -> str:

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from desktop_rag.core.embed.embedding import Embedder
     from desktop_rag.core.index.lexical import LexicalSearch
-    from desktop_rag.core.index.store import ChunkRow, Store
+    from desktop_rag.core.index.store import Store
     from desktop_rag.core.index.vectors import VectorIndex
 
 Mode = Literal["hybrid", "fused", "dense", "bm25", "rrf"]
@@ -89,7 +89,7 @@ class RetrievalConfig:
     statements, no pages): doc hit@5 0.862, answer hit@5 0.802 before and after.
 
     Where they apply (issue 32): each of these rules reads or changes only the chunks of
-    documents detected as filings or financial reports (``ChunkRow.genre``, see
+    documents detected as filings or financial reports (``Hit.genre``, see
     :mod:`desktop_rag.core.text.filings`); a paper's, a contract's or a deck's chunks keep their
     scores and places.
     """
@@ -267,7 +267,7 @@ class Retriever:
         qvec: np.ndarray | None,
         dense_of: dict[int, float],
         bm25_of: dict[int, float],
-        rows: dict[int, ChunkRow],
+        rows: dict[int, Hit],
         extra: Sequence[int] = (),
     ) -> tuple[list[int], dict[int, float]]:
         """Score every candidate with both retrievers, then combine convexly (see module doc).
@@ -314,7 +314,7 @@ class Retriever:
         df: dict[str, int],
         ranked: list[int],
         fused: dict[int, float],
-        rows: dict[int, ChunkRow],
+        rows: dict[int, Hit],
     ) -> tuple[list[int], dict[int, float]]:
         """Add the weighted lexical evidence features (see module doc) to the fused scores."""
         if not terms.stems:
@@ -327,7 +327,7 @@ class Retriever:
         score = {c: fused[c] + float(x) for c, x in zip(cand, extra, strict=True)}
         return sorted(cand, key=lambda c: -score[c]), score
 
-    def _spread_pages(self, ranked: list[int], rows: dict[int, ChunkRow], k: int) -> list[int]:
+    def _spread_pages(self, ranked: list[int], rows: dict[int, Hit], k: int) -> list[int]:
         """``ranked`` with at most ``max_per_page`` chunks of one page of a financial filing or
         report in the top ``k`` (the others move down, in order): adjacent chunks of one
         statement page say the same thing, and the sources shown should point at different
@@ -359,7 +359,7 @@ class Retriever:
         kinds: frozenset[str],
         dense: Sequence[tuple[int, float]],
         lexical: Sequence[tuple[int, float]],
-        rows: dict[int, ChunkRow],
+        rows: dict[int, Hit],
     ) -> list[int]:
         """The chunks of the financial statements ``kinds`` (see :mod:`.statements`) in the
         candidates' leading documents, added to ``rows``; their ids.
@@ -389,7 +389,7 @@ class Retriever:
 
     def _match_statements(
         self, kinds: frozenset[str], ranked: list[int], score: dict[int, float],
-        rows: dict[int, ChunkRow],
+        rows: dict[int, Hit],
     ) -> tuple[list[int], dict[int, float]]:  # fmt: skip
         """Add ``statement_weight`` to the chunks of the financial statements ``kinds`` that
         the question's terms belong to (by the statement title in the chunk's context line), in
@@ -420,7 +420,7 @@ class Retriever:
 
     def _match_titles(
         self, query: str, ranked: list[int], score: dict[int, float],
-        rows: dict[int, ChunkRow], docs: dict[int, _Document],
+        rows: dict[int, Hit], docs: dict[int, _Document],
     ) -> tuple[list[int], dict[int, float]]:  # fmt: skip
         """Prefer the documents whose title names whom the question names ("Amazon's gross
         margin": the filings titled AMAZON.COM, INC.): the question's names (capitalised words
@@ -445,7 +445,7 @@ class Retriever:
 
     def _match_periods(
         self, query: str, ranked: list[int], score: dict[int, float],
-        rows: dict[int, ChunkRow], docs: dict[int, _Document],
+        rows: dict[int, Hit], docs: dict[int, _Document],
     ) -> tuple[list[int], dict[int, float]]:  # fmt: skip
         """Prefer the documents of the period the question asks about (see :mod:`.periods`).
 
@@ -491,7 +491,7 @@ class _Document:
     title_stems: frozenset[str]
 
 
-def _documents(ranked: Sequence[int], rows: dict[int, ChunkRow]) -> dict[int, _Document]:
+def _documents(ranked: Sequence[int], rows: dict[int, Hit]) -> dict[int, _Document]:
     """The :class:`_Document` of each candidate's file, by file id (read once a search)."""
     docs: dict[int, _Document] = {}
     for c in ranked:

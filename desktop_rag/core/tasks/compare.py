@@ -344,7 +344,7 @@ def _load(engine: Engine, doc: _Doc, cancel: CancelToken) -> Iterator[int]:
             if t is None:
                 t = doc.topic_index[key] = len(doc.topic_names)
                 doc.topic_names.append(topic)
-            doc.ids.append(chunk.id)
+            doc.ids.append(chunk.chunk_id)
             doc.pages.append(chunk.page)
             doc.topics.append(t)
             doc.sentences.update(sentence_key(x) for x in whole_sentences(chunk.text))

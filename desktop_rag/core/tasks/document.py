@@ -13,7 +13,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from desktop_rag.core.errors import UserError
-from desktop_rag.core.index.store import ChunkRow, FileRow
+from desktop_rag.core.index.store import FileRow
+from desktop_rag.core.types import Hit
 
 if TYPE_CHECKING:
     from desktop_rag.core.engine import Engine
@@ -56,7 +57,7 @@ def resolve_files(engine: Engine, target: str | Path) -> list[FileRow]:
 
 def document_chunks(
     engine: Engine, file: FileRow, batch: int = 512
-) -> Iterator[list[tuple[ChunkRow, NDArray[np.float32]]]]:
+) -> Iterator[list[tuple[Hit, NDArray[np.float32]]]]:
     """The chunks of ``file`` in document order with their embeddings ``(dim,)`` float32, a
     batch at a time (see :meth:`~desktop_rag.core.index.store.Store.iter_file_chunks`)."""
     return engine.store.iter_file_chunks(file.id, batch)

@@ -47,7 +47,6 @@ from desktop_rag.core.errors import BackendError, UserError
 from desktop_rag.core.generate.constrained import AllowedFigures
 from desktop_rag.core.generate.owner import Priority
 from desktop_rag.core.generate.prompting import neutralize_instructions, strip_images
-from desktop_rag.core.index.store import ChunkRow
 from desktop_rag.core.search.claims import answer_sentences, check_answer, figure_strings, figures
 from desktop_rag.core.search.selection import sentence_spans
 from desktop_rag.core.tasks.document import document_chunks, resolve_files
@@ -217,7 +216,7 @@ class Summary:
 class _Chunks:
     """What stage 1 keeps of the chunks read: rows and embeddings ``(n, dim)`` float32."""
 
-    rows: list[ChunkRow] = field(default_factory=list)
+    rows: list[Hit] = field(default_factory=list)
     vecs: list[NDArray[np.float32]] = field(default_factory=list)
 
 
@@ -267,8 +266,7 @@ def summarize(
         if unique:
             vecs = engine.embedder.embed([h.text for h in unique])
             for h, vec in zip(unique, vecs, strict=True):
-                chunks.rows.append(ChunkRow(h.chunk_id, h.file_id, h.path, h.page, h.start,
-                                            h.end, h.text, h.context))  # fmt: skip
+                chunks.rows.append(h)
                 chunks.vecs.append(vec)
         yield SummaryProgress("reading", 1, 1, 0.0)
     else:
@@ -384,7 +382,7 @@ def _select(
         # pool's extra ones below (they must not push out a topic sentence that is shown).
         for rank, ((row, a, b, sent), vec) in enumerate(zip(picked, emb, strict=True)):
             score = (2.0 if rank < n_keys else 0.0) - 0.01 * rank
-            hit = Hit(row.id, row.file_id, row.path, row.page, row.start + a, row.start + b,
+            hit = Hit(row.chunk_id, row.file_id, row.path, row.page, row.start + a, row.start + b,
                       sent, row.context, score)  # fmt: skip
             out.append(_Candidate(hit, -1 - rank % n_keys, score,
                                   (row.file_id, row.page or 0, row.start + a), vec))  # fmt: skip
@@ -404,7 +402,7 @@ def _select(
         if members.size == 0:
             continue
         near = members[np.argsort(-(vecs[members] @ centres[topic]))[:CANDIDATE_CHUNKS]]
-        sents: list[tuple[ChunkRow, int, int, str]] = []
+        sents: list[tuple[Hit, int, int, str]] = []
         for i in near.tolist():
             row = chunks.rows[i]
             for a, b in _sentences(row.text):
@@ -419,7 +417,7 @@ def _select(
                 score = sim + FIGURE_BONUS * min(3, n_figs)
                 if financial and n_figs and _METRIC_RE.search(s):
                     score += METRIC_BONUS
-                hit = Hit(row.id, row.file_id, row.path, row.page, row.start + a, row.start + b,
+                hit = Hit(row.chunk_id, row.file_id, row.path, row.page, row.start + a, row.start + b,
                           s, row.context, float(score))  # fmt: skip
                 out.append(
                     _Candidate(
@@ -430,7 +428,7 @@ def _select(
     _drop_duplicates(out)
 
 
-def _key_figure_sentences(chunks: _Chunks) -> list[tuple[ChunkRow, int, int, str, int]]:
+def _key_figure_sentences(chunks: _Chunks) -> list[tuple[Hit, int, int, str, int]]:
     """The quotable sentences of every chunk that name a key metric (:data:`_METRIC_RE`) with a
     figure of money or a percentage: ``(row, start, end, text, figures)``. A regular expression
     over the whole document; nothing is embedded here."""
@@ -448,7 +446,7 @@ def _key_figure_sentences(chunks: _Chunks) -> list[tuple[ChunkRow, int, int, str
     return out
 
 
-def _headline_sentences(chunks: _Chunks, n: int) -> list[tuple[ChunkRow, int, int, str]]:
+def _headline_sentences(chunks: _Chunks, n: int) -> list[tuple[Hit, int, int, str]]:
     """Up to ``n`` headline sentences of a financial report, ``(row, start, end, text)`` in the
     order picked: quotable sentences that state a figure of money or a percentage and name a
     metric of :data:`_KINDS`, chosen greedily so that the kinds are covered before any repeats.
@@ -461,7 +459,7 @@ def _headline_sentences(chunks: _Chunks, n: int) -> list[tuple[ChunkRow, int, in
     figure values (MMR on values) lowered figure recall (0.438 to 0.350 on ECTSum); covering the
     metrics a reader of results asks for first (revenue, earnings per share, the outlook) raised
     it (see docs/benchmarks.md)."""
-    cands: list[tuple[ChunkRow, int, int, str, int, frozenset[str], float]] = []
+    cands: list[tuple[Hit, int, int, str, int, frozenset[str], float]] = []
     total = max(1, len(chunks.rows))
     for i, row in enumerate(chunks.rows):
         for a, b in _sentences(row.text):
@@ -473,7 +471,7 @@ def _headline_sentences(chunks: _Chunks, n: int) -> list[tuple[ChunkRow, int, in
             if n_figs and kinds:
                 cands.append((row, a, b, sent, n_figs, kinds, i / total))
     taken: dict[str, int] = {}
-    out: list[tuple[ChunkRow, int, int, str]] = []
+    out: list[tuple[Hit, int, int, str]] = []
     free = list(range(len(cands)))
     while free and len(out) < n:
 
