@@ -43,6 +43,7 @@ def test_a_thousand_queries_while_indexing(engine: Engine, tmp_path: Path) -> No
     errors: list[BaseException] = []
     committed = threading.Event()  # the writer committed a file and waits for a search
     searched = threading.Event()  # a search began after that commit and ended
+    abandoned = threading.Event()  # the searching side failed: the writer runs to its end
     done = threading.Event()
     files_committed = 0
 
@@ -55,7 +56,7 @@ def test_a_thousand_queries_while_indexing(engine: Engine, tmp_path: Path) -> No
                 files_committed += 1
                 searched.clear()
                 committed.set()
-                if not searched.wait(HANDOFF_TIMEOUT_S):
+                if not abandoned.is_set() and not searched.wait(HANDOFF_TIMEOUT_S):
                     raise TimeoutError("no search ran after a committed file")
         except BaseException as exc:
             errors.append(exc)
@@ -89,7 +90,8 @@ def test_a_thousand_queries_while_indexing(engine: Engine, tmp_path: Path) -> No
                 handoffs += 1
                 searched.set()
     finally:
-        searched.set()  # never leave the writer waiting (an assertion failed above)
+        abandoned.set()  # never leave the writer waiting (an assertion failed above)
+        searched.set()
         writer.join(HANDOFF_TIMEOUT_S)
     assert not writer.is_alive(), "the indexing run did not end"
     assert not errors, errors

@@ -342,9 +342,14 @@ def _in_settings_dialog(qtbot, w: MainWindow, act) -> object:  # type: ignore[no
     from PySide6.QtWidgets import QApplication, QDialog
 
     outcome: list[object] = []
+    tries = [0]
 
     def inside() -> None:
         dialog = QApplication.activeModalWidget()
+        if not isinstance(dialog, QDialog) and tries[0] < 200:  # not shown yet: look again
+            tries[0] += 1
+            QTimer.singleShot(50, inside)
+            return
         try:
             outcome.append(act(dialog))
         except BaseException as exc:  # shown by the test, not lost in Qt's event loop
@@ -360,12 +365,19 @@ def _in_settings_dialog(qtbot, w: MainWindow, act) -> object:  # type: ignore[no
     return outcome[0]
 
 
-def test_settings_chosen_in_the_dialog_are_there_after_a_restart(qtbot, embedder: Embedder) -> None:  # type: ignore[no-untyped-def]
+def test_settings_chosen_in_the_dialog_are_there_after_a_restart(qtbot, embedder: Embedder,  # type: ignore[no-untyped-def]
+                                                                 llm_path: Path, gguf_cache: Path) -> None:  # fmt: skip
     """Settings… in the window, new values typed into the dialog, OK: the app's own save path
     writes them, and the app started again (a new engine reading its settings file, a new
     window) uses them and shows them in its dialog."""
     from PySide6.QtWidgets import QDialogButtonBox
 
+    from desktop_rag.core.generate.llm import default_threads
+    from desktop_rag.core.generate.llm_weights import weights_for_inference
+
+    # The session's first load of the LLM converts and times its F16 copy (minutes on a busy
+    # machine): done here, so the windows' start waits only for loading.
+    weights_for_inference(llm_path, gguf_cache, default_threads())
     chosen = (2048, 0.7, 8, 1, False)
     w = _window(qtbot, embedder, saved_settings=True)
     assert w.engine.settings.ocr, "OCR is on by default"
