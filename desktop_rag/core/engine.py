@@ -318,8 +318,6 @@ class Engine:
         collections: Sequence[int] | None = None,
     ) -> RetrievalResult:
         """The top-k chunks for a question (k defaults to the ``top_k`` setting)."""
-        if self._indexing:
-            raise RuntimeError("database is locked")
         return self.retriever().search(
             question, k or self.settings.top_k, mode=mode, collections=collections
         )
