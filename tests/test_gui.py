@@ -394,10 +394,14 @@ def test_settings_chosen_in_the_dialog_are_there_after_a_restart(qtbot, embedder
         ok = d.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok)  # type: ignore[attr-defined]
         qtbot.mouseClick(ok, Qt.MouseButton.LeftButton)
 
-    _in_settings_dialog(qtbot, w, choose)
-    # Written in the background; a new context size also reloads the model.
-    qtbot.waitUntil(lambda: w.engine.paths.settings_file.exists() and w.runner.idle(),
-                    timeout=120_000)  # fmt: skip
+    try:
+        _in_settings_dialog(qtbot, w, choose)
+        # Written in the background; a new context size also reloads the model.
+        qtbot.waitUntil(lambda: w.engine.paths.settings_file.exists() and w.runner.idle(),
+                        timeout=120_000)  # fmt: skip
+    except BaseException:
+        w.shutdown(timeout_ms=60_000)  # the failure is the test's, not a left thread
+        raise
     _assert_no_threads_left(w)
     w.close()
 
