@@ -54,6 +54,9 @@ SLOW_FIXTURES = frozenset({"embedder", "engine", "llm_path"})
 GUI_FIXTURES = frozenset({"qapp", "qtbot", "qtmodeltester"})
 #: How long a thread a test started may take to end after the test (its fixtures torn down).
 THREAD_GRACE_S = 2.0
+#: (module, class name) of the process-wide helper threads libraries start once and keep until
+#: exit (tqdm's monitor of slow progress bars); any other thread a test leaves fails it.
+LIBRARY_THREADS = frozenset({("tqdm._monitor", "TMonitor")})
 #: A ``gui`` test fails on a GUI-thread stall inside the event loop longer than this (ms;
 #: ``DESKTOP_RAG_STALL_FAIL_MS``, 0: never fail). See the module docstring for why so high.
 STALL_FAIL_MS = float(os.environ.get("DESKTOP_RAG_STALL_FAIL_MS", "2000"))
@@ -98,24 +101,36 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.gui)
 
 
+def _library_thread(thread: threading.Thread) -> bool:
+    """Whether ``thread`` is one of :data:`LIBRARY_THREADS`, or a thread that ``threading`` did
+    not start (a Qt pool thread that ran Python code: Qt's pool is checked on its own, and such
+    a thread can be neither joined nor seen to end from here)."""
+    if isinstance(thread, threading._DummyThread):  # no public name for foreign threads
+        return True
+    return (type(thread).__module__, type(thread).__name__) in LIBRARY_THREADS
+
+
 @pytest.fixture(autouse=True)
 def no_dangling_threads(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Fail a test that leaves a non-daemon thread running that it started (napari's guard for
-    QThreads, for Python threads); for ``gui`` tests, also Qt's global thread pool must be idle.
+    """Fail a test that leaves a thread running that it started, daemon threads included (a
+    daemon thread is only killed at interpreter exit: one an engine did not join on close still
+    works on a closed store); napari's guard for QThreads, for Python threads. For ``gui``
+    tests, also Qt's global thread pool must be idle.
 
     Set up before the test's other function fixtures and torn down after them, so an engine the
     test's fixtures close has joined its threads by then. Threads of session and module fixtures
-    started before this snapshot and are not the test's.
+    started before this snapshot and are not the test's; nor are the process-wide helper threads
+    of libraries (:data:`LIBRARY_THREADS`), which live until exit by design.
     """
     before = set(threading.enumerate())
     yield
-    started = [t for t in threading.enumerate() if t not in before and not t.daemon]
+    started = [t for t in threading.enumerate() if t not in before and not _library_thread(t)]
     deadline = time.monotonic() + THREAD_GRACE_S
     for t in started:
         t.join(max(0.0, deadline - time.monotonic()))
-    alive = [t.name for t in started if t.is_alive()]
+    alive = [f"{t.name}{' (daemon)' if t.daemon else ''}" for t in started if t.is_alive()]
     if alive:
-        pytest.fail(f"the test left non-daemon threads running: {alive}", pytrace=False)
+        pytest.fail(f"the test left threads running: {alive}", pytrace=False)
     qtcore = sys.modules.get("PySide6.QtCore")  # only when the test imported Qt
     if qtcore is not None and request.node.get_closest_marker("gui"):
         pool = qtcore.QThreadPool.globalInstance()
@@ -387,3 +402,15 @@ def corpus(tmp_path: Path) -> Path:
     (root / "image.xyz").write_bytes(os.urandom(64))
     (root / "empty.txt").write_bytes(b"")
     return root
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Close the two ``/dev/null`` files llama-cpp-python opens at import and never closes
+    (``llama_cpp._utils.outnull_file``/``errnull_file``, where it sends llama.cpp's output of a
+    non-verbose model): left open, the interpreter's exit warned ``ResourceWarning: unclosed
+    file <_io.TextIOWrapper name='/dev/null'>`` after every run. Every model is closed by now."""
+    utils = sys.modules.get("llama_cpp._utils")
+    for name in ("outnull_file", "errnull_file"):
+        handle = getattr(utils, name, None)
+        if handle is not None:
+            handle.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -99,6 +100,11 @@ def test_unknown_backend_is_refused() -> None:
         Embedder(model, "m", backend="tensorrt")
 
 
+def _export_threads() -> list[threading.Thread]:
+    """The live threads waiting for a first start's ONNX export (named ``onnx-export``)."""
+    return [t for t in threading.enumerate() if t.name == "onnx-export" and t.is_alive()]
+
+
 @pytest.mark.slow  # loads the real embedding model itself (no fixture the auto-marking sees)
 def test_torch_backend_embeds_questions_on_the_onnx_graph(tmp_path: Path) -> None:
     """With torch for documents, questions go to the ONNX fp32 graph once it is exported (in the
@@ -112,12 +118,13 @@ def test_torch_backend_embeds_questions_on_the_onnx_graph(tmp_path: Path) -> Non
     assert emb.wait_query_encoder(timeout=300)
     assert (_graph_dir(cache, emb) / "model.onnx").exists()
     again = emb.embed_query("how much water did the pump move")  # now the ONNX session
-    assert emb._q_onnx is not None and emb.active_backend == "torch"
+    assert emb.active_backend == "torch", "documents stay on torch"
     assert float(first @ again) >= 0.9999 and int(np.argmax(docs @ again)) == 0
     # A later start finds the graph at once (no export thread).
     later = Embedder(model, "m", backend="torch", cache_dir=cache)
     later.embed_query("pump")
-    assert later._q_thread is None and later._q_onnx is not None
+    assert later.wait_query_encoder(timeout=0), "ready at once: nothing to wait for"
+    assert not _export_threads()
     # No cache folder: questions stay on torch.
     plain = Embedder(model, "m", backend="torch")
     assert not plain.wait_query_encoder() and plain.embed_query("pump").shape == (384,)
@@ -132,11 +139,12 @@ def test_closing_during_a_first_start_export_stops_it_at_once(tmp_path: Path) ->
     cache = tmp_path / "onnx"
     emb = Embedder(model, "m", backend="torch", cache_dir=cache)
     emb.embed_query("pump")  # starts the export aside
-    assert emb._q_thread is not None and emb._q_thread.is_alive()
+    assert _export_threads(), "the first start exports the question encoder aside"
     t0 = time.perf_counter()
     emb.close(wait=False)  # the window's close
     assert time.perf_counter() - t0 < 2.0
-    assert not emb._q_thread.is_alive()
+    assert not _export_threads(), "close() joined the export thread"
+    assert not emb.wait_query_encoder(timeout=0), "questions stay on torch"
     assert not list(cache.rglob("model.onnx")), "a killed export left a graph behind"
     assert emb.embed_query("pump").shape == (384,)  # torch still answers
     again = Embedder(model, "m", backend="torch", cache_dir=cache)

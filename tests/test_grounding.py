@@ -154,16 +154,21 @@ def test_a_numbered_list_answer_passes_on_its_items() -> None:
     # "1." ends no sentence: checked alone it was the figure 1, found in no source, and the
     # whole answer failed.
     text = "Sales:\n1. Total net sales were $82,959 million [1].\n2. iPhone net sales were $40,665 million [2]."
-    assert [text[a:b] for a, b in answer_sentences(text)][1:] == [
+    assert [text[a:b] for a, b in answer_sentences(text)] == [
+        "Sales:",
         "1. Total net sales were $82,959 million [1].",
         "2. iPhone net sales were $40,665 million [2].",
     ]
     checked = check_answer(text, [APPLE, IPHONE])
-    assert checked.passed
-    assert [c.claim for c in checked.checks if c.kind == "figure"] == [
-        "$82,959 million",
-        "$40,665 million",
-    ]
+    assert checked.passed and not checked.unsupported, checked.checks
+    # The item numbers are checked as nothing; each item's figure is found in its own source.
+    figures_checked = {c.claim: c.sources for c in checked.checks if c.kind == "figure"}
+    assert figures_checked == {"$82,959 million": (1,), "$40,665 million": (2,)}
+    # The same list with an item whose figure no source holds fails: the items are checked.
+    invented = text.replace("$40,665 million", "$41,700 million")
+    failed = check_answer(invented, [APPLE, IPHONE])
+    assert not failed.passed
+    assert [c.claim for c in failed.unsupported if c.kind == "figure"] == ["$41,700 million"]
 
 
 def test_evidence_quotes_the_answering_sentence_with_page_offsets(

@@ -42,11 +42,15 @@ QUESTION = "How many tonnes of apples did the orchard yield in 2022?"
 THREAD_GRACE_S = 5.0
 
 
-def _window(qtbot, embedder: Embedder) -> MainWindow:  # type: ignore[no-untyped-def]
+def _window(qtbot, embedder: Embedder, *, saved_settings: bool = False) -> MainWindow:  # type: ignore[no-untyped-def]
     """A shown window over a real engine, its models loaded. The threads alive before it are
-    remembered on it (``_threads_before``) for :func:`_assert_no_threads_left`."""
+    remembered on it (``_threads_before``) for :func:`_assert_no_threads_left`.
+
+    ``saved_settings``: the engine reads the settings file as the app does at its start
+    (defaults where there is none), instead of being given the tests' settings."""
     threads_before = set(threading.enumerate())
-    engine = Engine(app_paths(), Settings(temperature=0.0, max_answer_tokens=96), embedder=embedder)
+    settings = None if saved_settings else Settings(temperature=0.0, max_answer_tokens=96)
+    engine = Engine(app_paths(), settings, embedder=embedder)
     w = MainWindow(engine)
     qtbot.addWidget(w)
     w.show()
@@ -334,29 +338,98 @@ def test_style_adapter_per_conversation(qtbot, window: MainWindow, corpus: Path,
     assert bar.current_style() == ("house-style", 0.8)
 
 
-def test_settings_dialog_persists(qtbot, home: Path) -> None:  # type: ignore[no-untyped-def]
+def _settings_shown(dialog: object) -> tuple[int, float, int, int, bool]:
+    """(context size, temperature, number of sources, CPU threads, OCR) as a settings dialog
+    shows them."""
     from desktop_rag.gui.settings_dialog import SettingsDialog
 
-    settings = Settings()
-    dialog = SettingsDialog(settings)
-    qtbot.addWidget(dialog)
-    dialog.context.setValue(2048)
-    dialog.temperature.setValue(0.7)
-    dialog.top_k.setValue(8)
-    dialog.threads.setValue(1)
-    assert dialog.ocr.isChecked(), "OCR is on by default"
-    dialog.ocr.setChecked(False)
-    dialog.apply()
-    path = app_paths().settings_file
-    settings.save(path)
-    loaded = Settings.load(path)
-    assert (loaded.context_size, loaded.temperature, loaded.top_k, loaded.threads, loaded.ocr) == (
-        2048,
-        0.7,
-        8,
-        1,
-        False,
-    )
+    assert isinstance(dialog, SettingsDialog), f"the Settings dialog is not open: {dialog!r}"
+    return (dialog.context.value(), round(dialog.temperature.value(), 2), dialog.top_k.value(),
+            dialog.threads.value(), dialog.ocr.isChecked())  # fmt: skip
+
+
+def _in_settings_dialog(qtbot, w: MainWindow, act) -> object:  # type: ignore[no-untyped-def]
+    """Click Settings… in the window and run ``act(dialog)`` inside the modal dialog (which
+    must click OK or Cancel); returns what ``act`` returned. A dialog that did not open, or
+    whose ``act`` raised, is cancelled and the error raised here."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QDialog
+
+    outcome: list[object] = []
+    tries = [0]
+
+    def inside() -> None:
+        dialog = QApplication.activeModalWidget()
+        if not isinstance(dialog, QDialog) and tries[0] < 200:  # not shown yet: look again
+            tries[0] += 1
+            QTimer.singleShot(50, inside)
+            return
+        try:
+            outcome.append(act(dialog))
+        except BaseException as exc:  # shown by the test, not lost in Qt's event loop
+            outcome.append(exc)
+            if isinstance(dialog, QDialog):
+                dialog.reject()
+
+    QTimer.singleShot(0, inside)
+    w.models.settings_action.trigger()  # the toolbar's and the Models menu's Settings…
+    assert outcome, "the Settings dialog did not open"
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
+def test_settings_chosen_in_the_dialog_are_there_after_a_restart(qtbot, embedder: Embedder,  # type: ignore[no-untyped-def]
+                                                                 llm_path: Path, gguf_cache: Path) -> None:  # fmt: skip
+    """Settings… in the window, new values typed into the dialog, OK: the app's own save path
+    writes them, and the app started again (a new engine reading its settings file, a new
+    window) uses them and shows them in its dialog."""
+    from PySide6.QtWidgets import QDialogButtonBox
+
+    from desktop_rag.core.generate.llm import default_threads
+    from desktop_rag.core.generate.llm_weights import weights_for_inference
+
+    # The session's first load of the LLM converts and times its F16 copy (minutes on a busy
+    # machine): done here, so the windows' start waits only for loading.
+    weights_for_inference(llm_path, gguf_cache, default_threads())
+    chosen = (2048, 0.7, 8, 1, False)
+    w = _window(qtbot, embedder, saved_settings=True)
+    assert w.engine.settings.ocr, "OCR is on by default"
+    assert not w.engine.paths.settings_file.exists(), "a first start: no settings file yet"
+
+    def choose(dialog: object) -> None:
+        assert _settings_shown(dialog) != chosen
+        d = dialog  # a SettingsDialog (checked above)
+        d.context.setValue(chosen[0])  # type: ignore[attr-defined]
+        d.temperature.setValue(chosen[1])  # type: ignore[attr-defined]
+        d.top_k.setValue(chosen[2])  # type: ignore[attr-defined]
+        d.threads.setValue(chosen[3])  # type: ignore[attr-defined]
+        d.ocr.setChecked(chosen[4])  # type: ignore[attr-defined]
+        ok = d.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok)  # type: ignore[attr-defined]
+        qtbot.mouseClick(ok, Qt.MouseButton.LeftButton)
+
+    try:
+        _in_settings_dialog(qtbot, w, choose)
+        # Written in the background; a new context size also reloads the model.
+        qtbot.waitUntil(lambda: w.engine.paths.settings_file.exists() and w.runner.idle(),
+                        timeout=120_000)  # fmt: skip
+    except BaseException:
+        w.shutdown(timeout_ms=60_000)  # the failure is the test's, not a left thread
+        raise
+    _assert_no_threads_left(w)
+    w.close()
+
+    w2 = _window(qtbot, embedder, saved_settings=True)  # the app started again
+    s = w2.engine.settings
+    assert (s.context_size, s.temperature, s.top_k, s.threads, s.ocr) == chosen
+
+    def look(dialog: object) -> tuple[int, float, int, int, bool]:
+        shown = _settings_shown(dialog)
+        dialog.reject()  # type: ignore[attr-defined]
+        return shown
+
+    assert _in_settings_dialog(qtbot, w2, look) == chosen
+    _assert_no_threads_left(w2)
 
 
 # -- the task runner, the notifier and start-up errors (no models) ----------------------------

@@ -28,6 +28,7 @@ torch, transformers and peft are imported inside the functions that need them (t
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import math
 import os
@@ -492,6 +493,13 @@ def train_adapter(
     from peft.tuners.lora import LoraLayer
 
     lora_layers = [m for m in peft_model.modules() if isinstance(m, LoraLayer)]
+    # The model's keyword for earlier keys and values: ``cache`` in transformers 5.x (which
+    # deprecates ``past_key_values`` with a FutureWarning), ``past_key_values`` before.
+    cache_kw = (
+        "cache"
+        if "cache" in inspect.signature(inner.model.forward).parameters
+        else ("past_key_values")
+    )
     jitter = torch.Generator().manual_seed(seed + 1)
     peft_model.train()
     for step in range(total_steps):
@@ -516,7 +524,7 @@ def train_adapter(
                         input_ids=input_ids[:, : n_prompt - 1], use_cache=True
                     ).past_key_values
                 hidden = inner.model(
-                    input_ids=input_ids[:, n_prompt - 1 : -1], past_key_values=cache, use_cache=True
+                    input_ids=input_ids[:, n_prompt - 1 : -1], use_cache=True, **{cache_kw: cache}
                 ).last_hidden_state[0]
             else:
                 hidden = inner.model(input_ids=input_ids).last_hidden_state[0]

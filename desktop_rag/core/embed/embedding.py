@@ -170,7 +170,8 @@ class Embedder:
 
                     self._onnx.session = make_session(self._onnx.graph, self.threads)
                     self._applied_threads = self.threads
-                return self._onnx.encode(texts)
+                encoded: NDArray[np.float32] = self._onnx.encode(texts)
+                return encoded
             import torch
 
             # Applied here, in the thread that runs the model: OpenMP thread counts are per thread.
@@ -233,7 +234,8 @@ class Embedder:
         if encoder is not None:
             try:
                 with self._q_lock:
-                    return encoder.encode([text])[0]
+                    vector: NDArray[np.float32] = encoder.encode([text])[0]
+                    return vector
             except Exception as exc:  # a broken session: torch is always there
                 log.warning("question embedding falls back to torch: %s", exc)
                 self._q_onnx, self._q_state = None, "unavailable"
@@ -243,7 +245,10 @@ class Embedder:
             # While the export child runs, one torch thread: two OpenMP threads on 2 cores beside
             # it wait on each other (first-start p95 50-90 ms, 36-45 ms with one thread:
             # bench/fresh_latency.py --first-start).
-            return self._encode([text], 1 if self._q_state == "building" else None)[0]
+            row: NDArray[np.float32] = self._encode(
+                [text], 1 if self._q_state == "building" else None
+            )[0]
+            return row
         finally:
             with self._waiting_lock:
                 self._queries_waiting -= 1

@@ -59,7 +59,7 @@ class OnnxUnavailable(Exception):
 def _matches(graph: Path, entry: dict[str, Any]) -> bool:
     """Whether ``graph`` has the size and sha256 that its manifest ``entry`` records."""
     try:
-        return graph.stat().st_size == entry["size"] and sha256_file(graph) == entry["sha256"]
+        return bool(graph.stat().st_size == entry["size"] and sha256_file(graph) == entry["sha256"])
     except (OSError, KeyError, TypeError):
         return False
 

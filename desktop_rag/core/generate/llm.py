@@ -649,7 +649,7 @@ def _adapter_key(path: Path | None, scale: float) -> tuple[Path, float] | None:
 def _token_text(llm: Any, token: int) -> str:
     if token < 0:
         return ""
-    return llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+    return str(llm.detokenize([token], special=True).decode("utf-8", errors="replace"))
 
 
 def _hold_stops(text: str, stops: list[str]) -> tuple[str, str, bool]:

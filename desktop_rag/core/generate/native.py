@@ -26,7 +26,7 @@ def install_log_capture() -> None:
 
     partial: list[str] = []
 
-    @llama_cpp.llama_log_callback  # type: ignore[misc]
+    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
     def _callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
         # llama.cpp logs in pieces (level 5 continues the previous line): join them into lines.
         try:
@@ -90,9 +90,9 @@ def open_llama(**kwargs: Any) -> Any:
         whatever ``llama_cpp.Llama`` raises (ValueError for a file it cannot load).
     """
     import llama_cpp
-    import llama_cpp.llama as llama_module
+    import llama_cpp.llama_cpp as bindings  # the module ``Llama`` calls the default through
 
-    original = llama_cpp.llama_model_default_params
+    original = bindings.llama_model_default_params
 
     def params() -> Any:
         p = original()
@@ -101,8 +101,8 @@ def open_llama(**kwargs: Any) -> Any:
         return p
 
     with _OPEN_LOCK:
-        llama_module.llama_cpp.llama_model_default_params = params
+        bindings.llama_model_default_params = params
         try:
             return llama_cpp.Llama(**kwargs)
         finally:
-            llama_module.llama_cpp.llama_model_default_params = original
+            bindings.llama_model_default_params = original

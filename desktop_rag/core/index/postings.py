@@ -465,7 +465,8 @@ class LexicalIndex:
         self.store = store
         self._snap: Postings | None = None
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._thread: threading.Thread | None = None  # the refresh thread while it takes work
+        self._threads: list[threading.Thread] = []  # every refresh thread not joined yet
         self._wanted = False
         self._stop = threading.Event()
         self._failed: int | None = None  # the version whose refresh failed (not retried)
@@ -489,6 +490,7 @@ class LexicalIndex:
             self._wanted = True
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="postings", daemon=True)
+                self._threads = [t for t in self._threads if t.is_alive()] + [self._thread]
                 self._thread.start()
 
     def current(self, version: int) -> Postings | None:
@@ -518,11 +520,12 @@ class LexicalIndex:
                 self._ready.wait(0.05 if left is None else min(left, 0.05))
 
     def close(self) -> None:
-        """Stop the background work and join its thread."""
+        """Stop the background work and join its threads: also one that has taken its last
+        work (:attr:`_thread` is None again) but still closes its database connection."""
         self._stop.set()
         with self._lock:
-            thread = self._thread
-        if thread is not None:
+            threads, self._threads = self._threads, []
+        for thread in threads:
             thread.join()
 
     # -- background ----------------------------------------------------------------------------

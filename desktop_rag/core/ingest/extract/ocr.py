@@ -144,7 +144,7 @@ def needs_ocr(page: Any, text: str) -> bool:
         w = max(0.0, min(x1, page.rect.x1) - max(x0, page.rect.x0))
         h = max(0.0, min(y1, page.rect.y1) - max(y0, page.rect.y0))
         covered += w * h
-    return covered / area >= MIN_IMAGE_COVER
+    return bool(covered / area >= MIN_IMAGE_COVER)
 
 
 def recognise_page(page: Any, number: int, *, zoom: float | None = None) -> Page:

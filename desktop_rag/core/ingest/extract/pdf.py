@@ -6,6 +6,7 @@ import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from desktop_rag.core.errors import ExtractionError
 from desktop_rag.core.ingest.extract.ocr import OcrProgress, needs_ocr, recognise_page
@@ -155,7 +156,7 @@ def _contains_centre(rect: tuple[float, ...], bbox: tuple[float, ...]) -> bool:
     return rect[0] <= x <= rect[2] and rect[1] <= y <= rect[3]
 
 
-def hidden_reason(span: dict, page: object, cache: dict[str, list]) -> str | None:
+def hidden_reason(span: dict[str, Any], page: object, cache: dict[str, list[Any]]) -> str | None:
     """Why a text span of ``page.get_text("dict")`` is invisible to a reader, or None if visible.
 
     Hidden: fully transparent or neither filled nor stroked (render mode 3) unless it lies over
@@ -280,7 +281,7 @@ def page_rows(page: object) -> list[_Row]:
 
     tp = page.get_textpage(flags=pymupdf.TEXTFLAGS_TEXT)  # type: ignore[attr-defined]
     data = page.get_text("dict", textpage=tp)  # type: ignore[attr-defined]
-    cache: dict[str, list] = {}
+    cache: dict[str, list[Any]] = {}
     rows: list[_Row] = []
     for block in data["blocks"]:
         for line in block.get("lines", []):
