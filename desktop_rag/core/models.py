@@ -188,6 +188,11 @@ def resolve_model(name_or_path: str | None, kind: str) -> ModelInfo:
     for m in models:
         if name_or_path == m.name or (m.server is None and name_or_path == str(m.path)):
             return m
+    if kind == "embedding" and name_or_path == E5_EMBEDDING:
+        raise ModelLoadError(
+            f"{E5_EMBEDDING} cannot run here: {e5_unavailable()}",
+            hint=f"the bundled {DEFAULT_EMBEDDING} runs everywhere (English)",
+        )
     path = Path(name_or_path).expanduser()
     if path.exists():
         path = path.resolve()
