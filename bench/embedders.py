@@ -76,10 +76,13 @@ def make_embedder(name: str, threads: int) -> Any:
 
 
 def subset_dir(base: Path, names: list[str]) -> Path:
-    """A folder of symbolic links to ``names`` in ``base`` (a subset to index)."""
+    """A folder holding copies of ``names`` from ``base`` (a subset to index; the indexer does
+    not follow symbolic links)."""
+    import shutil
+
     out = Path(tempfile.mkdtemp(prefix="drag-sub-"))
     for n in names:
-        (out / n).symlink_to(base / "docs" / n)
+        shutil.copy2(base / "docs" / n, out / n)
     return out
 
 
