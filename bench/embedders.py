@@ -298,7 +298,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--n", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--skip", default="", help="comma list of: sets,xquad,speed,rss")
+    ap.add_argument("--skip", default="", help="comma list of: sets (or covidqa, docugami), xquad, speed, rss")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--table-from", type=Path, default=None, help="print the table of a --json")
     args = ap.parse_args()
@@ -342,6 +342,8 @@ def main() -> None:
             ("covidqa", covid_dir, covid_q, [], docu_q),
             ("docugami", docu_dir, docu_q, page_q, covid_q),
         ):
+            if set_name in skip:
+                continue
             order = MODELS if set_name == "covidqa" else tuple(reversed(MODELS))
             for name in order:
                 t0 = time.perf_counter()
@@ -369,32 +371,31 @@ def print_table(res: dict[str, Any], langs: list[str]) -> None:
 
     if "sets" in res:
         s = res["sets"]
-        c, d = s["covidqa"], s["docugami"]
-        rows.append((f"covidqa ({c['docs']} articles, {c['questions']} questions) answer-span hit@5",
-                     *(f(c[m]["main"].get("answer_hit@5")) for m in MODELS)))  # fmt: skip
-        rows.append(("covidqa doc hit@5 / MRR@10",
-                     *(f"{f(c[m]['main'].get('doc_hit@5'))} / {f(c[m]['main'].get('mrr@10'))}"
-                       for m in MODELS)))  # fmt: skip
-        rows.append((f"docugami ({d['docs']} filings, {d['page_questions']} questions) page hit@5",
-                     *(f(d[m]["pages"].get("page_hit@5")) for m in MODELS)))  # fmt: skip
-        rows.append((f"docugami ({d['questions']} questions) doc hit@5 / MRR@10",
-                     *(f"{f(d[m]['main'].get('doc_hit@5'))} / {f(d[m]['main'].get('mrr@10'))}"
-                       for m in MODELS)))  # fmt: skip
-        for set_name in ("covidqa", "docugami"):
-            x = s[set_name]
-            rows.append((f"indexing {set_name}: chunks/s (index wall time)",
-                         *(f"{x[m]['chunks'] / x[m]['index_s']:.2f} ({x[m]['index_s']:.0f} s)"
+        c, d = s.get("covidqa", {}), s.get("docugami", {})
+        have = [x for x in (c, d) if all(m in x for m in MODELS)]
+        if c in have:
+            rows.append((f"covidqa ({c['docs']} articles, {c['questions']} questions) answer-span hit@5",
+                         *(f(c[m]["main"].get("answer_hit@5")) for m in MODELS)))  # fmt: skip
+            rows.append(("covidqa doc hit@5 / MRR@10",
+                         *(f"{f(c[m]['main'].get('doc_hit@5'))} / {f(c[m]['main'].get('mrr@10'))}"
                            for m in MODELS)))  # fmt: skip
-        rows.append(("index size on disk (covidqa + docugami subsets)",
-                     *(f"{(c[m]['bytes'] + d[m]['bytes']) / 1e6:.1f} MB" for m in MODELS)))  # fmt: skip
-        sig = {m: [c[m]["signals"], d[m]["signals"]] for m in MODELS}
+        if d in have:
+            rows.append((f"docugami ({d['docs']} filings, {d['page_questions']} questions) page hit@5",
+                         *(f(d[m]["pages"].get("page_hit@5")) for m in MODELS)))  # fmt: skip
+            rows.append((f"docugami ({d['questions']} questions) doc hit@5 / MRR@10",
+                         *(f"{f(d[m]['main'].get('doc_hit@5'))} / {f(d[m]['main'].get('mrr@10'))}"
+                           for m in MODELS)))  # fmt: skip
+        for set_name, x in (("covidqa", c), ("docugami", d)):
+            if x in have:
+                rows.append((f"indexing {set_name}: chunks/s (chunks, index wall time)",
+                             *(f"{x[m]['chunks'] / x[m]['index_s']:.2f} ({x[m]['chunks']}, "
+                               f"{x[m]['index_s']:.0f} s)" for m in MODELS)))  # fmt: skip
+                rows.append((f"index size on disk, {set_name} (SQLite + vector cache)",
+                             *(f"{x[m]['bytes'] / 1e6:.2f} MB" for m in MODELS)))  # fmt: skip
+        sig = {m: [x[m]["signals"] for x in have] for m in MODELS}
         for m in MODELS:
             t = thresholds_for_name(m)
-            if t is None:
-                continue
-        for m in MODELS:
-            t = thresholds_for_name(m)
-            if t is not None:
+            if t is not None and have:
                 refused, abst = rates_with(sig[m], t.min_relevance, t.min_relevance_lexical,
                                            t.min_term_coverage)  # fmt: skip
                 res.setdefault("abstention", {})[m] = (refused, abst)
@@ -402,13 +403,12 @@ def print_table(res: dict[str, Any], langs: list[str]) -> None:
             rows.append(("answerable refused / out-of-corpus abstained (each model's thresholds)",
                          *(f"{res['abstention'][m][0]:.3f} / {res['abstention'][m][1]:.3f}"
                            if m in res["abstention"] else "-" for m in MODELS)))  # fmt: skip
-        target = res.get("abstention", {}).get(MODELS[0], (0, 0.9))[1]
-        for m in MODELS:
-            hi, lo, refused, abst = calibrate(sig[m], 0.9, target)
-            res.setdefault("calibrated", {})[m] = (hi, lo, refused, abst)
-        rows.append((f"thresholds fitted here (OOC abstained >= MiniLM's {target:.3f}): hi / lo",
-                     *(f"{res['calibrated'][m][0]:.3f} / {res['calibrated'][m][1]:.3f} "
-                       f"(refused {res['calibrated'][m][2]:.3f})" for m in MODELS)))  # fmt: skip
+            target = res["abstention"][MODELS[0]][1]
+            for m in MODELS:
+                res.setdefault("calibrated", {})[m] = calibrate(sig[m], 0.9, target)
+            rows.append((f"thresholds fitted here (OOC abstained >= MiniLM's {target:.3f}): hi / lo",
+                         *(f"{res['calibrated'][m][0]:.3f} / {res['calibrated'][m][1]:.3f} "
+                           f"(refused {res['calibrated'][m][2]:.3f})" for m in MODELS)))  # fmt: skip
     if "xquad" in res:
         xq = res["xquad"]["results"]
         keys = list(next(iter(xq.values()))["scores"])
