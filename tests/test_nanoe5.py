@@ -105,10 +105,14 @@ def test_e5_finds_the_passage_across_languages(multilingual_docs: Path) -> None:
         # document (the lexical leg matches a Spanish question's "las", "el" to Spanish text)
         for question, gold in QUESTIONS[:4]:
             assert _top_file(engine, question, "hybrid") == gold, question
-        # e5's cosines live high: an unrelated question still scores ~0.7, the answers more.
-        relevant = engine.search(QUESTIONS[0][0], 3)
+        # e5's cosines live high (unrelated questions score 0.75-0.83): its own thresholds.
+        # A question in the documents' language passes them; one across languages scores
+        # lower (0.81 here) and is abstained on (docs/benchmarks.md: not calibrated for that).
+        question = "Wie viel Abwasser reinigt die Kläranlage jeden Tag?"
+        relevant = engine.search(question, 3)
+        assert Path(relevant.hits[0].path).name == "klaeranlage.txt"
         assert relevant.best_dense >= E5_SMALL.min_relevance
-        assert engine.is_relevant(relevant, QUESTIONS[0][0])
+        assert engine.is_relevant(relevant, question)
     finally:
         engine.close()
 
