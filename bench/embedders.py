@@ -298,7 +298,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--n", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--skip", default="", help="comma list of: sets (or covidqa, docugami), xquad, speed, rss")
+    ap.add_argument(
+        "--skip", default="", help="comma list of: sets (or covidqa, docugami), xquad, speed, rss"
+    )
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--table-from", type=Path, default=None, help="print the table of a --json")
     args = ap.parse_args()
