@@ -528,6 +528,12 @@ def status(as_json: bool) -> None:
             thresholds = None
             log.warning("no abstention thresholds: %s", err)
         backend = _backend_json(engine)
+        try:
+            selected: str | None = engine.embedding_model.name
+            reembed = engine.needs_reembedding()
+        except UserError as err:
+            selected, reembed = None, False
+            log.warning("no embedding model: %s", err)
         data = {
             "data_dir": str(engine.paths.data),
             "backend": backend,
@@ -546,6 +552,12 @@ def status(as_json: bool) -> None:
             ],
             "chunks": engine.store.chunk_count(),
             "embedding_model": ident,
+            "embedding": {
+                "selected": selected,
+                "setting": engine.settings.embedding_model,
+                "needs_reembedding": reembed,
+                "fallback": engine.embedding_fallback,
+            },
             "index": index,
             "thresholds": thresholds,
             "models": [_model_json(m) for m in models],
@@ -565,6 +577,11 @@ def status(as_json: bool) -> None:
         )
     if ident:
         click.echo(f"Index embedding model: {ident.get('name')} ({ident.get('dim')} dimensions)")
+    click.echo(f"Selected embedding model: {selected}"
+               + (" (the next `desktop-rag index` embeds every chunk again with it)"
+                  if reembed else ""))  # fmt: skip
+    if engine.embedding_fallback:
+        click.echo(f"Warning: {engine.embedding_fallback}", err=True)
     click.echo(f"Chunks: {data['chunks']}")
     settings = index["index_settings"] or {}
     chunker = settings.get("chunker") if isinstance(settings, dict) else None
@@ -722,6 +739,50 @@ def models_remove_server(name: str) -> None:
 def models_use(name: str) -> None:
     """Answer with the model or server NAME from now on ("default": the bundled model)."""
     _select_llm(None if name == "default" else name)
+
+
+@models.command("use-embedding")
+@click.argument("name")
+@click.option("--now/--later", default=True, show_default=True,
+              help="Embed the indexed chunks again now, or at the next `desktop-rag index`.")  # fmt: skip
+def models_use_embedding(name: str, now: bool) -> None:
+    """Index with the embedding model NAME from now on ("default": the bundled
+    all-MiniLM-L6-v2; "multilingual-e5-small": 100 languages, Linux x86-64). The index records
+    its model: the chunks already indexed are embedded again with NAME (nothing is extracted
+    again; an index never mixes two models' vectors)."""
+    from tqdm import tqdm
+
+    from desktop_rag.core.models import resolve_model
+
+    value = None if name == "default" else name
+    info = resolve_model(value, "embedding")  # validated before anything changes
+    engine = _engine()
+    try:
+        engine.settings.embedding_model = value
+        engine.settings.save(engine.paths.settings_file)
+        click.echo(f"Embedding model: {info.name}")
+        reembed = engine.needs_reembedding()
+        if engine.embedding_fallback:
+            click.echo(f"Warning: {engine.embedding_fallback}", err=True)
+        if not reembed:
+            return
+        if not now:
+            click.echo(f"The next `desktop-rag index` embeds the {engine.store.chunk_count()} "
+                       "indexed chunks again.")  # fmt: skip
+            return
+        gen = engine.reembed()
+        with tqdm(total=engine.store.chunk_count(), unit="chunk", file=sys.stderr,
+                  desc="Embedding again") as bar:  # fmt: skip
+            try:
+                while True:
+                    p = next(gen)
+                    bar.n = p.files_done
+                    bar.refresh()
+            except StopIteration as stop:
+                n = stop.value
+        click.echo(f"{n} chunks embedded again with {info.name}")
+    finally:
+        engine.close()
 
 
 def _select_llm(name: str | None) -> None:

@@ -208,8 +208,9 @@ def other_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_mismatched_embedding_model_is_refused(
     fake_engine: Engine, corpus: Path, other_model: Path
 ) -> None:
-    """An index refuses another model's vectors before any of them is made: another dimension,
-    or the same dimension with other weights (the bundled model, here never loaded)."""
+    """A search refuses another model's vectors before any of them is made: another dimension,
+    or the same dimension with other weights (the bundled model, here never loaded); the hint
+    says that indexing embeds the chunks again (see test_another_model_reembeds_when_indexing)."""
     engine = fake_engine
     engine.index_all([corpus])
     engine.close()
@@ -217,11 +218,11 @@ def test_mismatched_embedding_model_is_refused(
     assert other.dim == 128
     eng = Engine(engine.paths, embedder=other)
     try:
+        assert eng.needs_reembedding()
         with pytest.raises(EmbeddingMismatchError, match=FAKE_NAME) as err:
-            eng.index_all([corpus])
-        assert "128 dimensions" in str(err.value)
-        with pytest.raises(EmbeddingMismatchError):
             eng.search("anything")
+        assert "128 dimensions" in str(err.value)
+        assert "desktop-rag index" in (err.value.hint or "")
         assert other.active_backend is None, "refused before the model loaded"
     finally:
         eng.close()
@@ -241,6 +242,31 @@ def test_mismatched_embedding_model_is_refused(
     store = Store(engine.paths.index_db)  # the refusals left the index as it was
     assert store.stored_identity() == engine.embedder.identity.to_dict()
     store.close()
+
+
+def test_another_model_reembeds_when_indexing(fake_engine: Engine, corpus: Path) -> None:
+    """Indexing with another embedding model (another dimension here) embeds every stored chunk
+    again first, nothing extracted again, and records the new model: the index never holds two
+    models' vectors, and searches work again."""
+    engine = fake_engine
+    engine.index_all([corpus])
+    ids = [r[0] for r in engine.store.con.execute("SELECT id FROM chunks ORDER BY id")]
+    engine.close()
+    other = FakeEmbedder(dim=128, name="another-model")
+    eng = Engine(engine.paths, embedder=other)
+    try:
+        assert eng.needs_reembedding()
+        summary = eng.index_all([corpus])
+        assert summary.chunks_added == 0 and summary.indexed == 0
+        rows = eng.store.con.execute("SELECT id, embedding FROM chunks ORDER BY id").fetchall()
+        assert [r[0] for r in rows] == ids
+        assert {len(r[1]) for r in rows} == {128 * 4}
+        assert eng.store.stored_identity() == other.identity.to_dict()
+        assert not eng.needs_reembedding()
+        assert other.chunks_embedded == len(ids)
+        assert eng.search("anything").hits
+    finally:
+        eng.close()
 
 
 def test_a_new_extractor_version_re_extracts_only_its_files(

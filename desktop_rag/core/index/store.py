@@ -689,6 +689,51 @@ class Store:
             yield ids, vecs
             last = int(ids[-1])
 
+    def chunk_texts(self) -> list[tuple[int, str, str]]:
+        """Every chunk's (id, context line, text), by id: what :func:`embedding_text` embeds."""
+        rows = self.con.execute("SELECT id, context, text FROM chunks ORDER BY id").fetchall()
+        return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    def replace_embeddings(
+        self, ids: Sequence[int], vectors: NDArray[np.float32], identity: EmbeddingIdentity
+    ) -> int:
+        """Store new embeddings for the chunks ``ids`` (``vectors``: ``(len(ids), dim)``) and
+        record ``identity`` as the index's embedding model, in one transaction, so the index
+        never holds vectors of two models. Chunks added since ``ids`` was read are deleted too
+        (their vectors are the old model's; the next indexing run adds them again). Returns
+        the number of chunks embedded again.
+
+        Raises:
+            ValueError: ``vectors`` does not have one row of ``identity.dim`` per id.
+        """
+        if vectors.shape != (len(ids), identity.dim):
+            raise ValueError(f"{vectors.shape} embeddings for {len(ids)} chunks of {identity.dim}")
+        with self._tx() as con:
+            con.execute("CREATE TEMP TABLE IF NOT EXISTS reembedded(id INTEGER PRIMARY KEY)")
+            con.execute("DELETE FROM reembedded")
+            con.executemany("INSERT INTO reembedded VALUES (?)", ((int(i),) for i in ids))
+            stale = [r[0] for r in con.execute(
+                "SELECT id FROM chunks WHERE id NOT IN (SELECT id FROM reembedded)")]  # fmt: skip
+            if stale:
+                files = {r[0] for r in con.execute(
+                    f"SELECT DISTINCT file_id FROM chunks WHERE id IN ({','.join('?' * len(stale))})",
+                    stale)}  # fmt: skip
+                con.executemany("UPDATE files SET sha256=NULL WHERE id=?", ((f,) for f in files))
+                con.executemany("DELETE FROM chunks WHERE id=?", ((i,) for i in stale))
+            con.executemany(
+                "UPDATE chunks SET embedding=? WHERE id=?",
+                ((np.ascontiguousarray(v, dtype=np.float32).tobytes(), int(i))
+                 for i, v in zip(ids, vectors, strict=True)),
+            )  # fmt: skip
+            con.execute("DROP TABLE reembedded")
+            con.execute(
+                "INSERT INTO meta VALUES ('embedding_model', ?) ON CONFLICT(key) DO UPDATE "
+                "SET value = excluded.value",
+                (json.dumps(identity.to_dict()),),
+            )
+            self._bump_version(con)
+        return len(ids)
+
     def embeddings_for(self, ids: Sequence[int]) -> dict[int, NDArray[np.float32]]:
         """Embeddings of the given chunk ids (missing ids are left out)."""
         out: dict[int, NDArray[np.float32]] = {}

