@@ -42,12 +42,31 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: ``python -m llama_cpp.server`` with llama.cpp's extra CPU buffer types (weight repacking, the
+#: AMX kernels) off, as a team would run it on a Xeon with AMX: with them, llama-cpp-python
+#: 0.3.36 crashes (segmentation fault) at the first prompt of more than one token there, which
+#: the app avoids the same way in-process.
+LLAMA_SERVER = """
+import runpy
+import llama_cpp.llama_cpp as bindings
+original = bindings.llama_model_default_params
+def params():
+    p = original()
+    if hasattr(p, "use_extra_bufts"):
+        p.use_extra_bufts = False
+    return p
+bindings.llama_model_default_params = params
+runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
+"""
+
+
 def start_llama_server(
     llm_path: Path, port: int, *, key: str | None = KEY
 ) -> subprocess.Popen[bytes]:
     """``python -m llama_cpp.server`` with the bundled model on ``port``, ready (its /v1/models
-    answers) when this returns."""
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(llm_path), "--host",
+    answers) when this returns. Run as :data:`LLAMA_SERVER` does: the real server, with the
+    AMX workaround the app also applies (see ``desktop_rag.core.generate.native.open_llama``)."""
+    cmd = [sys.executable, "-c", LLAMA_SERVER, "--model", str(llm_path), "--host",
            "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--model_alias", "smol",
            "--n_threads", "1"]  # fmt: skip
     if key:
