@@ -59,11 +59,6 @@ def _within(self, kinds, ranked, score, rows):  # type: ignore[no-untyped-def]
     return new, out
 
 
-def _pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))] if xs else float("nan")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=Path, default=SET / "docs")
@@ -76,7 +71,7 @@ def main() -> None:
     print(f"load average {os.getloadavg()}")
 
     from desktop_rag.core.engine import Engine
-    from desktop_rag.core.evaluation import load_questions
+    from desktop_rag.core.evaluation import load_questions, percentile
     from desktop_rag.core.search.retrieval import Retriever
     from desktop_rag.core.text.statements import statement_of_context
 
@@ -125,7 +120,7 @@ def main() -> None:
               f"{sum(doc_hit) / m:.3f} ({m})  doc hit@1 {sum(doc_hit1) / m:.3f}  other "
               f"documents' statement chunks in the top 5 {sum(foreign) / m:.2f}  "
               f"MRR@10 {sum(rr) / m:.3f}  retrieval p50 "
-              f"{_pct(ms, 50):.1f} ms p95 {_pct(ms, 95):.1f} ms")  # fmt: skip
+              f"{percentile(ms, 50):.1f} ms p95 {percentile(ms, 95):.1f} ms")  # fmt: skip
     Retriever._match_statements = app  # type: ignore[method-assign]
     if args.explain:
         for name, cases in lost.items():

@@ -101,8 +101,8 @@ def measure(s: PageSet, cache: Path, show_misses: bool) -> tuple[dict[str, Any],
     from desktop_rag.core.evaluation import (
         RETRIEVAL_MODES,
         RetrievalScores,
+        collection_texts,
         load_questions,
-        normalise,
         passage_supported,
     )
     from desktop_rag.core.paths import app_paths
@@ -115,12 +115,7 @@ def measure(s: PageSet, cache: Path, show_misses: bool) -> tuple[dict[str, Any],
         index_s = time.perf_counter() - t0
         root = str(s.docs.expanduser().resolve())
         cid = next(c.id for c in engine.store.collections() if c.root == root)
-        texts: dict[str, str] = {}
-        for f in engine.store.files(cid):
-            rows = engine.store.con.execute(
-                "SELECT text FROM pages WHERE file_id=? ORDER BY page", (f.id,)
-            )
-            texts[Path(f.path).name] = normalise(" ".join(r[0] for r in rows))
+        texts = collection_texts(engine, cid)
         questions = [q for q in load_questions(s.questions) if q.id.startswith(s.ids or "")]
         retriever = engine.retriever()
         scores = RetrievalScores(K)

@@ -37,11 +37,6 @@ STAGES = {
 }  # fmt: skip
 
 
-def _pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))] if xs else float("nan")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=Path, default=SET / "docs")
@@ -53,6 +48,7 @@ def main() -> None:
     print(f"load average {os.getloadavg()}")
 
     from desktop_rag.core.engine import Engine
+    from desktop_rag.core.evaluation import percentile
     from desktop_rag.core.index import lexical as lexical_mod
     from desktop_rag.core.index import store as store_mod
     from desktop_rag.core.search import retrieval as retrieval_mod
@@ -130,15 +126,15 @@ def main() -> None:
             per_q["candidates"].append(float(sum(cands)))
     n = len(totals)
     print(f"{n} searches over {engine.store.chunk_count()} chunks: retrieval p50 "
-          f"{_pct(totals, 50):.1f} ms, p95 {_pct(totals, 95):.1f} ms, mean {sum(totals) / n:.1f}")  # fmt: skip
+          f"{percentile(totals, 50):.1f} ms, p95 {percentile(totals, 95):.1f} ms, mean {sum(totals) / n:.1f}")  # fmt: skip
     mean_total = sum(totals) / n
     counts = {k: per_q.pop(k) for k in ("candidates", "statement chunks added")}
     for name, xs in counts.items():
-        print(f"{name}: mean {sum(xs) / n:.0f}, p95 {_pct(xs, 95):.0f}, max {max(xs):.0f}")
+        print(f"{name}: mean {sum(xs) / n:.0f}, p95 {percentile(xs, 95):.0f}, max {max(xs):.0f}")
     print(f"{'stage':<24}{'mean ms':>9}{'p95 ms':>9}{'share':>8}")
     for name, xs in sorted(per_q.items(), key=lambda kv: -sum(kv[1])):
         mean = sum(xs) / n
-        print(f"{name:<24}{mean:>9.2f}{_pct(xs + [0.0] * (n - len(xs)), 95):>9.2f}"
+        print(f"{name:<24}{mean:>9.2f}{percentile(xs + [0.0] * (n - len(xs)), 95):>9.2f}"
               f"{mean / mean_total:>8.0%}")  # fmt: skip
     if prof is not None:
         pstats.Stats(prof).sort_stats("cumulative").print_stats(25)

@@ -155,8 +155,8 @@ class RetrievalScores:
             f"answer_hit@{k}": _mean(self.answer_hit),
             "mrr@10": _mean(self.rr),
             "ndcg@10": _mean(self.ndcg),
-            "retrieval_ms_p50": _pct(self.latency_ms, 50),
-            "retrieval_ms_p95": _pct(self.latency_ms, 95),
+            "retrieval_ms_p50": percentile(self.latency_ms, 50),
+            "retrieval_ms_p95": percentile(self.latency_ms, 95),
         }
 
 
@@ -353,9 +353,9 @@ class AnswerScores:
             "answers_citing": _mean(self.cites),
             "abstention_rate": _mean(self.abstained),
             "ooc_abstention_rate": _mean(self.ooc_abstained),
-            "ttft_s_p50": _pct(self.ttft_s, 50),
-            "ttft_s_p95": _pct(self.ttft_s, 95),
-            "tokens_per_s_p50": _pct(self.tokens_per_s, 50),
+            "ttft_s_p50": percentile(self.ttft_s, 50),
+            "ttft_s_p95": percentile(self.ttft_s, 95),
+            "tokens_per_s_p50": percentile(self.tokens_per_s, 50),
         }
 
 
@@ -402,12 +402,7 @@ def run_eval(
     summary = engine.index_all([docs])
     root = str(Path(docs).expanduser().resolve())
     cid = next(c.id for c in engine.store.collections() if c.root == root)
-    texts: dict[str, str] = {}
-    for f in engine.store.files(cid):
-        rows = engine.store.con.execute(
-            "SELECT text FROM pages WHERE file_id=? ORDER BY page", (f.id,)
-        )
-        texts[Path(f.path).name] = normalise(" ".join(r[0] for r in rows))
+    texts = collection_texts(engine, cid)
     supported = {q.id: passage_supported(q, texts) for q in questions}
     retriever = engine.retriever()
     report: dict[str, Any] = {"questions": len(questions), "k": k, "docs": root,
@@ -465,8 +460,8 @@ def run_eval(
         "min_term_coverage": thresholds.min_term_coverage,
     }
     report["latency"] = {
-        "retrieval_ms_p50": _pct(latency, 50),
-        "retrieval_ms_p95": _pct(latency, 95),
+        "retrieval_ms_p50": percentile(latency, 50),
+        "retrieval_ms_p95": percentile(latency, 95),
         "ttft_s_p50": None,
     }
     if generate:
@@ -501,8 +496,22 @@ def _mean(xs: Iterable[float]) -> float | None:
     return round(sum(xs) / len(xs), 4) if xs else None
 
 
-def _pct(xs: list[float], p: int) -> float | None:
-    """The p-th percentile rounded to 3 places, or None for no values."""
+def collection_texts(engine: Any, collection_id: int) -> dict[str, str]:
+    """The text of each file of the collection ``collection_id`` of ``engine`` (an
+    :class:`~desktop_rag.core.engine.Engine`), its pages joined in order and
+    :func:`normalise`-d, by file name: what answer-span support is checked against."""
+    texts: dict[str, str] = {}
+    for f in engine.store.files(collection_id):
+        rows = engine.store.con.execute(
+            "SELECT text FROM pages WHERE file_id=? ORDER BY page", (f.id,)
+        )
+        texts[Path(f.path).name] = normalise(" ".join(r[0] for r in rows))
+    return texts
+
+
+def percentile(xs: list[float], p: int) -> float | None:
+    """The ``p``-th percentile (1-99) of ``xs`` rounded to 3 places (``statistics.quantiles``,
+    exclusive method), the value itself for one value, None for no values."""
     if not xs:
         return None
     return round(statistics.quantiles(xs, n=100)[p - 1], 3) if len(xs) > 1 else round(xs[0], 3)
